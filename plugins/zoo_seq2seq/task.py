@@ -1,0 +1,134 @@
+"""The seq2seq task: examples ``{"src": str, "tgt": str}``.
+
+Models used with it implement::
+
+    forward(src, src_lengths, tgt_in, teacher_forcing=1.0) -> logits (B, T, V)
+    generate(src, src_lengths, max_len, bos_id, eos_id) -> ids (B, max_len)
+
+The decoder reads ``<bos> + target`` and predicts ``target + <eos>``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from zoo import DataError, Task
+
+
+@dataclass
+class Seq2SeqConfig:
+    teacher_forcing: float = 1.0  # chance of feeding the gold token (not the model's own) while training
+    max_src_len: int = 512  # longer sources are cut
+    max_tgt_len: int = 512  # longer targets are cut (before <eos>)
+    label_smoothing: float = 0.0
+    decode: Literal["greedy"] = "greedy"
+
+    def validate(self) -> None:
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+
+
+def _pad(seqs: list[list[int]], pad: int) -> torch.Tensor:
+    out = torch.full((len(seqs), max(1, max((len(s) for s in seqs), default=1))), pad, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+class Seq2SeqTask(Task):
+    Config = Seq2SeqConfig
+    tokenizer_roles = ("src", "tgt")
+    metrics = {"loss": "min", "exact_match": "max", "token_accuracy": "max", "perplexity": "min"}
+
+    def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [ex[role] for ex in examples]
+
+    def model_sizes(self) -> dict[str, int]:
+        src, tgt = self.tokenizers["src"], self.tokenizers["tgt"]
+        if src.pad_id != tgt.pad_id:
+            raise DataError("seq2seq: source and target tokenizers must share the pad id")
+        return {"src_vocab": src.vocab_size, "tgt_vocab": tgt.vocab_size, "pad_id": tgt.pad_id}
+
+    def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
+        cfg, src_tok, tgt_tok = self.config, self.tokenizers["src"], self.tokenizers["tgt"]
+        srcs, tgts = [], []
+        for i, ex in enumerate(examples):
+            s = src_tok.encode(ex["src"])[: cfg.max_src_len]
+            if not s:
+                raise DataError(f"seq2seq: example {i} has an empty source")
+            srcs.append(s)
+            tgts.append(tgt_tok.encode(ex["tgt"])[: cfg.max_tgt_len])
+        pad = tgt_tok.pad_id
+        return {
+            "src": _pad(srcs, pad),
+            "src_lengths": torch.tensor([len(s) for s in srcs], dtype=torch.long),
+            "tgt_in": _pad([[tgt_tok.bos_id, *t] for t in tgts], pad),
+            "tgt_out": _pad([[*t, tgt_tok.eos_id] for t in tgts], pad),
+        }
+
+    def num_batches(self, encoded: Mapping[str, torch.Tensor], batch_size: int) -> int:
+        return math.ceil(len(encoded["src"]) / batch_size)
+
+    def batches(self, encoded: Mapping[str, torch.Tensor], batch_size: int, *, shuffle: bool,
+                seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        n = len(encoded["src"])
+        if shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        else:
+            order = torch.arange(n)
+        pad = self.tokenizers["tgt"].pad_id
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            lengths = encoded["src_lengths"][idx]
+            tgt_out = encoded["tgt_out"][idx]
+            t = int((tgt_out != pad).sum(1).max())  # trim padding columns shared by the whole batch
+            yield {
+                "src": encoded["src"][idx, : int(lengths.max())],
+                "src_lengths": lengths,
+                "tgt_in": encoded["tgt_in"][idx, :t],
+                "tgt_out": tgt_out[:, :t],
+            }
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        tf = self.config.teacher_forcing if model.training else 1.0
+        logits = model(batch["src"], batch["src_lengths"], batch["tgt_in"], teacher_forcing=tf)  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["tgt_out"].flatten(),
+                               ignore_index=self.tokenizers["tgt"].pad_id,
+                               label_smoothing=self.config.label_smoothing)
+
+    def predict(self, model: Any, batch: Mapping[str, torch.Tensor], max_len: int) -> torch.Tensor:
+        tok = self.tokenizers["tgt"]
+        return model.generate(batch["src"], batch["src_lengths"], max_len, tok.bos_id, tok.eos_id)
+
+    def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        pad = self.tokenizers["tgt"].pad_id
+        tgt_out = batch["tgt_out"]  # (B, T)
+        logits = model(batch["src"], batch["src_lengths"], batch["tgt_in"])  # (B, T, V)
+        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=pad,
+                                   reduction="sum")
+        mask = tgt_out != pad
+        pred = self.predict(model, batch, tgt_out.size(1))  # (B, T) greedy, own predictions fed back
+        hit = (pred == tgt_out) & mask
+        return {
+            "loss_sum": float(loss_sum),
+            "tokens": float(mask.sum()),
+            "correct": float(hit.sum()),
+            "exact": float((hit.sum(1) == mask.sum(1)).sum()),
+            "examples": float(tgt_out.size(0)),
+        }
+
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        tokens = max(sums.get("tokens", 0.0), 1.0)
+        loss = sums.get("loss_sum", 0.0) / tokens
+        return {
+            "loss": loss,
+            "exact_match": sums.get("exact", 0.0) / max(sums.get("examples", 0.0), 1.0),
+            "token_accuracy": sums.get("correct", 0.0) / tokens,
+            "perplexity": math.exp(min(loss, 50.0)),
+        }

@@ -1,0 +1,73 @@
+"""zoo: a plugin-based model zoo for PyTorch sequence models.
+
+``import zoo`` is light: torch and model code load only when a model is built,
+trained or loaded (``zoo.Model`` and ``zoo.Trainer`` are imported on first
+access).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+from .api import (  # noqa: E402
+    evaluate,
+    export,
+    get_model,
+    list_datasets,
+    list_entries,
+    list_models,
+    list_tasks,
+    list_tokenizers,
+    load,
+    plugins,
+    registry,
+    resolve_entry,
+    train,
+)
+from .config import EmptyConfig  # noqa: E402
+from .errors import (  # noqa: E402
+    AmbiguousNameError,
+    ArtifactError,
+    ConfigError,
+    DataError,
+    DeviceError,
+    RunDirError,
+    UnknownNameError,
+    ZooError,
+    ZooUsageError,
+)
+from .hookspecs import hookimpl  # noqa: E402
+from .interfaces import Dataset, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
+
+__all__ = [
+    "__version__",
+    # interfaces
+    "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl",
+    # API
+    "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
+    "resolve_entry", "train", "evaluate", "load", "export", "plugins", "registry",
+    # training building blocks
+    "Trainer", "TrainConfig", "OptimConfig",
+    # errors
+    "ZooError", "ZooUsageError", "UnknownNameError", "AmbiguousNameError", "ConfigError", "DataError",
+    "ArtifactError", "RunDirError", "DeviceError",
+]
+
+_LAZY = {
+    "Model": "zoo.model",
+    "Trainer": "zoo.training",
+    "TrainConfig": "zoo.training",
+    "OptimConfig": "zoo.training",
+}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: keep torch out of `import zoo`
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

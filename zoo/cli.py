@@ -1,0 +1,237 @@
+"""The ``zoo`` command line. The only place that turns ZooErrors into exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__, api
+from .errors import ZooError, ZooUsageError
+from .registry import KINDS
+
+KIND_CHOICES = ("all", *KINDS)
+
+
+class ZooGroup(click.Group):
+    """Turns :class:`ZooError` into one-line errors: exit 2 for usage, 1 otherwise."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ZooUsageError as exc:
+            raise click.UsageError(str(exc), ctx) from None
+        except ZooError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; files already written are intact (resume with 'zoo train --resume RUN')",
+                       err=True)
+            ctx.exit(130)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="zoo")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+def cli(verbose: int) -> None:
+    """A plugin-based model zoo for PyTorch sequence models."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command("list")
+@click.argument("pattern", default="*")
+@click.option("--kind", type=click.Choice(KIND_CHOICES), default="all", show_default=True)
+def list_cmd(pattern: str, kind: str) -> None:
+    """List entries, models, tokenizers, datasets and tasks (fnmatch PATTERN)."""
+    reg = api.registry()
+    for k in KINDS if kind == "all" else (kind,):
+        specs = reg.list(k, pattern)
+        if not specs:
+            continue
+        click.echo(f"{k}s:" if k != "entry" else "entries:")
+        width = max(len(s.id) for s in specs)
+        for s in specs:
+            click.echo(f"  {s.id:<{width}}  {s.summary}".rstrip())
+    for c in reg.collisions:
+        click.echo(f"warning: {c}; use the full id", err=True)
+    failed = [i for i in api.plugins().plugins.values() if i.status == "failed"]
+    if failed:
+        click.echo(f"warning: {len(failed)} plugin(s) failed to load: {', '.join(i.name for i in failed)} "
+                   "(see 'zoo plugins')", err=True)
+
+
+@cli.command()
+@click.argument("name")
+def info(name: str) -> None:
+    """Describe a registered NAME, or a model FILE (read without loading its tensors)."""
+    path = Path(name)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"
+    if path.is_file() or name.endswith(".safetensors"):
+        from .artifact import read_header, read_metadata
+
+        meta = read_metadata(path)
+        header, _ = read_header(path)
+        n_params = 0
+        for t in header.values():
+            count = 1
+            for d in t["shape"]:
+                count *= d
+            n_params += count
+        click.echo(f"file: {path}")
+        for key in ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset",
+                    "zoo_version", "created"):
+            if key in meta:
+                click.echo(f"{key}: {meta[key]}")
+        click.echo(f"tensors: {len(header)} ({n_params:,} values)")
+        for key in ("metrics", "reference", "sizes", "config"):
+            if key in meta:
+                click.echo(f"{key}: {json.dumps(meta[key], indent=2, sort_keys=True)}")
+        return
+    reg = api.registry()
+    found = []
+    for kind in KINDS:
+        try:
+            found.append(reg.get(kind, name))
+        except ZooUsageError:
+            continue
+    if not found:
+        reg.get("entry", name)  # raises with suggestions among entries
+    for spec in found:
+        click.echo(f"{spec.kind}: {spec.id}")
+        if spec.summary:
+            click.echo(f"  {spec.summary}")
+        if spec.kind == "entry":
+            for key in ("model", "task", "dataset", "tokenizer", "command"):
+                if key in spec.data:
+                    click.echo(f"  {key}: {spec.data[key]}")
+            if "reference" in spec.data:
+                click.echo(f"  reference: {json.dumps(spec.data['reference'])}")
+            if spec.data.get("config"):
+                click.echo(f"  config: {json.dumps(spec.data['config'], sort_keys=True)}")
+        else:
+            import dataclasses
+
+            cls = spec.load()
+            cfg = getattr(cls, "Config", None)
+            if cfg is not None and dataclasses.fields(cfg):
+                click.echo("  config:")
+                for f in dataclasses.fields(cfg):
+                    default = f.default if f.default is not dataclasses.MISSING else (
+                        f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
+                    click.echo(f"    {f.name} = {default!r}")
+
+
+def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
+    from . import config as _config
+
+    base: dict[str, Any] = {}
+    if config_file:
+        base = _config.load_toml(Path(config_file))
+    return _config.merge(base, _config.parse_sets(sets))
+
+
+@cli.command()
+@click.argument("entry", required=False)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. model.hidden=256.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of overrides (applied before --set).")
+@click.option("--device", help="auto, cpu, cuda or cuda:N (sets train.device).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: runs/ENTRY].")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the interrupted run in this folder.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
+def train(entry: str | None, sets: tuple[str, ...], config_file: str | None, device: str | None, out: str | None,
+          resume: str | None, force: bool, data_dir: str | None) -> None:
+    """Train ENTRY, evaluate it on its test split and write the run folder."""
+    if resume and (entry or out or force):
+        raise click.UsageError("--resume RUN takes no ENTRY, --out or --force: the run folder says what to train")
+    if not resume and not entry:
+        raise click.UsageError("missing ENTRY (see 'zoo list'), or --resume RUN")
+    overrides = _overrides(sets, config_file)
+    if device:
+        overrides.setdefault("train", {})["device"] = device
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        shown = {k: v for k, v in rec.items() if k not in ("epoch",)}
+        click.echo(f"epoch {rec['epoch']}: " + "  ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
+
+    result = api.train(entry, overrides, out=out, resume=resume, force=force, data_dir=data_dir, on_epoch=on_epoch)
+    t = result.metrics["train"]
+    click.echo(f"trained {t['epochs']} epochs, {t['steps']} steps in {t['train_time']:.1f} s ({t['stopped']})")
+    for split in ("val", "test"):
+        if split in result.metrics:
+            click.echo(f"{split}: " + "  ".join(f"{k}={_fmt(v)}" for k, v in result.metrics[split].items()))
+    click.echo(f"model: {result.artifact}")
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path())
+@click.option("--split", default="test", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
+@click.option("--batch-size", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def eval_cmd(file: str, split: str, device: str, data_dir: str | None, batch_size: int | None, as_json: bool) -> None:
+    """Evaluate a model FILE (or run folder) on a split of its dataset."""
+    metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size)
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2, sort_keys=True))
+    else:
+        for k, v in metrics.items():
+            click.echo(f"{split} {k}: {_fmt(v)}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), help="Cast floating weights.")
+def export(src: str, out: str, dtype: str | None) -> None:
+    """Write a self-describing copy of a model FILE or run folder, optionally in half precision."""
+    path = api.export(src, out, dtype)
+    click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+@cli.command("plugins")
+def plugins_cmd() -> None:
+    """Show every plugin: ok / failed / blocked, version, what it registered, the error."""
+    loaded = api.plugins()
+    for info in sorted(loaded.plugins.values(), key=lambda i: i.name):
+        version = f" {info.version}" if info.version else ""
+        click.echo(f"{info.name}{version}: {info.status}  ({info.module})")
+        if info.error:
+            click.echo(f"  error: {info.error}")
+        if info.registered:
+            click.echo(f"  registered: {', '.join(info.registered)}")
+    for c in loaded.registry.collisions:
+        click.echo(f"warning: {c}", err=True)
+
+
+def build_cli() -> click.Group:
+    """The CLI with commands that plugins add through ``zoo_register_commands``."""
+    loaded = api.plugins()
+    for impl in loaded.pm.hook.zoo_register_commands.get_hookimpls():
+        info = loaded.plugins.get(impl.plugin_name)
+        if info is None or info.status != "ok":
+            continue
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:  # a plugin's bug must not take the CLI down
+            info.status, info.error = "failed", f"zoo_register_commands raised {type(exc).__name__}: {exc}"
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        group = build_cli()
+    except ZooError as exc:  # e.g. an unreadable ZOO_REGISTRY
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    group.main(args=argv, prog_name="zoo")

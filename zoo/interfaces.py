@@ -1,0 +1,221 @@
+"""The interfaces every plugin implements: Tokenizer, Dataset and Task.
+
+This module does not import torch; :class:`zoo.Model` lives in ``zoo.model``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .config import EmptyConfig
+from .errors import ZooError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+Example = Mapping[str, Any]
+Batch = dict[str, Any]
+
+
+class Tokenizer(ABC):
+    """Text <-> ids. Fitted on the training split; its state travels in the artifact as JSON."""
+
+    Config: ClassVar[type] = EmptyConfig
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+
+    @abstractmethod
+    def fit(self, texts: Iterable[str]) -> None:
+        """Learn the vocabulary from training texts."""
+
+    @abstractmethod
+    def encode(self, text: str) -> list[int]:
+        """Ids of ``text``, without bos/eos (the task adds those)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ``ids``; special ids are skipped."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def pad_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def unk_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def bos_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def eos_id(self) -> int: ...
+
+    @abstractmethod
+    def get_state(self) -> dict[str, Any]:
+        """JSON-serialisable state: with the config, enough to rebuild the fitted tokenizer."""
+
+    @abstractmethod
+    def set_state(self, state: dict[str, Any]) -> None: ...
+
+
+class VocabTokenizer(Tokenizer):
+    """A tokenizer over a list of string tokens; specials first: <pad> <unk> <bos> <eos>.
+
+    Subclasses implement :meth:`split` (text -> tokens), :meth:`join` and :meth:`fit`
+    (which calls :meth:`set_vocab`).
+    """
+
+    SPECIALS: ClassVar[tuple[str, ...]] = ("<pad>", "<unk>", "<bos>", "<eos>")
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self.itos: list[str] = list(self.SPECIALS)
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(self.itos)}
+
+    @abstractmethod
+    def split(self, text: str) -> list[str]: ...
+
+    @abstractmethod
+    def join(self, tokens: list[str]) -> str: ...
+
+    def set_vocab(self, tokens: Iterable[str]) -> None:
+        self.itos = list(self.SPECIALS) + [t for t in tokens if t not in self.SPECIALS]
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+    def encode(self, text: str) -> list[int]:
+        unk, stoi = self.unk_id, self.stoi
+        return [stoi.get(t, unk) for t in self.split(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        n = len(self.SPECIALS)
+        return self.join([self.itos[i] for i in ids if n <= i < len(self.itos)])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    pad_id = property(lambda self: 0)
+    unk_id = property(lambda self: 1)
+    bos_id = property(lambda self: 2)
+    eos_id = property(lambda self: 3)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"itos": self.itos}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        itos = state.get("itos")
+        if not isinstance(itos, list) or list(itos[: len(self.SPECIALS)]) != list(self.SPECIALS):
+            raise ZooError(f"{type(self).__name__}: tokenizer state has no valid 'itos' list")
+        self.itos = list(itos)
+        self.stoi = {t: i for i, t in enumerate(self.itos)}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset file officially comes from."""
+
+    filename: str  # path relative to the dataset's folder under the data dir
+    url: str  # official download URL (of the file, or of the archive holding it)
+    sha256: str  # of the file as stored under the data dir
+    size: int | None = None  # bytes, when known
+
+
+class Dataset(ABC):
+    """Named splits of examples (dicts). Reads files under the data dir, or makes them."""
+
+    Config: ClassVar[type] = EmptyConfig
+    folder: ClassVar[str] = ""  # sub-folder of the data dir holding this dataset's files
+    sources: ClassVar[tuple[Source, ...]] = ()
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+
+    def __init__(self, config: Any = None, data_dir: Path | None = None):
+        self.config = config if config is not None else self.Config()
+        self.data_dir = data_dir
+
+    @abstractmethod
+    def load(self, split: str) -> Sequence[Example]:
+        """The examples of ``split``; raises :class:`zoo.DataError` naming file and line on bad input."""
+
+    def file(self, filename: str) -> Path:
+        """The local path of one of :attr:`sources`, checked against its sha256."""
+        from .data import locate
+
+        matches = [s for s in self.sources if s.filename == filename]
+        if not matches:
+            raise ZooError(f"{type(self).__name__} declares no source named '{filename}'")
+        return locate(self.folder, matches[0], self.data_dir)
+
+    def check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ZooError(f"{type(self).__name__} has no split '{split}'; splits: {', '.join(self.splits)}")
+
+
+class Task(ABC):
+    """Turns examples into batches, defines the loss, the metrics and the decoding.
+
+    The Trainer knows nothing of models' signatures: it hands batches (dicts of
+    tensors) to :meth:`loss` and :meth:`eval_batch`.
+    """
+
+    Config: ClassVar[type] = EmptyConfig
+    tokenizer_roles: ClassVar[tuple[str, ...]] = ("text",)
+    # metric name -> "min" or "max"; the first is the default early-stopping metric
+    metrics: ClassVar[dict[str, str]] = {"loss": "min"}
+
+    def __init__(self, config: Any, tokenizers: Mapping[str, Tokenizer]):
+        self.config = config if config is not None else self.Config()
+        missing = [r for r in self.tokenizer_roles if r not in tokenizers]
+        if missing:
+            raise ZooError(f"{type(self).__name__} needs tokenizers for roles {missing}")
+        self.tokenizers = dict(tokenizers)
+
+    @abstractmethod
+    def texts(self, role: str, examples: Sequence[Example]) -> Iterable[str]:
+        """The texts the ``role`` tokenizer is fitted on."""
+
+    def fit_tokenizers(self, train: Sequence[Example]) -> None:
+        for role in self.tokenizer_roles:
+            self.tokenizers[role].fit(self.texts(role, train))
+
+    @abstractmethod
+    def model_sizes(self) -> dict[str, int]:
+        """The sizes the model is built with (vocab, classes, pad id)."""
+
+    @abstractmethod
+    def encode(self, examples: Sequence[Example]) -> Any:
+        """Tokenize a split once; the result is handed to :meth:`batches`."""
+
+    @abstractmethod
+    def batches(self, encoded: Any, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]:
+        """Batches of tensors on the CPU; with ``shuffle``, the order depends on ``seed`` alone."""
+
+    @abstractmethod
+    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
+        """Mean training loss of one batch (a scalar tensor)."""
+
+    @abstractmethod
+    def eval_batch(self, model: Any, batch: Batch) -> dict[str, float]:
+        """Sums over one batch (e.g. ``loss_sum``, ``tokens``, ``correct``) for :meth:`summarize`."""
+
+    @abstractmethod
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        """Metrics of a split from the sums of all its batches."""
+
+    def num_batches(self, encoded: Any, batch_size: int) -> int | None:
+        return None
+
+
+def config_fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(getattr(cls, "Config", EmptyConfig))]

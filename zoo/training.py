@@ -1,0 +1,446 @@
+"""One training loop for every task.
+
+The Trainer knows nothing of models' signatures: the Task turns batches into a
+loss and into evaluation sums. It owns device placement, mixed precision,
+gradient accumulation and clipping, the optimizer and its schedule, the freeze
+schedule, early stopping, per-epoch metrics, the loss curve and atomic
+checkpoints that ``zoo train --resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from ._io import atomic_path, atomic_write
+from .errors import ConfigError, DeviceError, RunDirError
+from .interfaces import Task
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    steps_per_epoch: int | None = None  # optimizer steps per epoch; none: one pass over the train split
+    max_steps: int | None = None  # stop after this many optimizer steps in all
+    max_time: float | None = None  # stop after this many seconds of training (evaluation not counted)
+    batch_size: int = 64
+    eval_batch_size: int | None = None  # none: same as batch_size
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip_norm: float | None = 1.0  # max global gradient norm; none: no clipping
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when present, else cpu
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU
+    early_stopping: str | None = None  # metric to select the best epoch by, e.g. "val_loss"; none: the task's first metric
+    patience: int | None = None  # stop after this many evaluations without improvement; none: never stop early
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    freeze: dict[str, int] = field(default_factory=dict)  # parameter group -> epochs it stays frozen
+    eval_every: int = 1  # evaluate every N epochs (and after the last)
+    threads: int | None = None  # torch.set_num_threads; none: torch's default
+    progress: bool = True  # progress bar on a terminal
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or none, got {self.patience}")
+        for group, epochs in self.freeze.items():
+            if epochs < 0:
+                raise ValueError(f"freeze.{group} must be >= 0 epochs, got {epochs}")
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"] = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # sgd and rmsprop
+    betas: tuple[float, float] = (0.9, 0.999)  # adam and adamw
+    eps: float = 1e-8
+    schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
+    warmup_steps: int = 0  # linear warm-up from 0 to lr
+    min_lr: float = 0.0  # where cosine and linear decay end
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr ({self.min_lr}) must not exceed lr ({self.lr})")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device '{name}' is not supported: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16  # auto on a GPU without bf16
+
+
+def make_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, momentum=cfg.momentum, **common)
+    if cfg.name == "adagrad":
+        return torch.optim.Adagrad(params, eps=cfg.eps, **common)
+    if cfg.name == "rmsprop":
+        return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, **common)
+    cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+    return cls(params, betas=cfg.betas, eps=cfg.eps, **common)
+
+
+def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
+    """Multiplier of ``cfg.lr`` at optimizer step ``step`` of ``total``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant" or total <= cfg.warmup_steps:
+        return 1.0
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    floor = cfg.min_lr / cfg.lr
+    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
+    return floor + (1 - floor) * shape
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    nb = device.type == "cuda"
+    return {k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, device: torch.device,
+             amp_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Metrics of one split, any split: the task's sums over every batch, then its summary."""
+    was_training = model.training
+    model.eval()
+    sums: dict[str, float] = {}
+    for batch in task.batches(encoded, batch_size, shuffle=False, seed=0):
+        with autocast(device, amp_dtype):
+            part = task.eval_batch(model, to_device(batch, device))
+        for k, v in part.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    model.train(was_training)
+    return task.summarize(sums)
+
+
+# --- checkpoints: tensors in safetensors, structure in JSON; no pickle -------------------------
+
+def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """Move tensors of a nested state into ``tensors``; return a JSON skeleton."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, Mapping):
+        return {"__dict__": [[_flatten(k, f"{prefix}.k{i}", tensors), _flatten(v, f"{prefix}.{i}", tensors)]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, (list, tuple)):
+        items = [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"__tuple__": items} if isinstance(obj, tuple) else items
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__} at {prefix}")
+
+
+def _unflatten(obj: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__dict__" in obj:
+            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+        if "__tuple__" in obj:
+            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+        if "__float__" in obj:
+            return float(obj["__float__"])
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "s", tensors)
+    # safetensors refuses tensors that share memory; checkpoints hold copies anyway
+    tensors = {k: v.clone() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "zoo-checkpoint", "state": json.dumps(skeleton)})
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    from .artifact import read_header
+
+    _, meta = read_header(path)  # complete and well-formed, or a clear error
+    if meta.get("format") != "zoo-checkpoint":
+        raise RunDirError(f"{path}: not a zoo checkpoint")
+    with safe_open(str(path), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    return _unflatten(json.loads(meta["state"]), tensors)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+@dataclass
+class TrainerState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    train_time: float = 0.0  # seconds spent training (evaluation excluded)
+    best: float | None = None
+    best_epoch: int = 0
+    bad_evals: int = 0  # evaluations since the last improvement
+    stopped: str = ""  # why training ended early
+
+
+class Trainer:
+    """Fits ``model`` on ``task`` with the encoded ``splits``; writes into ``run_dir`` when given."""
+
+    def __init__(self, model: torch.nn.Module, task: Task, train_cfg: TrainConfig, optim_cfg: OptimConfig,
+                 run_dir: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None):
+        self.cfg, self.optim_cfg, self.task, self.run_dir = train_cfg, optim_cfg, task, run_dir
+        self.device = resolve_device(train_cfg.device)
+        self.amp_dtype = autocast_dtype(train_cfg.amp, self.device)
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(optim_cfg, [p for p in model.parameters()])
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.state = TrainerState()
+        self.history: list[dict[str, Any]] = []
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.on_epoch = on_epoch
+        groups = getattr(model, "param_groups", None)
+        self.groups: dict[str, list[torch.nn.Parameter]] = groups() if callable(groups) else {}
+        unknown = sorted(set(train_cfg.freeze) - set(self.groups))
+        if unknown:
+            raise ConfigError(f"unknown parameter group 'train.freeze.{unknown[0]}'; "
+                              f"this model's groups: {', '.join(sorted(self.groups)) or '(none)'}")
+        metric = train_cfg.early_stopping or f"val_{next(iter(task.metrics))}"
+        base = metric.removeprefix("val_")
+        if base not in task.metrics:
+            valid = ", ".join(f"val_{m}" for m in task.metrics)
+            raise ConfigError(f"train.early_stopping: unknown metric '{metric}'; this task reports {valid}")
+        self.metric, self.mode = metric, task.metrics[base]
+
+    # -- helpers
+    def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return to_device(batch, self.device)
+
+    def _autocast(self):
+        return autocast(self.device, self.amp_dtype)
+
+    def _apply_freeze(self, epoch: int) -> None:
+        for group, epochs in self.cfg.freeze.items():
+            frozen = epoch < epochs
+            for p in self.groups[group]:
+                p.requires_grad_(not frozen)
+
+    def _total_steps(self, n_batches: int | None) -> int:
+        if self.cfg.max_steps:
+            return self.cfg.max_steps
+        per_epoch = self.cfg.steps_per_epoch or math.ceil((n_batches or 1) / self.cfg.grad_accum)
+        return per_epoch * self.cfg.epochs
+
+    def _improved(self, value: float) -> bool:
+        best = self.state.best
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value < best - self.cfg.min_delta if self.mode == "min" else value > best + self.cfg.min_delta
+
+    def evaluate(self, encoded: Any) -> dict[str, float]:
+        return evaluate(self.model, self.task, encoded, self.cfg.eval_batch_size or self.cfg.batch_size,
+                        self.device, self.amp_dtype)
+
+    # -- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "trainer": vars(self.state).copy(),
+            "model": self.model.state_dict(),
+            "best": self.best_weights or {},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                    "python_gauss": random.getstate()[2],
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "history": self.history,
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.state = TrainerState(**ckpt["trainer"])
+        self.model.load_state_dict(ckpt["model"])
+        self.best_weights = dict(ckpt["best"]) or None
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        random.setstate((3, tuple(rng["python"]), rng["python_gauss"]))
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.history = list(ckpt.get("history", []))
+
+    def _write_epoch(self, record: dict[str, Any]) -> None:
+        if self.run_dir is None:
+            return
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+        atomic_write(self.run_dir / METRICS, lines)
+        save_checkpoint(self.run_dir / CHECKPOINT, self.checkpoint_state())
+        try:
+            plot_losses(self.history, self.run_dir / "loss.png")
+        except Exception as exc:  # a plot must never cost a run
+            log.warning("could not draw loss.png: %s", exc)
+
+    # -- the loop
+    def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
+        cfg, st = self.cfg, self.state
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        n_batches = self.task.num_batches(train, cfg.batch_size)
+        total = self._total_steps(n_batches)
+        base_lr = self.optim_cfg.lr
+        show = cfg.progress and _isatty()
+        while st.epoch < cfg.epochs and not st.stopped:
+            epoch = st.epoch
+            self._apply_freeze(epoch)
+            self.model.train()
+            t0 = time.perf_counter()
+            loss_sum = torch.zeros((), device=self.device)
+            seen, micro, epoch_steps = 0, 0, 0
+            bar = _progress(n_batches, f"epoch {epoch + 1}/{cfg.epochs}", show)
+            for batch in self.task.batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed * 100003 + epoch):
+                batch = self._to_device(batch)
+                with self._autocast():
+                    loss = self.task.loss(self.model, batch)
+                self.scaler.scale(loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+                seen += 1
+                micro += 1
+                if bar is not None:
+                    bar.update(1)
+                if micro % cfg.grad_accum:
+                    continue
+                for g in self.optimizer.param_groups:
+                    g["lr"] = base_lr * lr_factor(self.optim_cfg, st.step, total)
+                if cfg.clip_norm is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                st.step += 1
+                epoch_steps += 1
+                if cfg.max_steps is not None and st.step >= cfg.max_steps:
+                    st.stopped = f"max_steps={cfg.max_steps} reached"
+                    break
+                if cfg.max_time is not None and st.train_time + time.perf_counter() - t0 >= cfg.max_time:
+                    st.stopped = f"max_time={cfg.max_time}s reached"
+                    break
+                if cfg.steps_per_epoch is not None and epoch_steps >= cfg.steps_per_epoch:
+                    break
+            if bar is not None:
+                bar.close()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            st.train_time += time.perf_counter() - t0
+            st.epoch += 1
+            record: dict[str, Any] = {
+                "epoch": st.epoch, "step": st.step,
+                "train_loss": float(loss_sum) / max(1, seen),
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_time": round(st.train_time, 3),
+            }
+            last = st.epoch >= cfg.epochs or bool(st.stopped)
+            if val is not None and (st.epoch % cfg.eval_every == 0 or last):
+                t1 = time.perf_counter()
+                record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+                record["eval_time"] = round(time.perf_counter() - t1, 3)
+                value = record[self.metric]
+                if self._improved(value):
+                    st.best, st.best_epoch, st.bad_evals = value, st.epoch, 0
+                    self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                else:
+                    st.bad_evals += 1
+                    if cfg.patience is not None and st.bad_evals >= cfg.patience:
+                        st.stopped = f"early stopping: {self.metric} did not improve for {cfg.patience} evaluations"
+                if not math.isfinite(record["train_loss"]):
+                    st.stopped = "training loss is not finite"
+            self.history.append(record)
+            log.info("epoch %d: %s", st.epoch, {k: v for k, v in record.items() if k != "epoch"})
+            self._write_epoch(record)
+            if self.on_epoch is not None:
+                self.on_epoch(record)
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        return {"epochs": st.epoch, "steps": st.step, "train_time": st.train_time, "best_epoch": st.best_epoch,
+                self.metric: st.best, "stopped": st.stopped or "completed"}
+
+
+def _isatty() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _progress(total: int | None, desc: str, show: bool):
+    if not show:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def plot_losses(history: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r["train_loss"] for r in history], marker="o", label="train loss")
+    val = [(r["epoch"], r["val_loss"]) for r in history if "val_loss" in r]
+    if val:
+        ax.plot(*zip(*val), marker="o", label="val loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log" if all(r["train_loss"] > 0 for r in history) else "linear")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
