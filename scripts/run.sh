@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job: train the default entry subseq-gru on its synthetic data,
+# evaluate it on 10,000 unseen examples and export a half-precision copy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+ENTRY=${1:-subseq-gru}
+.venv/bin/zoo train "$ENTRY" --out "runs/$ENTRY" --force
+.venv/bin/zoo eval "runs/$ENTRY/model.safetensors"
+.venv/bin/zoo export "runs/$ENTRY" --out "runs/$ENTRY-fp16.safetensors" --dtype float16
+.venv/bin/zoo info "runs/$ENTRY-fp16.safetensors" | head -12
