@@ -44,9 +44,15 @@ class Encoder(nn.Module):
 
     def forward(self, src, src_lengths):
         x = self.drop(self.embed(src))  # (B, S, E)
-        packed = pack_padded_sequence(x, src_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h = self.rnn(packed)  # h: (L * D, B, H / D)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, H)
+        lengths = src_lengths.cpu()
+        if bool((lengths == src.size(1)).all()):
+            # No padding anywhere: packing would be a no-op, and on CPU its backward is
+            # markedly slower (per-step slices of the packed input each get a full-size grad).
+            out, h = self.rnn(x)  # out: (B, S, H), h: (L * D, B, H / D)
+        else:
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, h = self.rnn(packed)  # h: (L * D, B, H / D)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))  # (B, S, H)
         if self.bidirectional:
             L, B = self.rnn.num_layers, src.size(0)
             h = h.view(L, 2, B, -1).transpose(1, 2).reshape(L, B, -1)  # (L, B, H)
