@@ -101,10 +101,10 @@ def main():
     ev_src, ev_tgt = make_batch(10_000, g_eval)
     lens = torch.full((a.bs,), 10, dtype=torch.long)
 
-    train_t, step, hit_t, hit_step, em = 0.0, 0, None, None, 0.0
+    train_t, cpu_t, step, hit_t, hit_step, em = 0.0, 0.0, 0, None, None, 0.0
     loss_acc, n_acc = 0.0, 0
     while step < a.steps and train_t < a.time:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for pg in opt.param_groups:
             pg["lr"] = lr_at(step)
         src, tgt = make_batch(a.bs, g_train)
@@ -121,16 +121,18 @@ def main():
         loss_acc += loss.item()
         n_acc += 1
         train_t += time.perf_counter() - t0
+        cpu_t += time.process_time() - c0
         if step % a.eval_every == 0 or step >= a.steps or train_t >= a.time:
             e0 = time.perf_counter()
             em = exact_match(model, ev_src, ev_tgt)
-            print(f"step {step:6d} t {train_t:6.1f}s loss {loss_acc / n_acc:.4f} em {em:.4f} (eval {time.perf_counter() - e0:.1f}s)", flush=True)
+            print(f"step {step:6d} t {train_t:6.1f}s cpu {cpu_t:6.1f}s loss {loss_acc / n_acc:.4f} em {em:.4f} (eval {time.perf_counter() - e0:.1f}s)", flush=True)
             loss_acc, n_acc = 0.0, 0
             if em >= 0.999 and hit_t is None:
                 hit_t, hit_step = train_t, step
                 if a.stop:
                     break
-    print(f"RESULT steps {step} train_time {train_t:.1f}s final_em {em:.4f} time_to_99.9 "
+    print(f"load {os.getloadavg()}", flush=True)
+    print(f"RESULT steps {step} train_time {train_t:.1f}s cpu_time {cpu_t:.1f}s final_em {em:.4f} time_to_99.9 "
           + (f"{hit_t:.1f}s@{hit_step}" if hit_t is not None else "NOT_REACHED"), flush=True)
 
 

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import zoo
+from zoo import artifact
 from conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "zoo-lstm-seq2seq"
@@ -39,7 +40,7 @@ def test_installed_plugin_trains_end_to_end(cli, tmp_path):
                  "--set", "dataset.val_size=100", "--set", "dataset.test_size=100", "--set", "train.epochs=1",
                  "--set", "model.hidden=32", "--set", "model.emb_dim=16")
     assert result.exit_code == 0, result.output
-    meta = zoo.artifact.read_metadata(out / "model.safetensors")
+    meta = artifact.read_metadata(out / "model.safetensors")
     assert meta["model"] == "lstm:lstm-seq2seq" and meta["plugin"] == "lstm" and meta["plugin_version"] == "0.2.0"
     assert meta["entry"] == "lstm:subseq-lstm"
     loaded = zoo.load(out / "model.safetensors")
@@ -61,7 +62,7 @@ def test_discovery_in_a_throwaway_install(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(target), ZOO_PLUGINS="lstm,seq2seq,subseq,tokenizers")
     # PYTHONPATH comes before site-packages, so this copy wins over one installed in the venv
     code = ("import zoo\n"
-            "info = zoo.plugins().plugins['lstm']\n"
+            "info = zoo.plugin_state().plugins['lstm']\n"
             "print(info.status, info.version, info.module, zoo.list_models('lstm*'))\n")
     proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, env=env,
                           timeout=120)

@@ -21,7 +21,7 @@ from .api import (  # noqa: E402
     list_tasks,
     list_tokenizers,
     load,
-    plugins,
+    plugin_state,
     registry,
     resolve_entry,
     train,
@@ -47,7 +47,7 @@ __all__ = [
     "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl",
     # API
     "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
-    "resolve_entry", "train", "evaluate", "load", "export", "plugins", "registry",
+    "resolve_entry", "train", "evaluate", "load", "export", "plugin_state", "registry",
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
     # errors

@@ -33,7 +33,7 @@ _loaded: _plugins.Loaded | None = None
 
 # --- plugins and names ----------------------------------------------------------------------------
 
-def plugins() -> _plugins.Loaded:
+def plugin_state() -> _plugins.Loaded:
     """The plugin manager and registry of this process, loaded on first use."""
     global _loaded
     if _loaded is None:
@@ -48,7 +48,7 @@ def reset(loaded: _plugins.Loaded | None = None) -> None:
 
 
 def registry() -> Registry:
-    return plugins().registry
+    return plugin_state().registry
 
 
 def _ids(kind: str, pattern: str) -> list[str]:
@@ -232,26 +232,32 @@ class RunResult:
     artifact: Path
 
 
-def _check_out_dir(out: Path, force: bool) -> None:
+def _check_out_dir(out: Path, force: bool) -> list[str]:
+    """The run files already in ``out``; refuses them unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file, not a folder")
     present = [f for f in RUN_FILES if (out / f).exists()]
     if present and not force:
         raise RunDirError(
             f"{out} already holds a run ({', '.join(present)}); use --resume {out} to continue it, "
             "--force to replace it, or another --out"
         )
-    if out.exists() and not out.is_dir():
-        raise RunDirError(f"--out {out} is a file, not a folder")
-    for f in present:  # --force: stale files of the old run must not mix with the new one
-        (out / f).unlink()
+    return present
 
 
 def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
           resume: str | Path | None = None, force: bool = False, data_dir: str | Path | None = None,
           on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Train ``entry`` (or continue the run in ``resume``); write the run folder and its artifact."""
-    from .training import CHECKPOINT, Trainer, evaluate, load_checkpoint
+    """Train ``entry`` (or continue the run in ``resume``); write the run folder and its artifact.
+
+    Everything that can be wrong (config, device, data, checkpoint) is checked before
+    the run folder is touched, so a failed command never damages an earlier run.
+    """
+    from ._io import atomic_write
+    from .training import CHECKPOINT, Trainer, evaluate, load_checkpoint, resolve_device
 
     overrides = overrides or {}
+    stale: list[str] = []
     if resume is not None:
         run_dir = Path(resume)
         cfg_path = run_dir / "config.toml"
@@ -266,27 +272,29 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
             raise ConfigError("name an entry to train (see 'zoo list')")
         resolved = resolve_entry(entry, overrides)
         run_dir = Path(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
-        _check_out_dir(run_dir, force)
+        stale = _check_out_dir(run_dir, force)
     tcfg = resolved.configs["train"]
-    from .training import resolve_device
-
-    resolve_device(tcfg.device)  # fail before any data is read
+    resolve_device(tcfg.device)
     _seed(tcfg.seed)
     states = None
     if resume is not None:
-        states = json.loads((run_dir / "tokenizers.json").read_text(encoding="utf-8"))
+        try:
+            states = json.loads((run_dir / "tokenizers.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunDirError(f"{run_dir / 'tokenizers.json'}: cannot read it ({exc}); the run cannot be resumed") from exc
     built = _build(resolved, data_dir, states, ("train", "val", "test"))
-    from ._io import atomic_write
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.toml", _config.dumps_toml(resolved.data))
-    atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
     _seed(tcfg.seed)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=run_dir, on_epoch=on_epoch)
     if resume is not None:
         trainer.restore(load_checkpoint(run_dir / CHECKPOINT))
         log.info("resuming %s after epoch %d", run_dir, trainer.state.epoch)
+    # nothing above wrote a file; from here on the run folder is ours
+    for f in stale:  # --force: files of the old run must not mix with the new one
+        (run_dir / f).unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(run_dir / "config.toml", _config.dumps_toml(resolved.data))
+    atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
     summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
     metrics: dict[str, Any] = {"train": summary}
     best = [r for r in trainer.history if r["epoch"] == trainer.state.best_epoch]
@@ -324,7 +332,7 @@ def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any =
 
     resolved = built.resolved
     mspec = resolved.specs["model"]
-    info = plugins().plugins.get(mspec.plugin)
+    info = plugin_state().plugins.get(mspec.plugin)
     meta = {
         "zoo_version": _zoo_version(),
         "entry": resolved.entry,

@@ -62,7 +62,7 @@ def list_cmd(pattern: str, kind: str) -> None:
             click.echo(f"  {s.id:<{width}}  {s.summary}".rstrip())
     for c in reg.collisions:
         click.echo(f"warning: {c}; use the full id", err=True)
-    failed = [i for i in api.plugins().plugins.values() if i.status == "failed"]
+    failed = [i for i in api.plugin_state().plugins.values() if i.status == "failed"]
     if failed:
         click.echo(f"warning: {len(failed)} plugin(s) failed to load: {', '.join(i.name for i in failed)} "
                    "(see 'zoo plugins')", err=True)
@@ -104,7 +104,10 @@ def info(name: str) -> None:
         except ZooUsageError:
             continue
     if not found:
-        reg.get("entry", name)  # raises with suggestions among entries
+        from .errors import UnknownNameError
+
+        known = [s.id for kind in KINDS for s in reg.specs(kind)] + [s.name for kind in KINDS for s in reg.specs(kind)]
+        raise UnknownNameError("name", name, known)
     for spec in found:
         click.echo(f"{spec.kind}: {spec.id}")
         if spec.summary:
@@ -202,7 +205,7 @@ def export(src: str, out: str, dtype: str | None) -> None:
 @cli.command("plugins")
 def plugins_cmd() -> None:
     """Show every plugin: ok / failed / blocked, version, what it registered, the error."""
-    loaded = api.plugins()
+    loaded = api.plugin_state()
     for info in sorted(loaded.plugins.values(), key=lambda i: i.name):
         version = f" {info.version}" if info.version else ""
         click.echo(f"{info.name}{version}: {info.status}  ({info.module})")
@@ -216,7 +219,7 @@ def plugins_cmd() -> None:
 
 def build_cli() -> click.Group:
     """The CLI with commands that plugins add through ``zoo_register_commands``."""
-    loaded = api.plugins()
+    loaded = api.plugin_state()
     for impl in loaded.pm.hook.zoo_register_commands.get_hookimpls():
         info = loaded.plugins.get(impl.plugin_name)
         if info is None or info.status != "ok":

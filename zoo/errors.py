@@ -29,7 +29,7 @@ class UnknownNameError(ZooUsageError):
             shorts = {k.split(":", 1)[-1]: k for k in known}
             close = [shorts[s] for s in difflib.get_close_matches(name, list(shorts), n=3, cutoff=0.5)]
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        listing = f" Run 'zoo list' to see every {kind}." if not close else ""
+        listing = f". Run 'zoo list' to see every {kind}" if not close else ""
         super().__init__(f"unknown {kind} '{name}'{hint}{listing}")
 
 

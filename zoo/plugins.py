@@ -113,7 +113,7 @@ def load(
     registry = Registry()
     for hook_name, kind in REGISTER_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # in the order the plugins were registered
             info = infos[impl.plugin_name]
             if info.status != "ok":
                 continue
@@ -126,13 +126,14 @@ def load(
     # a plugin that failed half-way through registering contributes nothing
     failed = {n for n, i in infos.items() if i.status == "failed"}
     if failed:
-        clean = Registry()
+        clean = Registry()  # re-adding records the collisions among the remaining plugins again
         for kind in REGISTER_HOOKS.values():
             for spec in registry.specs(kind):
                 if spec.plugin not in failed:
                     clean.add(spec)
-        clean.collisions.extend(c for c in registry.collisions if not set(c.plugins) & failed)
         registry = clean
+        for name in failed:
+            infos[name].registered.clear()
     return Loaded(pm, registry, infos)
 
 

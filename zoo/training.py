@@ -324,6 +324,17 @@ class Trainer:
         except Exception as exc:  # a plot must never cost a run
             log.warning("could not draw loss.png: %s", exc)
 
+    def _optimizer_step(self, total: int) -> None:
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.optim_cfg.lr * lr_factor(self.optim_cfg, self.state.step, total)
+        if self.cfg.clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
     # -- the loop
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
         cfg, st = self.cfg, self.state
@@ -331,7 +342,6 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         n_batches = self.task.num_batches(train, cfg.batch_size)
         total = self._total_steps(n_batches)
-        base_lr = self.optim_cfg.lr
         show = cfg.progress and _isatty()
         while st.epoch < cfg.epochs and not st.stopped:
             epoch = st.epoch
@@ -353,15 +363,7 @@ class Trainer:
                     bar.update(1)
                 if micro % cfg.grad_accum:
                     continue
-                for g in self.optimizer.param_groups:
-                    g["lr"] = base_lr * lr_factor(self.optim_cfg, st.step, total)
-                if cfg.clip_norm is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_norm)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
-                st.step += 1
+                self._optimizer_step(total)
                 epoch_steps += 1
                 if cfg.max_steps is not None and st.step >= cfg.max_steps:
                     st.stopped = f"max_steps={cfg.max_steps} reached"
@@ -371,6 +373,8 @@ class Trainer:
                     break
                 if cfg.steps_per_epoch is not None and epoch_steps >= cfg.steps_per_epoch:
                     break
+            if micro % cfg.grad_accum:  # a last, partial group of micro-batches still makes a step
+                self._optimizer_step(total)
             if bar is not None:
                 bar.close()
             if self.device.type == "cuda":

@@ -6,11 +6,14 @@ Attention is Luong-style without input feeding, so with full teacher forcing the
 whole target sequence runs through the decoder GRU in a single fused call.
 """
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from zoo import Model
 
 
 @dataclass
@@ -21,16 +24,22 @@ class GRUSeq2SeqConfig:
     dropout: float = 0.5  # on embeddings, between GRU layers and before the output layer
     init_range: float = 0.08  # every parameter ~ U(-init_range, init_range); <= 0 keeps PyTorch init
     bidirectional_encoder: bool = False  # fwd/bwd final states are concatenated per layer
-    attention: str = "none"  # "none" | "dot" | "general" (Luong, over encoder outputs)
+    attention: Literal["none", "dot", "general"] = "none"  # Luong attention over encoder outputs
     tie_embeddings: bool = False  # decoder output layer shares the decoder embedding (needs emb_dim == hidden)
+
+    def validate(self) -> None:
+        if self.bidirectional_encoder and self.hidden % 2:
+            raise ValueError(f"bidirectional_encoder needs an even hidden size, got {self.hidden}")
+        if self.tie_embeddings and self.emb_dim != self.hidden:
+            raise ValueError(f"tie_embeddings needs emb_dim == hidden, got {self.emb_dim} and {self.hidden}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class Encoder(nn.Module):
     def __init__(self, cfg: GRUSeq2SeqConfig, vocab: int, pad_id: int):
         super().__init__()
         self.bidirectional = cfg.bidirectional_encoder
-        if self.bidirectional:
-            assert cfg.hidden % 2 == 0, "bidirectional encoder needs an even hidden size"
         self.embed = nn.Embedding(vocab, cfg.emb_dim, padding_idx=pad_id)
         self.drop = nn.Dropout(cfg.dropout)
         self.rnn = nn.GRU(
@@ -64,7 +73,6 @@ class LuongAttention(nn.Module):
 
     def __init__(self, hidden: int, kind: str):
         super().__init__()
-        assert kind in ("dot", "general"), kind
         self.proj = nn.Linear(hidden, hidden, bias=False) if kind == "general" else nn.Identity()
         self.combine = nn.Linear(2 * hidden, hidden, bias=False)
 
@@ -91,7 +99,6 @@ class Decoder(nn.Module):
         self.attn = LuongAttention(cfg.hidden, cfg.attention) if cfg.attention != "none" else None
         self.out = nn.Linear(cfg.hidden, vocab)
         if cfg.tie_embeddings:
-            assert cfg.emb_dim == cfg.hidden, "tie_embeddings needs emb_dim == hidden"
             self.out.weight = self.embed.weight
 
     def forward(self, tgt_in, h, enc_out, src_mask):
@@ -103,11 +110,12 @@ class Decoder(nn.Module):
         return self.out(self.drop(y)), h  # (B, T, V)
 
 
-class GRUSeq2Seq(nn.Module):
+class GRUSeq2Seq(Model):
+    Config = GRUSeq2SeqConfig
+    arch_version = 1
+
     def __init__(self, config: GRUSeq2SeqConfig, src_vocab: int, tgt_vocab: int, pad_id: int):
-        super().__init__()
-        assert config.attention in ("none", "dot", "general"), config.attention
-        self.config = config
+        super().__init__(config, src_vocab=src_vocab, tgt_vocab=tgt_vocab, pad_id=pad_id)
         self.pad_id = pad_id
         self.encoder = Encoder(config, src_vocab, pad_id)
         self.decoder = Decoder(config, tgt_vocab, pad_id)
