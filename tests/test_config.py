@@ -229,7 +229,8 @@ def test_resolve_entry_applies_overrides_and_rejects_bad_ones():
 
 
 def test_resolved_config_round_trips_through_toml(tmp_path):
-    resolved = zoo.resolve_entry("subseq-gru", {"train": {"freeze": {"encoder": 1}, "max_steps": None}})
+    resolved = zoo.resolve_entry("subseq-gru", {"train": {"freeze": {"encoder": 1}, "max_steps": None,
+                                                          "steps_per_epoch": None}})
     text = dumps_toml(resolved.data)
     assert "none" in text  # None has no TOML spelling
     path = tmp_path / "config.toml"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -20,11 +21,30 @@ from zoo import api
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _in_repo_root():
+    """Tiny configs may name files of this repository (text-gpt trains on CHANGELOG.md)."""
+    before = os.getcwd()
+    os.chdir(ROOT)
+    yield
+    os.chdir(before)
+
+
 def _entries() -> list[str]:
     api.reset()
     ids = zoo.list_entries()
     api.reset()
     return ids
+
+
+def _skip_without_data(entry_id: str) -> None:
+    """Entries whose dataset reads files need ZOO_DATA_DIR (CI sets it); there is no network here."""
+    dataset_cls = zoo.resolve_entry(entry_id, _tiny(entry_id)).cls("dataset")
+    if dataset_cls.sources and data.data_dir() is None:
+        pytest.skip(f"{entry_id} needs {dataset_cls.folder}/ under ZOO_DATA_DIR, which is not set")
 
 
 def _tiny(entry_id: str) -> dict:
@@ -39,6 +59,7 @@ def trained(tmp_path_factory):
     runs: dict[str, object] = {}
 
     def get(entry_id: str):
+        _skip_without_data(entry_id)
         if entry_id not in runs:
             api.reset()
             out = tmp_path_factory.mktemp(entry_id.replace(":", "_"))
@@ -53,7 +74,7 @@ def trained(tmp_path_factory):
 def test_entry_trains_and_reports_finite_metrics(entry_id, trained):
     run = trained(entry_id)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test"], "no test metrics"
+    assert metrics.get("test") or metrics.get("val"), "no final metrics"
     for split in ("val", "test"):
         for key, value in metrics.get(split, {}).items():
             assert math.isfinite(value), f"{split} {key} = {value}"
@@ -70,7 +91,8 @@ def test_entry_artifact_round_trip(entry_id, trained):
     for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(pa, pb), name
     dataset = a.resolved.cls("dataset")(a.resolved.configs["dataset"], data_dir=data.data_dir())
-    encoded = a.task.encode(dataset.load("test")[:8])
+    split = api.final_split(dataset)
+    encoded = a.task.encode(dataset.load(split)[:8])
     batch = next(a.task.batches(encoded, 8, shuffle=False, seed=0))
     with torch.no_grad():
         sums_a = a.task.eval_batch(a.model, batch)
@@ -80,14 +102,16 @@ def test_entry_artifact_round_trip(entry_id, trained):
     meta = artifact.read_metadata(run / "model.safetensors")
     assert meta["entry"] == entry_id and meta["zoo_version"] == zoo.__version__
     # the evaluation of the reloaded artifact reproduces the test metrics of the run
-    evaluated = zoo.evaluate(run / "model.safetensors", "test", device="cpu")
-    recorded = json.loads((run / "metrics.json").read_text())["test"]
+    evaluated = zoo.evaluate(run / "model.safetensors", device="cpu")
+    recorded = json.loads((run / "metrics.json").read_text())
+    recorded = recorded["test"] if split == "test" else recorded["val"]
     for key, value in recorded.items():
         assert evaluated[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
 
 
 @pytest.mark.parametrize("entry_id", _entries())
 def test_entry_one_training_step_changes_weights_and_gives_finite_grads(entry_id):
+    _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
     built = api._build(resolved, None, None, ("train",))
     torch.manual_seed(0)
@@ -108,7 +132,7 @@ def test_entry_one_training_step_changes_weights_and_gives_finite_grads(entry_id
 def _components_used_by_entries(kind: str) -> set[str]:
     used = set()
     for entry_id in zoo.list_entries():
-        resolved = zoo.resolve_entry(entry_id)
+        resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
         used |= {spec.id for key, spec in resolved.specs.items() if key.split(".")[0] == kind}
     return used
 
@@ -124,7 +148,7 @@ def _tokenizer_cases():
     api.reset()
     cases = []
     for entry_id in zoo.list_entries():
-        resolved = zoo.resolve_entry(entry_id)
+        resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
         for key, spec in resolved.specs.items():
             if key.startswith("tokenizer."):
                 cases.append((entry_id, key.split(".", 1)[1]))
@@ -134,6 +158,7 @@ def _tokenizer_cases():
 
 @pytest.mark.parametrize("entry_id,role", _tokenizer_cases())
 def test_tokenizer_state_round_trip(entry_id, role):
+    _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
     built = api._build(resolved, None, None, ("train",))
     tok = built.tokenizers[role]
@@ -153,6 +178,7 @@ def test_tokenizer_state_round_trip(entry_id, role):
 
 @pytest.mark.parametrize("entry_id", _entries())
 def test_dataset_splits_and_deterministic_batches(entry_id):
+    _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
     built = api._build(resolved, None, None, ("train", "val", "test"))
     for split in built.dataset.splits:

@@ -22,9 +22,11 @@ plugins = importlib.import_module("zoo.plugins")
 
 FAKES = Path(__file__).resolve().parent / "fakeplugins"
 BUILTINS = {
+    "lm": {"model:gpt", "task:lm"},
     "seq2seq": {"model:gru-seq2seq", "task:seq2seq"},
     "subseq": {"dataset:subseq"},
-    "tokenizers": {"tokenizer:digits"},
+    "text": {"dataset:tinyshakespeare", "dataset:text"},
+    "tokenizers": {"tokenizer:digits", "tokenizer:char", "tokenizer:bpe"},
 }
 
 
@@ -88,7 +90,7 @@ def test_builtin_model_follows_the_model_interface():
     assert issubclass(cls, zoo.Model)
     assert "hidden" in {f.name for f in dataclasses.fields(cls.Config)}
     assert isinstance(cls.__dict__.get("arch_version", zoo.Model.arch_version), int)
-    assert zoo.resolve_entry("subseq-gru").data["model"]["attention"] == "dot"
+    assert zoo.resolve_entry("subseq-gru").data["model"]["name"] == "seq2seq:gru-seq2seq"
 
 
 # --- plugins that fail --------------------------------------------------------------------------
@@ -240,7 +242,8 @@ def test_empty_zoo_plugins_loads_no_entry_point_plugin(monkeypatch):
     assert {n for n, i in loaded.plugins.items() if i.status == "blocked"} == eps
     assert loaded.plugins["zoo"].status == "ok"
     assert loaded.registry.list("model") == [] and loaded.registry.list("tokenizer") == []
-    assert [s.id for s in loaded.registry.list("entry")] == ["zoo:subseq-gru"]
+    entries = [s.id for s in loaded.registry.list("entry")]  # the catalog is core, always there
+    assert "zoo:subseq-gru" in entries and all(e.startswith("zoo:") for e in entries)
 
 
 def test_zoo_plugins_env_names_builtins(monkeypatch):
@@ -248,7 +251,7 @@ def test_zoo_plugins_env_names_builtins(monkeypatch):
     loaded = plugins.load()
     assert loaded.plugins["tokenizers"].status == "ok"
     assert loaded.plugins["seq2seq"].status == "blocked"
-    assert [s.id for s in loaded.registry.list("tokenizer")] == ["tokenizers:digits"]
+    assert [s.id for s in loaded.registry.list("tokenizer")] == ["tokenizers:bpe", "tokenizers:char", "tokenizers:digits"]
     assert loaded.registry.list("model") == []
 
 

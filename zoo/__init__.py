@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from .api import (  # noqa: E402
     evaluate,
     export,
+    generate,
     get_model,
     list_datasets,
     list_entries,
@@ -47,7 +48,7 @@ __all__ = [
     "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl",
     # API
     "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
-    "resolve_entry", "train", "evaluate", "load", "export", "plugin_state", "registry",
+    "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "registry",
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
     # errors

@@ -209,6 +209,28 @@ def _build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: di
     return built
 
 
+def final_split(dataset: Any) -> str:
+    """The split results are reported on: test, or val for datasets without one (e.g. nanoGPT's)."""
+    return "test" if "test" in dataset.splits else "val"
+
+
+def artifact_path(path: str | Path) -> Path:
+    """A model file, or the ``model.safetensors`` of a run folder."""
+    path = Path(path)
+    return path / "model.safetensors" if path.is_dir() else path
+
+
+def default_split(path: str | Path) -> str:
+    """The split ``zoo eval`` uses for an artifact when none is named (reads only its header)."""
+    from .artifact import read_metadata
+
+    meta = read_metadata(artifact_path(path))
+    try:
+        return final_split(registry().get("dataset", str(meta.get("dataset", ""))).load())
+    except ZooError:  # the plugin is missing: loading the artifact will say so
+        return "test"
+
+
 def tokenizer_states(built: Built) -> dict[str, Any]:
     return {role: {"name": built.resolved.specs[f"tokenizer.{role}"].id, "state": tok.get_state()}
             for role, tok in built.tokenizers.items()}
@@ -400,9 +422,7 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
     from .artifact import check_compatible, read_metadata
     from .training import resolve_device
 
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.safetensors"
+    path = artifact_path(path)
     meta = read_metadata(path)
     check_compatible(path, meta, _zoo_version())
     try:
@@ -434,19 +454,30 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
     return LoadedModel(model, task, toks, resolved, meta, path)
 
 
-def evaluate(path: str | Path, split: str = "test", *, device: str = "auto", data_dir: str | Path | None = None,
-             batch_size: int | None = None) -> dict[str, float]:
-    """Metrics of an artifact on one split of its dataset."""
+def evaluate(path: str | Path, split: str | None = None, *, device: str = "auto",
+             data_dir: str | Path | None = None, batch_size: int | None = None) -> dict[str, float]:
+    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test)."""
     from .training import autocast_dtype, evaluate as _evaluate, resolve_device
 
     dev = resolve_device(device)
     lm = load(path, device=str(dev))
     dataset = lm.resolved.cls("dataset")(lm.resolved.configs["dataset"], data_dir=_data_dir(data_dir))
+    split = split or final_split(dataset)
     dataset.check_split(split)
     encoded = lm.task.encode(dataset.load(split))
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
     return _evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev))
+
+
+def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,
+             top_k: int | None = None, seed: int | None = None, device: str = "auto", use_cache: bool = True):
+    """Iterator over the text an artifact generates after ``prompt``, piece by piece."""
+    from .training import resolve_device
+
+    lm = load(path, device=str(resolve_device(device)))
+    return lm.task.generate(lm.model, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                            seed=seed, use_cache=use_cache)
 
 
 def _data_dir(value: str | Path | None) -> Path | None:

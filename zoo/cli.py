@@ -177,13 +177,14 @@ def train(entry: str | None, sets: tuple[str, ...], config_file: str | None, dev
 
 @cli.command("eval")
 @click.argument("file", type=click.Path())
-@click.option("--split", default="test", show_default=True)
+@click.option("--split", help="Split to evaluate [default: test, or val when the dataset has no test split].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--batch-size", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(file: str, split: str, device: str, data_dir: str | None, batch_size: int | None, as_json: bool) -> None:
+def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None, as_json: bool) -> None:
     """Evaluate a model FILE (or run folder) on a split of its dataset."""
+    split = split or api.default_split(file)
     metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
@@ -200,6 +201,35 @@ def export(src: str, out: str, dtype: str | None) -> None:
     """Write a self-describing copy of a model FILE or run folder, optionally in half precision."""
     path = api.export(src, out, dtype)
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
+
+
+@cli.command()
+@click.argument("file", type=click.Path())
+@click.option("--prompt", default="", help="Text to continue.")
+@click.option("--max-new-tokens", type=click.IntRange(min=0), default=200, show_default=True,
+              help="May exceed the context: the window then slides (see the model's docs).")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True, help="0 is greedy.")
+@click.option("--top-k", type=click.IntRange(min=1), help="Sample among the K likeliest tokens.")
+@click.option("--seed", type=int, help="Seed of the sampler, for repeatable output.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--no-cache", is_flag=True, help="Recompute the whole context for every token (slower).")
+def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int | None,
+             device: str, no_cache: bool) -> None:
+    """Continue PROMPT with a language model FILE, streaming the text as it is produced."""
+    from .training import resolve_device
+
+    lm = api.load(file, device=str(resolve_device(device)))
+    for tok in lm.tokenizers.values():
+        unknown = tok.unknown_chars(prompt) if hasattr(tok, "unknown_chars") else []
+        if unknown:
+            click.echo(f"warning: the prompt has characters the tokenizer never saw, read as <unk>: "
+                       f"{''.join(unknown)!r}", err=True)
+    pieces = lm.task.generate(lm.model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                              top_k=top_k, seed=seed, use_cache=not no_cache)
+    click.echo(prompt, nl=False)
+    for piece in pieces:
+        click.echo(piece, nl=False)
+    click.echo()
 
 
 @cli.command("plugins")

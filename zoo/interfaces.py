@@ -216,6 +216,11 @@ class Task(ABC):
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None
 
+    def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
+        """Yield generated text piece by piece (tasks that generate free text override this)."""
+        raise ZooError(f"task {type(self).__name__} does not generate text; 'zoo generate' needs a language model")
+
 
 def config_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(getattr(cls, "Config", EmptyConfig))]

@@ -74,6 +74,8 @@ class OptimConfig:
     schedule: Literal["constant", "cosine", "linear"] = "constant"  # after warm-up
     warmup_steps: int = 0  # linear warm-up from 0 to lr
     min_lr: float = 0.0  # where cosine and linear decay end
+    fused: bool | None = None  # fused adam/adamw kernels; none: where this torch has them for the device
+    decay_1d: bool = False  # apply weight_decay to biases and norm weights too (GPT practice: no)
 
     def validate(self) -> None:
         if self.lr <= 0:
@@ -107,15 +109,27 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def make_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    common: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    groups: Any = params
+    if cfg.weight_decay and not cfg.decay_1d:
+        groups = [{"params": [p for p in params if p.ndim >= 2]},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, momentum=cfg.momentum, **common)
+        return torch.optim.SGD(groups, momentum=cfg.momentum, **common)
     if cfg.name == "adagrad":
-        return torch.optim.Adagrad(params, eps=cfg.eps, **common)
+        return torch.optim.Adagrad(groups, eps=cfg.eps, **common)
     if cfg.name == "rmsprop":
-        return torch.optim.RMSprop(params, momentum=cfg.momentum, eps=cfg.eps, **common)
+        return torch.optim.RMSprop(groups, momentum=cfg.momentum, eps=cfg.eps, **common)
     cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-    return cls(params, betas=cfg.betas, eps=cfg.eps, **common)
+    fused = cfg.fused
+    if fused is None:  # fused kernels exist for CPU and CUDA floating-point parameters in torch >= 2.4
+        fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    try:
+        return cls(groups, betas=cfg.betas, eps=cfg.eps, fused=fused, **common)
+    except (RuntimeError, TypeError):
+        if cfg.fused:  # asked for explicitly: say it cannot be had
+            raise ConfigError(f"optim.fused=true: this torch has no fused {cfg.name} for these parameters") from None
+        return cls(groups, betas=cfg.betas, eps=cfg.eps, **common)
 
 
 def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:

@@ -7,3 +7,7 @@ from zoo import hookimpl
 def zoo_register_tokenizers(register):
     register("digits", "zoo_tokenizers.digits:DigitTokenizer",
              summary="one id per decimal digit; whitespace ignored")
+    register("char", "zoo_tokenizers.char:CharTokenizer",
+             summary="one id per character seen in training; unseen characters -> <unk>")
+    register("bpe", "zoo_tokenizers.bpe:BPETokenizer",
+             summary="byte-level BPE (HuggingFace tokenizers); any UTF-8 text, exact round trip")

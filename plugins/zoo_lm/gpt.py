@@ -1,0 +1,196 @@
+"""A GPT-style decoder-only Transformer.
+
+Token + learned position embeddings, pre-norm blocks of causal self-attention
+(``F.scaled_dot_product_attention``) and an MLP, a final LayerNorm, and an output
+head tied to the token embedding. Module and parameter names follow GPT-2
+(``transformer.wte``, ``transformer.h.0.attn.c_attn``, ...) so that an export to
+the Hugging Face GPT-2 layout is a rename plus the transpose of its Conv1D weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import Model
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, nh, T, hs)
+
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
+    activation: Literal["gelu", "relu"] = "gelu"
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+
+    def validate(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
+        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)  # (B, nh, P + T, hs)
+            v = torch.cat([past[1], v], dim=2)
+        # with a cache, one new query attends to every cached key: no mask needed
+        causal = past is None or T > 1
+        if past is not None and T > 1:  # several new queries after a cache: explicit offset mask
+            P = k.size(2) - T
+            mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                               dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.c_proj(y)), (k, v)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=cfg.bias)
+        self.act = nn.GELU() if cfg.activation == "gelu" else nn.ReLU()
+        self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, past=None):
+        a, kv = self.attn(self.ln_1(x), past)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), kv
+
+
+class GPT(Model):
+    """``GPT(config, vocab_size=V, block_size=T)``; the task owns the context length."""
+
+    Config = GPTConfig
+    arch_version = 1
+
+    def __init__(self, config: GPTConfig, vocab_size: int, block_size: int):
+        super().__init__(config, vocab_size=vocab_size, block_size=block_size)
+        self.block_size = block_size
+        self.transformer = nn.ModuleDict(dict(
+            wte=nn.Embedding(vocab_size, config.n_embd),
+            wpe=nn.Embedding(block_size, config.n_embd),
+            drop=nn.Dropout(config.dropout),
+            h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
+            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+        ))
+        self.lm_head = nn.Linear(config.n_embd, vocab_size, bias=False)
+        self.lm_head.weight = self.transformer.wte.weight  # weight tying
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = {"embeddings": [self.transformer.wte.weight, self.transformer.wpe.weight],
+                  "final_norm": list(self.transformer.ln_f.parameters())}
+        for i, block in enumerate(self.transformer.h):
+            groups[f"block{i}"] = list(block.parameters())
+        return groups
+
+    def forward(self, idx: torch.Tensor, past: KVCache | None = None, return_cache: bool = False):
+        """Logits (B, T, V) of the tokens ``idx`` (B, T); with ``past``, positions continue after it."""
+        B, T = idx.shape
+        start = past[0][0].size(2) if past else 0
+        if start + T > self.block_size:
+            raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.block_size}")
+        pos = torch.arange(start, start + T, device=idx.device)
+        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
+        cache: KVCache = []
+        for i, block in enumerate(self.transformer.h):
+            x, kv = block(x, past[i] if past else None)
+            cache.append(kv)
+        logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
+        return (logits, cache) if return_cache else logits
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 generator: torch.Generator | None = None, use_cache: bool = True,
+                 banned: list[int] | None = None) -> Iterator[torch.Tensor]:
+        """Yield ``max_new_tokens`` next tokens (B,), one at a time; ids in ``banned`` are never produced.
+
+        Beyond the context the window slides: without the cache the model sees the
+        last ``block_size`` tokens; with it, the cache is rebuilt from the last
+        ``block_size // 2`` tokens whenever it is full (positions are absolute, so a
+        cache cannot simply drop its oldest entry).
+        """
+        was_training = self.training
+        self.eval()
+        seq = idx[:, -self.block_size:]
+        past: KVCache | None = None
+        for _ in range(max_new_tokens):
+            if not use_cache:
+                logits = self(seq[:, -self.block_size:])[:, -1, :]  # (B, V)
+            else:
+                if past is None:
+                    logits, past = self(seq, return_cache=True)
+                elif past[0][0].size(2) >= self.block_size:
+                    logits, past = self(seq[:, -(self.block_size // 2):], return_cache=True)
+                else:
+                    logits, past = self(seq[:, -1:], past, return_cache=True)
+                logits = logits[:, -1, :]
+            logits = logits.float()
+            if banned:
+                logits[:, banned] = float("-inf")
+            nxt = sample(logits, temperature, top_k, generator)  # (B,)
+            seq = torch.cat([seq, nxt[:, None]], dim=1)
+            yield nxt
+        self.train(was_training)
+
+
+def sample(logits: torch.Tensor, temperature: float, top_k: int | None,
+           generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row of ``logits`` (B, V): greedy at temperature 0, else top-k sampling."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = F.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]

@@ -1,0 +1,132 @@
+"""The ``lm`` task: next-token prediction over contiguous blocks of text.
+
+Examples are ``{"text": str}``; a split is the concatenation of its examples
+(joined by ``separator``). Training draws random blocks; evaluation uses a fixed
+set of non-overlapping blocks, so numbers are comparable between runs.
+
+Models used with it implement ``forward(idx) -> logits (B, T, V)`` and, for
+``zoo generate``, ``generate(idx, max_new_tokens, temperature, top_k, generator,
+use_cache) -> iterator of next tokens (B,)``. They are built with the sizes
+``vocab_size`` and ``block_size`` (the task owns the context length).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoo import DataError, Task
+
+LN2 = math.log(2)
+
+
+@dataclass
+class LMConfig:
+    block_size: int = 64  # tokens per block: the model's context length
+    eval_blocks: int | None = None  # blocks per evaluation, evenly spaced; none: every non-overlapping block
+    separator: str = "\n"  # joins the examples of a split
+
+    def validate(self) -> None:
+        if self.block_size < 1:
+            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
+        if self.eval_blocks is not None and self.eval_blocks < 1:
+            raise ValueError(f"eval_blocks must be >= 1 or none, got {self.eval_blocks}")
+
+
+class LMTask(Task):
+    Config = LMConfig
+    tokenizer_roles = ("text",)
+    metrics = {"loss": "min", "perplexity": "min", "bits_per_byte": "min", "bits_per_token": "min"}
+
+    def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [ex["text"] for ex in examples]
+
+    def model_sizes(self) -> dict[str, int]:
+        return {"vocab_size": self.tokenizers["text"].vocab_size, "block_size": self.config.block_size}
+
+    def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        text = self.config.separator.join(ex["text"] for ex in examples)
+        ids = torch.tensor(self.tokenizers["text"].encode(text), dtype=torch.long)
+        if ids.numel() < self.config.block_size + 1:
+            raise DataError(f"lm: a split has {ids.numel()} tokens, fewer than one block of "
+                            f"{self.config.block_size} + 1; use a smaller task.block_size or more text")
+        return {"ids": ids, "bytes_per_token": len(text.encode("utf-8")) / ids.numel()}
+
+    def _offsets(self, encoded: Mapping[str, Any]) -> torch.Tensor:
+        """Start of every evaluation block: non-overlapping, or ``eval_blocks`` evenly spaced."""
+        T, n = self.config.block_size, encoded["ids"].numel() - 1
+        starts = torch.arange(0, n - T + 1, T)
+        if self.config.eval_blocks is not None and self.config.eval_blocks < len(starts):
+            pick = torch.linspace(0, len(starts) - 1, self.config.eval_blocks).round().long()
+            starts = starts[pick]
+        return starts
+
+    def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
+        return max(1, (encoded["ids"].numel() - 1) // (self.config.block_size * batch_size))
+
+    def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
+                seed: int) -> Iterator[dict[str, Any]]:
+        ids, T = encoded["ids"], self.config.block_size
+        if shuffle:  # one "epoch" covers about as many tokens as the split holds
+            g = torch.Generator().manual_seed(seed)
+            starts = torch.randint(ids.numel() - T, (self.num_batches(encoded, batch_size) * batch_size,), generator=g)
+        else:
+            starts = self._offsets(encoded)
+        cols = torch.arange(T)
+        for i in range(0, len(starts), batch_size):
+            index = starts[i : i + batch_size, None] + cols  # (B, T)
+            yield {"x": ids[index], "y": ids[index + 1], "bytes_per_token": encoded["bytes_per_token"]}
+
+    def loss(self, model: Any, batch: Mapping[str, Any]) -> torch.Tensor:
+        logits = model(batch["x"])  # (B, T, V)
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["y"].flatten())
+
+    def eval_batch(self, model: Any, batch: Mapping[str, Any]) -> dict[str, float]:
+        logits = model(batch["x"])  # (B, T, V)
+        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), batch["y"].flatten(), reduction="sum")
+        tokens = batch["y"].numel()
+        return {"loss_sum": float(loss_sum), "tokens": float(tokens), "bytes": tokens * batch["bytes_per_token"]}
+
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        nats, tokens = sums.get("loss_sum", 0.0), max(sums.get("tokens", 0.0), 1.0)
+        loss = nats / tokens
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bits_per_token": loss / LN2,
+            "bits_per_byte": nats / LN2 / max(sums.get("bytes", 0.0), 1.0),
+        }
+
+    # -- generation ---------------------------------------------------------------------------
+    def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
+                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
+        """Yield the text of each new token as it is produced (whole characters only)."""
+        tok = self.tokenizers["text"]
+        ids = tok.encode(prompt) if prompt else []
+        if not ids:  # no prompt: start from a newline, the most neutral context there is
+            ids = tok.encode("\n") or [tok.bos_id]
+        device = next(model.parameters()).device
+        idx = torch.tensor([ids], dtype=torch.long, device=device)
+        g = torch.Generator(device=device)
+        if seed is not None:
+            g.manual_seed(seed)
+        new: list[int] = []
+        shown = 0
+        # specials never occur as targets in training: never produce them
+        banned = sorted({tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id})
+        for nxt in model.generate(idx, max_new_tokens, temperature, top_k, generator=g, use_cache=use_cache,
+                                  banned=banned):
+            new.append(int(nxt[0]))
+            text = tok.decode(new)
+            if text.endswith("\ufffd"):  # a byte-level token ended inside a character: wait for the rest
+                continue
+            yield text[shown:]
+            shown = len(text)
+        text = tok.decode(new)
+        if len(text) > shown:
+            yield text[shown:]

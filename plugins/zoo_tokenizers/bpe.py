@@ -1,0 +1,137 @@
+"""Byte-level BPE, as in GPT-2, trained with the HuggingFace ``tokenizers`` library.
+
+Text is split into UTF-8 bytes, each byte mapped to one of 256 printable symbols
+(the ByteLevel alphabet), and frequent pairs of symbols are merged. All 256
+symbols are in every vocabulary, so any string encodes without <unk> and
+``decode(encode(s)) == s`` exactly.
+
+The specials <pad> <unk> <bos> <eos> are ids 0-3. They are never matched in the
+input: text that contains the literal string "<eos>" encodes as the bytes
+``<``, ``eos``, ``>``, not as the <eos> id (``encode_special_tokens``). Only the
+task adds special ids.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import tokenizers as hf
+from tokenizers import decoders, models, pre_tokenizers, trainers
+
+from zoo import DataError, Tokenizer, ZooError
+
+log = logging.getLogger(__name__)
+
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3, in this order
+BYTE_ALPHABET = 256  # one symbol per byte value
+MIN_VOCAB = BYTE_ALPHABET + len(SPECIALS)
+
+
+@dataclass
+class BPEConfig:
+    vocab_size: int = 4096  # at most this many ids: 4 specials + 256 byte symbols + merges
+    min_frequency: int = 2  # a pair seen fewer times in the training text is never merged
+
+    def validate(self) -> None:
+        if self.vocab_size < MIN_VOCAB:
+            raise ValueError(
+                f"vocab_size must be at least {MIN_VOCAB} ({BYTE_ALPHABET} byte symbols + "
+                f"{len(SPECIALS)} specials), got {self.vocab_size}"
+            )
+        if self.min_frequency < 1:
+            raise ValueError(f"min_frequency must be >= 1, got {self.min_frequency}")
+
+
+def _empty() -> hf.Tokenizer:
+    """An untrained byte-level BPE pipeline: no normalizer, ByteLevel pre-tokenizer and decoder."""
+    tok = hf.Tokenizer(models.BPE(unk_token="<unk>"))  # <unk> never occurs: every byte is in the vocab
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def _check(tok: hf.Tokenizer, where: str) -> hf.Tokenizer:
+    """Check the specials' ids, and turn off special-token matching in the input text."""
+    # each special must be both in the model's vocab and a special added token, at ids 0..3
+    added = {i: t.content for i, t in tok.get_added_tokens_decoder().items() if t.special}
+    ids = [tok.token_to_id(s) for s in SPECIALS]
+    if ids != list(range(len(SPECIALS))) or [added.get(i) for i in range(len(SPECIALS))] != list(SPECIALS):
+        found = ", ".join(f"{s}={i}" for s, i in zip(SPECIALS, ids))
+        specials = ", ".join(f"{i}={s}" for i, s in sorted(added.items()))
+        raise ZooError(f"bpe tokenizer {where}: the specials must be <pad>=0 <unk>=1 <bos>=2 <eos>=3; "
+                       f"found {found} (special tokens: {specials})")
+    # Without this, an input holding the text "<eos>" would encode to the <eos> id and
+    # decode to nothing. The flag is not part of the JSON (to_str), so it is set on every load.
+    tok.encode_special_tokens = True
+    return tok
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE; ids 0-3 are <pad> <unk> <bos> <eos>. Decoding skips special ids."""
+
+    Config = BPEConfig
+
+    def __init__(self, config: Any = None):
+        super().__init__(config)
+        self._tok: hf.Tokenizer | None = None
+
+    @property
+    def tok(self) -> hf.Tokenizer:
+        if self._tok is None:
+            raise ZooError("bpe tokenizer is not fitted: call fit(texts) or set_state(state) first")
+        return self._tok
+
+    def fit(self, texts: Iterable[str]) -> None:
+        chars = 0
+
+        def counted() -> Iterator[str]:  # the texts are streamed to the trainer, counted on the way
+            nonlocal chars
+            for text in texts:
+                chars += len(text)
+                yield text
+
+        trainer = trainers.BpeTrainer(
+            vocab_size=self.config.vocab_size,
+            min_frequency=self.config.min_frequency,
+            special_tokens=list(SPECIALS),  # given first, so they get ids 0..3
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, seen or not
+            show_progress=False,  # about a second for 1 MB of text
+        )
+        tok = _empty()
+        tok.train_from_iterator(counted(), trainer=trainer)
+        if chars == 0:
+            raise DataError("bpe tokenizer: no text to fit on (the training split is empty or holds only empty texts)")
+        self._tok = _check(tok, "after training")
+        log.info("bpe: trained on %d characters, %d ids", chars, self.vocab_size)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        n, first = self.vocab_size, len(SPECIALS)
+        return self.tok.decode([i for i in ids if first <= i < n], skip_special_tokens=True)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tok.get_vocab_size(with_added_tokens=True)
+
+    pad_id = property(lambda self: 0)
+    unk_id = property(lambda self: 1)
+    bos_id = property(lambda self: 2)
+    eos_id = property(lambda self: 3)
+
+    def get_state(self) -> dict[str, Any]:
+        return {"tokenizer_json": self.tok.to_str()}  # the whole trained pipeline, as JSON text
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        text = state.get("tokenizer_json") if isinstance(state, dict) else None
+        if not isinstance(text, str):
+            raise ZooError("bpe tokenizer state has no 'tokenizer_json' string")
+        try:
+            tok = hf.Tokenizer.from_str(text)
+        except Exception as exc:  # the library raises plain Exception on bad JSON
+            raise ZooError(f"bpe tokenizer state is not a valid tokenizers JSON: {exc}") from exc
+        self._tok = _check(tok, "state")

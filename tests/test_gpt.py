@@ -1,0 +1,103 @@
+"""The gpt model: causality, the key/value cache, sliding generation, GPT-2 layout, tying."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from zoo import config
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def tiny_gpt(**overrides) -> torch.nn.Module:
+    cfg = {"n_layer": 2, "n_head": 2, "n_embd": 16, **overrides}
+    torch.manual_seed(0)
+    return zoo.get_model("gpt", config=cfg, vocab_size=11, block_size=8).eval()
+
+
+def test_future_tokens_do_not_change_past_logits():
+    model = tiny_gpt()
+    a = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    b = a.clone()
+    b[0, 4:] = torch.tensor([9, 10])
+    with torch.no_grad():
+        la, lb = model(a), model(b)
+    assert torch.allclose(la[:, :4], lb[:, :4], atol=1e-6)
+    assert not torch.allclose(la[:, 4:], lb[:, 4:])
+
+
+def test_cache_gives_the_same_logits_as_a_full_forward():
+    model = tiny_gpt()
+    idx = torch.tensor([[1, 5, 2, 7, 3, 3, 9, 4]])
+    with torch.no_grad():
+        full = model(idx)  # (1, 8, V)
+        logits, past = model(idx[:, :3], return_cache=True)
+        steps = [logits]
+        for t in range(3, 8):
+            logits, past = model(idx[:, t:t + 1], past, return_cache=True)
+            steps.append(logits)
+        # several new tokens after a cache use the offset causal mask
+        _, past2 = model(idx[:, :2], return_cache=True)
+        multi, _ = model(idx[:, 2:6], past2, return_cache=True)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+    assert torch.allclose(multi, full[:, 2:6], atol=1e-5)
+
+
+def test_greedy_generation_with_and_without_cache_agree_inside_the_context():
+    model = tiny_gpt()
+    prompt = torch.tensor([[1, 2]])
+    cached = [int(t) for t in model.generate(prompt, 6, temperature=0.0, use_cache=True)]
+    plain = [int(t) for t in model.generate(prompt, 6, temperature=0.0, use_cache=False)]
+    assert cached == plain and len(cached) == 6
+
+
+def test_generation_slides_beyond_the_context():
+    model = tiny_gpt()
+    for use_cache in (True, False):
+        out = [int(t) for t in model.generate(torch.tensor([[1, 2, 3]]), 30, temperature=1.0, top_k=3,
+                                              generator=torch.Generator().manual_seed(0), use_cache=use_cache)]
+        assert len(out) == 30 and all(0 <= t < 11 for t in out)
+    with pytest.raises(ValueError, match="exceeds the context"):
+        model(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_sampling_is_repeatable_with_a_seed_and_top_k_restricts_choices():
+    model = tiny_gpt()
+
+    def run(seed, top_k=None):
+        g = torch.Generator().manual_seed(seed)
+        return [int(t) for t in model.generate(torch.tensor([[1]]), 20, temperature=1.5, top_k=top_k, generator=g)]
+
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+    # with top_k=1 sampling is greedy
+    assert run(3, top_k=1) == [int(t) for t in model.generate(torch.tensor([[1]]), 20, temperature=0.0)]
+
+
+def test_gpt2_parameter_names_and_tied_head():
+    model = tiny_gpt()
+    names = set(model.state_dict())
+    for key in ("transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
+                "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_proj.bias",
+                "transformer.h.1.mlp.c_fc.weight", "transformer.h.1.mlp.c_proj.weight", "transformer.ln_f.bias"):
+        assert key in names, key
+    assert model.lm_head.weight is model.transformer.wte.weight
+    no_bias = tiny_gpt(bias=False)
+    assert not any(k.endswith(".bias") for k in no_bias.state_dict())
+
+
+def test_config_is_validated():
+    with pytest.raises(zoo.ConfigError, match="multiple of n_head"):
+        config.build(zoo.registry().get("model", "gpt").load().Config, {"n_embd": 10, "n_head": 4}, "model")
+    with pytest.raises(zoo.ConfigError, match="model.activation"):
+        config.build(zoo.registry().get("model", "gpt").load().Config, {"activation": "swish"}, "model")
+
+
+def test_relu_activation_and_dropout_train():
+    model = tiny_gpt(activation="relu", dropout=0.2).train()
+    idx = torch.randint(0, 11, (3, 8))
+    loss = torch.nn.functional.cross_entropy(model(idx).flatten(0, 1), idx.flatten())
+    loss.backward()
+    assert torch.isfinite(loss) and model.transformer.wte.weight.grad is not None

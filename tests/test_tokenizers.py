@@ -1,0 +1,143 @@
+"""The char and byte-level BPE tokenizers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import zoo
+from zoo import config
+from zoo_tokenizers.bpe import BPETokenizer
+from zoo_tokenizers.char import CharTokenizer
+
+SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
+
+# A small corpus with some structure to merge, and a little of everything else.
+CORPUS = [
+    "First Citizen:\nBefore we proceed any further, hear me speak.\n\n",
+    "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n",
+    "the quick brown fox jumps over the lazy dog; " * 20,
+    "Unicode: café naïve 東京 😀 and tabs\tand\r\nwindows lines\n",
+]
+
+# Text that is hard for a tokenizer: specials' literal text, emoji (with ZWJ and
+# skin tone), CJK, combining marks, control characters, odd whitespace.
+TRICKY = ["<pad>", "<unk>", "<bos>", "<eos>", "<eos><eos>", "<", ">", "👩‍👩‍👧", "👍🏽", "東京", "한국어",
+          "e\u0301", "\u0300", "\x00", "\r\n", "\u2028", "\ufeff", " ", "  ", "\t", "'s", "Ā"]
+texts = st.lists(st.one_of(st.text(), st.sampled_from(TRICKY)), max_size=8).map("".join)
+
+
+# --- char -----------------------------------------------------------------------------------------
+
+def test_char_vocab_is_specials_then_sorted_characters():
+    tok = CharTokenizer()
+    tok.fit(iter(["hello", "world"]))
+    assert tok.itos == SPECIALS + sorted(set("helloworld"))
+    assert (tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id) == (0, 1, 2, 3)
+    assert tok.vocab_size == 4 + len(set("helloworld"))
+
+
+def test_char_round_trip_and_unseen_characters_are_unk():
+    tok = CharTokenizer()
+    tok.fit(["To be, or not to be:\nthat is the question. <eos>"])
+    text = "not to be <eos>\n"
+    ids = tok.encode(text)
+    assert len(ids) == len(text) and tok.unk_id not in ids
+    assert tok.eos_id not in ids  # the text "<eos>" is five characters, not the special
+    assert tok.decode(ids) == text
+    ids = tok.encode("bez!")
+    assert ids[2] == tok.unk_id and ids[3] == tok.unk_id  # 'z' and '!' never seen
+    assert tok.decode(ids) == "be"  # <unk> decodes to nothing
+    assert tok.unknown_chars("zebra!? zz!") == ["z", "!", "?"]
+    assert tok.unknown_chars("to be") == []
+
+
+def test_char_state_round_trip():
+    tok = CharTokenizer()
+    tok.fit(CORPUS)
+    clone = CharTokenizer()
+    clone.set_state(json.loads(json.dumps(tok.get_state())))
+    assert clone.itos == tok.itos
+    assert clone.encode(CORPUS[3]) == tok.encode(CORPUS[3])
+
+
+@pytest.mark.parametrize("texts", [[], [""], ["", ""]])
+def test_char_fit_on_no_text_is_a_data_error(texts):
+    with pytest.raises(zoo.DataError, match="no text"):
+        CharTokenizer().fit(texts)
+
+
+# --- bpe ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bpe() -> BPETokenizer:
+    tok = BPETokenizer(config.build(BPETokenizer.Config, {"vocab_size": 300}, "tokenizer.text"))
+    tok.fit(iter(CORPUS))  # an iterator: fit must not need a list
+    return tok
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=texts)
+def test_bpe_round_trip_is_exact_and_never_unk(bpe, text):
+    ids = bpe.encode(text)
+    assert bpe.decode(ids) == text
+    # no special id, <unk> included, ever comes out of encode, whatever the text holds
+    assert all(4 <= i < bpe.vocab_size for i in ids)
+
+
+@pytest.mark.parametrize("text", ["<eos>", "a<pad>b", "<bos>x<eos>", "<unk>"])
+def test_bpe_specials_literal_text_is_plain_text(bpe, text):
+    ids = bpe.encode(text)
+    assert not set(ids) & {0, 1, 2, 3}
+    assert bpe.decode(ids) == text
+
+
+def test_bpe_decode_skips_special_ids(bpe):
+    ids = bpe.encode("hear me speak")
+    assert bpe.decode([bpe.bos_id, *ids, bpe.eos_id, bpe.pad_id, bpe.pad_id]) == "hear me speak"
+
+
+def test_bpe_specials_and_vocab_size(bpe):
+    assert (bpe.pad_id, bpe.unk_id, bpe.bos_id, bpe.eos_id) == (0, 1, 2, 3)
+    assert [bpe.tok.token_to_id(s) for s in SPECIALS] == [0, 1, 2, 3]
+    assert 260 < bpe.vocab_size <= 300  # 4 specials + 256 bytes + some merges, within the budget
+    assert len(bpe.encode("the quick brown fox")) < len("the quick brown fox")  # merges were learned
+
+
+def test_bpe_state_is_json_and_round_trips(bpe):
+    state = json.loads(json.dumps(bpe.get_state()))
+    clone = BPETokenizer(bpe.config)
+    clone.set_state(state)
+    assert clone.vocab_size == bpe.vocab_size
+    for text in [*CORPUS, "<eos> still text after loading", "😀 東京"]:
+        assert clone.encode(text) == bpe.encode(text)
+        assert clone.decode(clone.encode(text)) == text
+
+
+def test_bpe_set_state_checks_the_specials(bpe):
+    broken = json.loads(bpe.get_state()["tokenizer_json"])
+    for token in broken["added_tokens"]:
+        if token["content"] == "<eos>":
+            token["content"] = "<end>"
+    with pytest.raises(zoo.ZooError, match="<eos>=3"):
+        BPETokenizer().set_state({"tokenizer_json": json.dumps(broken)})
+    with pytest.raises(zoo.ZooError, match="tokenizer_json"):
+        BPETokenizer().set_state({"itos": ["<pad>"]})
+    with pytest.raises(zoo.ZooError, match="not a valid"):
+        BPETokenizer().set_state({"tokenizer_json": "{not json"})
+
+
+def test_bpe_vocab_size_below_bytes_plus_specials_is_a_config_error():
+    with pytest.raises(zoo.ConfigError, match=r"tokenizer\.text.*vocab_size must be at least 260"):
+        config.build(BPETokenizer.Config, {"vocab_size": 100}, "tokenizer.text")
+    assert config.build(BPETokenizer.Config, {"vocab_size": 260}, "tokenizer.text").vocab_size == 260
+
+
+def test_bpe_unfitted_and_empty_fit_are_clear_errors():
+    with pytest.raises(zoo.ZooError, match="not fitted"):
+        BPETokenizer().encode("x")
+    with pytest.raises(zoo.DataError, match="no text"):
+        BPETokenizer().fit(iter([]))
