@@ -1,0 +1,110 @@
+"""shakespeare-char-gpt: training speed to nanoGPT's val loss, and generation speed.
+
+Targets (issue 3): val loss <= 1.88 in <= 62 s of wall time (0.6x the 103.7 s the
+nanoGPT reference takes on this machine with the same configuration, its
+evaluations included), and `zoo generate` at >= 500 tokens/s with the cache.
+
+Training rows, all the same entry and seed, in one run:
+- ``as shipped``: fused AdamW, fp32, the entry's evaluation schedule.
+- ``unfused AdamW``: ``optim.fused=false`` (what the fused step buys).
+- ``bf16 autocast``: ``train.amp=bf16`` (what bf16 buys or costs on this CPU).
+``wall_s`` is the whole ``zoo.train`` call: data, tokenizer, training, every
+evaluation, test metrics and the artifact.
+
+Generation rows: the shipped model writes N tokens after a prompt with and
+without its key/value cache, greedy and sampled.
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python benchmarks/shakespeare_char_gpt.py [--rows shipped unfused bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import zoo
+from _common import table, write
+
+NANOGPT_WALL_S = 103.7  # nanoGPT, same configuration, this machine (issue 3)
+NANOGPT_VAL_LOSS = 1.8857
+TARGET_LOSS = 1.88
+TARGET_WALL_S = 62.0
+TARGET_GEN_TPS = 500.0
+
+ROWS = {
+    "shipped": ("as shipped (fused AdamW, fp32)", {}),
+    "unfused": ("unfused AdamW", {"optim": {"fused": False}}),
+    "bf16": ("bf16 autocast", {"train": {"amp": "bf16"}}),
+}
+
+
+def train_row(label: str, overrides: dict, out: Path) -> dict:
+    t0 = time.perf_counter()
+    result = zoo.train("shakespeare-char-gpt", zoo.config.merge(overrides, {"train": {"progress": False}}), out=out)
+    wall = time.perf_counter() - t0
+    tr, val = result.metrics["train"], result.metrics["val"]
+    cfg = zoo.load(out).config
+    tokens = tr["steps"] * cfg["train"]["batch_size"] * cfg["task"]["block_size"]
+    return {"config": label, "wall_s": wall, "train_s": tr["train_time"], "val_loss": val["loss"],
+            "bits_per_byte": val["bits_per_byte"], "steps": tr["steps"], "train_tokens_per_s": tokens / tr["train_time"],
+            "wall_vs_nanogpt": wall / NANOGPT_WALL_S}
+
+
+def generation_rows(model_path: Path, n: int) -> list[dict]:
+    rows = []
+    for use_cache in (True, False):
+        for temperature, top_k in ((0.0, None), (0.8, 40)):
+            pieces = zoo.generate(model_path, "ROMEO:", max_new_tokens=n, temperature=temperature, top_k=top_k,
+                                  seed=0, device="cpu", use_cache=use_cache)
+            t0 = time.perf_counter()
+            count = sum(1 for _ in pieces)
+            secs = time.perf_counter() - t0
+            rows.append({"cache": use_cache, "temperature": temperature, "top_k": top_k, "tokens": count,
+                         "seconds": secs, "tokens_per_s": count / secs})
+    with_cache = min(r["tokens_per_s"] for r in rows if r["cache"])
+    without = min(r["tokens_per_s"] for r in rows if not r["cache"])
+    for r in rows:
+        r["x_vs_no_cache"] = r["tokens_per_s"] / without if r["cache"] else 1.0
+    return rows, with_cache
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    ap.add_argument("--gen-tokens", type=int, default=1000)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped_dir = None
+        for key in args.rows:
+            label, overrides = ROWS[key]
+            out = Path(tmp) / key
+            rows.append(train_row(label, overrides, out))
+            print(table(rows[-1:], list(rows[-1])), flush=True)
+            if key == "shipped":
+                shipped_dir = out
+        gen, gen_tps = generation_rows(shipped_dir or out, args.gen_tokens)
+    cols = ["config", "wall_s", "train_s", "steps", "val_loss", "bits_per_byte", "train_tokens_per_s",
+            "wall_vs_nanogpt"]
+    print()
+    print(table(rows, cols))
+    print(f"\nnanoGPT reference: {NANOGPT_WALL_S} s wall to val loss {NANOGPT_VAL_LOSS}")
+    print()
+    print(table(gen, ["cache", "temperature", "top_k", "tokens", "seconds", "tokens_per_s", "x_vs_no_cache"]))
+    shipped = next((r for r in rows if r["config"].startswith("as shipped")), rows[0])
+    train_ok = shipped["val_loss"] <= TARGET_LOSS and shipped["wall_s"] <= TARGET_WALL_S
+    gen_ok = gen_tps >= TARGET_GEN_TPS
+    print(f"\ntarget: val loss <= {TARGET_LOSS} in <= {TARGET_WALL_S} s wall: "
+          f"{'PASS' if train_ok else 'FAIL'} ({shipped['val_loss']:.4f} in {shipped['wall_s']:.1f} s)")
+    print(f"target: generation >= {TARGET_GEN_TPS:.0f} tokens/s with the cache: {'PASS' if gen_ok else 'FAIL'} "
+          f"(slowest cached row {gen_tps:.0f} tokens/s)")
+    path = write("shakespeare_char_gpt", {"training": rows, "generation": gen, "pass_training": train_ok,
+                                          "pass_generation": gen_ok,
+                                          "nanogpt": {"wall_s": NANOGPT_WALL_S, "val_loss": NANOGPT_VAL_LOSS}})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
