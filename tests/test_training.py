@@ -183,6 +183,16 @@ def test_max_steps_stops_training(tmp_path):
     assert [r["step"] for r in history(result.run_dir)] == [3]
 
 
+def test_resume_with_a_larger_step_budget_continues(tmp_path):
+    out = tmp_path / "ms"
+    zoo.train("subseq-gru", small(train={"epochs": 5, "max_steps": 3}), out=out)
+    same = zoo.train(None, {"train": {"max_steps": 3}}, resume=out)  # budget already spent: nothing more
+    assert same.metrics["train"]["steps"] == 3
+    more = zoo.train(None, {"train": {"max_steps": 9}}, resume=out)
+    assert more.metrics["train"]["steps"] == 9 and "max_steps=9" in more.metrics["train"]["stopped"]
+    assert [r["step"] for r in history(out)] == [3, 9]
+
+
 # --- the Trainer on its own ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -326,6 +326,8 @@ class Trainer:
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.history = list(ckpt.get("history", []))
+        if self.state.stopped.startswith("max_"):  # a budget ran out: resuming may come with a larger one
+            self.state.stopped = ""
 
     def _write_epoch(self, record: dict[str, Any]) -> None:
         if self.run_dir is None:
@@ -357,6 +359,8 @@ class Trainer:
         n_batches = self.task.num_batches(train, cfg.batch_size)
         total = self._total_steps(n_batches)
         show = cfg.progress and _isatty()
+        if cfg.max_steps is not None and st.step >= cfg.max_steps:
+            st.stopped = f"max_steps={cfg.max_steps} reached"
         while st.epoch < cfg.epochs and not st.stopped:
             epoch = st.epoch
             self._apply_freeze(epoch)

@@ -1,0 +1,245 @@
+"""CoNLL-format tagging data. Every example is ``{"tokens": [word, ...], "tags": [label, ...]}``.
+
+The format: one token per line, its fields in whitespace-separated columns
+(``Confidence NN B-NP``), a blank line between sentences. Every line of a file
+has the same number of columns; a line that does not is an error naming the
+file and the line. ``-DOCSTART-`` lines (CoNLL-2003) are skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from zoo import DataError, Dataset, Source
+
+log = logging.getLogger(__name__)
+
+Example = dict[str, list[str]]
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """The text of ``path``; a :class:`zoo.DataError` naming the file (and the line of a bad byte)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file (relative to {Path.cwd()})") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: is a folder, not a CoNLL file") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from exc
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}, line {line}: not valid {encoding} (byte {data[exc.start]:#04x}); convert the "
+                        f"file to {encoding} or set dataset.encoding to the encoding it is written in") from exc
+
+
+def parse_conll(text: str, where: str | Path, word_column: int = 0, label_column: int = -1,
+                columns: int | None = None) -> list[Example]:
+    """Sentences of CoNLL ``text``; ``where`` (the file) names bad input in errors.
+
+    ``columns``: the number of columns every line must have; none: as many as the
+    first token line. Columns are counted from 0; negative ones from the end.
+    """
+    def check_columns(n: int) -> None:
+        for name, col in (("word_column", word_column), ("label_column", label_column)):
+            if not -columns <= col < columns:
+                raise DataError(f"{where}, line {n}: dataset.{name}={col}, but the file has {columns} columns "
+                                f"(0..{columns - 1}, or -1 for the last)")
+
+    sentences: list[Example] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    first = 0  # line number of the first token line, which fixes the column count
+    if columns is not None:
+        check_columns(1)
+    for n, line in enumerate(text.split("\n"), start=1):
+        fields = line.split()
+        if not fields:
+            if tokens:
+                sentences.append({"tokens": tokens, "tags": tags})
+                tokens, tags = [], []
+            continue
+        if fields[0] == "-DOCSTART-":
+            continue
+        if columns is None:
+            columns, first = len(fields), n
+            check_columns(n)
+        if len(fields) != columns:
+            fixed = f"as on line {first}" if first else "dataset.columns"
+            raise DataError(f"{where}, line {n}: expected {columns} columns ({fixed}), found {len(fields)}: "
+                            f"{line.strip()[:80]!r}")
+        tokens.append(fields[word_column])
+        tags.append(fields[label_column])
+    if tokens:  # no blank line after the last sentence
+        sentences.append({"tokens": tokens, "tags": tags})
+    if not sentences:
+        raise DataError(f"{where}: no sentences (the file is empty or holds only blank lines); "
+                        "expected one token per line and a blank line between sentences")
+    return sentences
+
+
+def read_conll(path: Path, word_column: int = 0, label_column: int = -1, columns: int | None = None,
+               encoding: str = "utf-8") -> list[Example]:
+    return parse_conll(read_text(path, encoding), path, word_column, label_column, columns)
+
+
+# --- CoNLL-2000 -----------------------------------------------------------------------------------
+
+@dataclass
+class CoNLL2000Config:
+    label: Literal["pos", "chunk"] = "pos"  # which column is the label: POS tags or chunk tags (BIO, IOB2)
+    val_sentences: int = 0  # move the last N training sentences into a "val" split; 0: splits train and test only
+    limit: int | None = None  # keep only the first N sentences of each split (quick tries and tests)
+
+    def validate(self) -> None:
+        if not 0 <= self.val_sentences < 8936:
+            raise ValueError(f"val_sentences must be in 0..8935, got {self.val_sentences}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1 or none, got {self.limit}")
+
+
+class CoNLL2000(Dataset):
+    """The CoNLL-2000 chunking data: WSJ sections 15-18 (train) and 20 (test) of the Penn Treebank.
+
+    Columns are ``WORD POS CHUNK``. The POS tags are not the Treebank's: the shared
+    task produced them with the Brill tagger. The official files are gzip'd; the
+    data dir holds them unzipped (``conll2000/train.txt``, ``conll2000/test.txt``).
+    """
+
+    Config = CoNLL2000Config
+    folder = "conll2000"
+    sources = (
+        Source("train.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/train.txt.gz",
+               "82033cd7a72b209923a98007793e8f9de3abc1c8b79d646c50648eb949b87cea", size=2_842_164),
+        Source("test.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/test.txt.gz",
+               "73b7b1e565fa75a1e22fe52ecdf41b6624d6f59dacb591d44252bf4d692b1628", size=639_396),
+    )
+    splits = ("train", "val", "test")
+    label_columns = {"pos": 1, "chunk": 2}
+
+    def __init__(self, config=None, data_dir=None):
+        super().__init__(config, data_dir)
+        self.splits = ("train", "val", "test") if self.config.val_sentences else ("train", "test")
+        self._read: dict[str, list[Example]] = {}
+
+    def file(self, filename: str) -> Path:
+        """As :meth:`zoo.Dataset.file`; without a data dir, the official ``.gz`` is fetched and unzipped into the cache."""
+        if self.data_dir is None:
+            source = next(s for s in self.sources if s.filename == filename)
+            cached = _cache_dir() / self.folder / filename
+            if not cached.is_file():
+                _fetch_gunzip(source.url, cached)
+        return super().file(filename)
+
+    def _sentences(self, filename: str) -> list[Example]:
+        if filename not in self._read:
+            self._read[filename] = read_conll(self.file(filename), 0, self.label_columns[self.config.label], 3)
+        return self._read[filename]
+
+    def load(self, split: str) -> list[Example]:
+        self.check_split(split)
+        cfg = self.config
+        if split == "test":
+            out = self._sentences("test.txt")
+        else:
+            train = self._sentences("train.txt")
+            cut = len(train) - cfg.val_sentences
+            out = train[:cut] if split == "train" else train[cut:]
+        return out[: cfg.limit] if cfg.limit else out
+
+
+def _cache_dir() -> Path:  # zoo's download cache: ZOO_CACHE_DIR, else ~/.cache/zoo
+    return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo")
+
+
+def _fetch_gunzip(url: str, dest: Path) -> None:
+    """Download the gzip'd ``url`` and unzip it to ``dest``, which appears only when complete."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    log.info("downloading %s -> %s", url, dest)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp, \
+                gzip.GzipFile(fileobj=resp) as gz:
+            shutil.copyfileobj(gz, out)
+        os.replace(tmp, dest)
+    except (OSError, EOFError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(f"cannot download {url} ({exc}); download and gunzip it by hand to {dest}, "
+                        "or set ZOO_DATA_DIR to a folder holding conll2000/train.txt and test.txt") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- the user's own files -------------------------------------------------------------------------
+
+@dataclass
+class CoNLLFilesConfig:
+    train_file: str = ""  # training sentences, CoNLL format (required)
+    val_file: str | None = None  # validation sentences; none: the last val_fraction of train_file's sentences
+    test_file: str | None = None  # test sentences; none: no test split (results are reported on val)
+    val_fraction: float = 0.1  # without val_file; 0: no val split
+    word_column: int = 0  # column of the word, counted from 0
+    label_column: int = -1  # column of the label, counted from 0; -1: the last column
+    columns: int | None = None  # columns every line must have; none: as many as the first line of each file
+    encoding: str = "utf-8"
+
+    def validate(self) -> None:
+        if not self.train_file:
+            raise ValueError("train_file is empty: give your CoNLL file, e.g. --set dataset.train_file=train.conll")
+        if not self.val_file and not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.columns is not None and self.columns < 1:
+            raise ValueError(f"columns must be >= 1 or none, got {self.columns}")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
+
+
+class CoNLLFiles(Dataset):
+    """A user's own CoNLL-format files: choose the word and label columns, no code needed."""
+
+    Config = CoNLLFilesConfig
+    splits = ("train", "val", "test")
+
+    def __init__(self, config=None, data_dir=None):
+        super().__init__(config, data_dir)
+        cfg = self.config
+        has_val = bool(cfg.val_file) or cfg.val_fraction > 0
+        self.splits = tuple(s for s, on in (("train", True), ("val", has_val), ("test", bool(cfg.test_file))) if on)
+        self._read: dict[str, list[Example]] = {}
+
+    def _sentences(self, name: str) -> list[Example]:
+        if name not in self._read:
+            cfg = self.config
+            path = Path(os.path.expanduser(name))
+            self._read[name] = read_conll(path, cfg.word_column, cfg.label_column, cfg.columns, cfg.encoding)
+        return self._read[name]
+
+    def load(self, split: str) -> list[Example]:
+        self.check_split(split)
+        cfg = self.config
+        if not cfg.train_file:
+            raise DataError("dataset.train_file is empty: give your CoNLL file")
+        if split == "test":
+            return self._sentences(str(cfg.test_file))
+        if cfg.val_file:
+            return self._sentences(cfg.train_file if split == "train" else cfg.val_file)
+        train = self._sentences(cfg.train_file)
+        cut = len(train) - int(len(train) * cfg.val_fraction)
+        if split == "val" and cut == len(train) or split == "train" and cut == 0:
+            raise DataError(f"{cfg.train_file}: {len(train)} sentences are too few to split off "
+                            f"val_fraction={cfg.val_fraction}; add sentences or give dataset.val_file")
+        return train[:cut] if split == "train" else train[cut:]

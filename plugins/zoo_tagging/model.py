@@ -1,0 +1,172 @@
+"""An encoder-only Transformer tagger.
+
+Word embeddings (plus, optionally, a character CNN over each word) and learned
+position embeddings, pre-norm blocks of bidirectional self-attention
+(``F.scaled_dot_product_attention`` with a key-padding mask) and an MLP, a final
+LayerNorm and a per-token linear head. The head returns logits: the task applies
+``F.cross_entropy`` to them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import Model
+
+
+@dataclass
+class TransformerTaggerConfig:
+    n_layer: int = 3
+    n_head: int = 4
+    d_model: int = 128
+    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * d_model
+    dropout: float = 0.1  # on embeddings, attention weights and residual branches
+    activation: Literal["gelu", "relu"] = "gelu"
+    word_dropout: float = 0.0  # chance, while training, that a word reads as <unk>: trains the <unk> vector
+    char_features: bool = False  # add a character CNN's view of each word: helps with words never seen in training
+    char_dim: int = 32  # character embedding width
+    char_channels: int = 128  # CNN filters: the width of a word's character features
+    char_kernel: int = 3  # CNN window, in characters
+
+    def validate(self) -> None:
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
+        for name in ("dropout", "word_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.char_kernel < 1 or self.char_kernel % 2 == 0:
+            raise ValueError(f"char_kernel must be odd and >= 1, got {self.char_kernel}")
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerTaggerConfig):
+        super().__init__()
+        self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``keep`` (B, 1, 1, T): True for the keys of real tokens."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: TransformerTaggerConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model)
+        self.act = nn.GELU() if cfg.activation == "gelu" else nn.ReLU()
+        self.proj = nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(self.act(self.fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerTaggerConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.d_model)
+        self.attn = SelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), keep)
+        return x + self.mlp(self.ln_2(x))
+
+
+class CharCNN(nn.Module):
+    """A word's characters -> one vector: embeddings, a convolution, max over the characters."""
+
+    def __init__(self, cfg: TransformerTaggerConfig, char_vocab: int, pad_id: int):
+        super().__init__()
+        self.pad_id = pad_id
+        self.emb = nn.Embedding(char_vocab, cfg.char_dim, padding_idx=pad_id)
+        self.conv = nn.Conv1d(cfg.char_dim, cfg.char_channels, cfg.char_kernel, padding=cfg.char_kernel // 2)
+
+    def forward(self, chars: torch.Tensor) -> torch.Tensor:
+        """``chars`` (U, W) -> (U, char_channels)."""
+        real = chars != self.pad_id  # (U, W)
+        h = self.conv(self.emb(chars).transpose(1, 2))  # (U, channels, W)
+        h = F.relu(h).masked_fill(~real[:, None, :], 0.0)  # after ReLU every value is >= 0: 0 is a neutral pad
+        return h.amax(dim=2)  # (U, channels)
+
+
+class TransformerTagger(Model):
+    """``TransformerTagger(config, vocab_size=V, n_tags=K, pad_id=0, max_len=T, ...)``."""
+
+    Config = TransformerTaggerConfig
+    arch_version = 1
+
+    def __init__(self, config: TransformerTaggerConfig, vocab_size: int, n_tags: int, pad_id: int = 0,
+                 unk_id: int = 1, char_vocab: int = 0, char_pad_id: int = 0, max_len: int = 128):
+        super().__init__(config, vocab_size=vocab_size, n_tags=n_tags, pad_id=pad_id, unk_id=unk_id,
+                         char_vocab=char_vocab, char_pad_id=char_pad_id, max_len=max_len)
+        self.pad_id, self.unk_id, self.max_len = pad_id, unk_id, max_len
+        c = config.d_model
+        self.wte = nn.Embedding(vocab_size, c)
+        self.wpe = nn.Embedding(max_len, c)
+        if config.char_features:
+            if char_vocab < 1:
+                raise ValueError("char_features needs char_vocab > 0 (the task's chars tokenizer)")
+            self.chars = CharCNN(config, char_vocab, char_pad_id)
+            self.char_proj = nn.Linear(config.char_channels, c)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(c)
+        self.head = nn.Linear(c, n_tags)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
+            if name.endswith("proj.weight") and name.startswith("blocks."):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * max(1, config.n_layer)))
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        groups = {"embeddings": [self.wte.weight, self.wpe.weight], "head": [*self.ln_f.parameters(),
+                                                                           *self.head.parameters()]}
+        if self.config.char_features:
+            groups["chars"] = [*self.chars.parameters(), *self.char_proj.parameters()]
+        for i, block in enumerate(self.blocks):
+            groups[f"block{i}"] = list(block.parameters())
+        return groups
+
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None,
+                char_index: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, n_tags) for ``words`` (B, T); ``chars`` (U, W) and ``char_index`` (B, T) as the task makes them."""
+        B, T = words.shape
+        if T > self.max_len:
+            raise ValueError(f"a sentence of {T} tokens exceeds max_len {self.max_len}; the task cuts longer ones")
+        real = words != self.pad_id  # (B, T)
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
+            words = words.masked_fill(drop & real, self.unk_id)
+        x = self.wte(words) + self.wpe(torch.arange(T, device=words.device))  # (B, T, C)
+        if self.config.char_features:
+            if chars is None or char_index is None:
+                raise ValueError("this model has char_features: pass chars and char_index")
+            x = x + self.char_proj(self.chars(chars))[char_index]  # (U, C) gathered to (B, T, C)
+        x = self.drop(x)
+        keep = real[:, None, None, :]  # (B, 1, 1, T): no query attends to padding
+        for block in self.blocks:
+            x = block(x, keep)
+        return self.head(self.ln_f(x))  # (B, T, n_tags)

@@ -1,0 +1,272 @@
+"""The ``tagging`` task: one label per token. Examples are ``{"tokens": [...], "tags": [...]}``.
+
+Tokenizer roles: ``words`` (word ids), ``tags`` (the label vocabulary, fitted on
+the training labels, so it travels in the artifact) and ``chars`` (characters of
+the words, for models with character features).
+
+Models used with it implement::
+
+    forward(words (B, T), chars (U, W), char_index (B, T)) -> logits (B, T, n_tags)
+
+``chars`` holds the characters of the U distinct word forms of the batch and
+``char_index`` points every token at its form. They are built with the sizes
+``vocab_size``, ``n_tags``, ``pad_id``, ``unk_id``, ``char_vocab``,
+``char_pad_id`` and ``max_len``.
+
+Labels are classes ``0 .. n_tags - 1`` (the ``tags`` tokenizer's ids minus its
+specials). Padding is ``PAD`` and never counts; a label never seen in training is
+``UNKNOWN``: it counts as a token the model got wrong and as ``unknown_labels``,
+and takes no part in the loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoo import DataError, Task
+
+log = logging.getLogger(__name__)
+
+PAD = -100  # padding positions of ``tags``: ignored everywhere (F.cross_entropy's default ignore_index)
+UNKNOWN = -1  # a label the training split never had
+
+
+@dataclass
+class TaggingConfig:
+    max_len: int = 128  # tokens per model input: longer sentences are cut into pieces (every token is still tagged)
+    max_word_chars: int = 16  # characters per word for character features; longer words keep their two ends
+    label_smoothing: float = 0.0
+    bucket: bool = True  # training batches of sentences of similar length (less padding); the order follows the seed
+    span_f1: bool | None = None  # chunk precision / recall / F1 (conlleval); none: when every label is O, B-X or I-X
+    per_class: bool = False  # also report f1/LABEL of every label among the metrics
+
+    def validate(self) -> None:
+        if self.max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {self.max_len}")
+        if self.max_word_chars < 2:
+            raise ValueError(f"max_word_chars must be >= 2, got {self.max_word_chars}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def is_bio(labels: Sequence[str]) -> bool:
+    """Whether ``labels`` are chunk tags: ``O``, ``B-TYPE`` or ``I-TYPE`` (IOB1 or IOB2), with some B/I."""
+    return any(lab != "O" for lab in labels) and all(
+        lab == "O" or (lab[:2] in ("B-", "I-") and len(lab) > 2) for lab in labels)
+
+
+def spans(labels: Sequence[str]) -> set[tuple[str, int, int]]:
+    """The chunks ``(type, start, end)`` of BIO ``labels``, as conlleval reads them.
+
+    A chunk starts at ``B-X``, or at ``I-X`` after ``O`` or after a chunk of another
+    type; it ends before ``O``, ``B-*`` or a label of another type. Any label that
+    is neither ``B-X`` nor ``I-X`` reads as ``O``.
+    """
+    out: set[tuple[str, int, int]] = set()
+    kind, start = None, 0
+    for i, lab in enumerate([*labels, "O"]):
+        prefix, typ = (lab[0], lab[2:]) if lab[:2] in ("B-", "I-") else ("O", "")
+        if kind is not None and (prefix != "I" or typ != kind):
+            out.add((kind, start, i))
+            kind = None
+        if prefix != "O" and kind is None:
+            kind, start = typ, i
+    return out
+
+
+def _pad(rows: list[list[int]], value: int, width: int | None = None) -> torch.Tensor:
+    width = width or max(1, max(len(r) for r in rows))
+    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    """Precision, recall and F1; 0 where undefined."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+class TaggingTask(Task):
+    Config = TaggingConfig
+    tokenizer_roles = ("words", "tags", "chars")
+    metrics = {"accuracy": "max", "loss": "min", "macro_f1": "max", "unknown_labels": "min"}
+
+    def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
+        key = "tags" if role == "tags" else "tokens"
+        return [" ".join(ex[key]) for ex in examples]
+
+    @property
+    def labels(self) -> list[str]:
+        """Label of every class, in class order."""
+        return self.tokenizers["tags"].itos[len(self.tokenizers["tags"].SPECIALS):]
+
+    @property
+    def span_f1(self) -> bool:
+        return self.config.span_f1 if self.config.span_f1 is not None else is_bio(self.labels)
+
+    def model_sizes(self) -> dict[str, int]:
+        words, chars = self.tokenizers["words"], self.tokenizers["chars"]
+        return {"vocab_size": words.vocab_size, "n_tags": len(self.labels), "pad_id": words.pad_id,
+                "unk_id": words.unk_id, "char_vocab": chars.vocab_size, "char_pad_id": chars.pad_id,
+                "max_len": self.config.max_len}
+
+    # -- encoding -----------------------------------------------------------------------------
+    def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Every sentence (or piece of at most ``max_len`` tokens) as a padded row.
+
+        Besides the padded ``words``, ``tags`` and ``form_ids`` (B, T), ``forms`` holds
+        the characters of every distinct word of the split (row 0: padding).
+        """
+        cfg, words_tok, chars_tok = self.config, self.tokenizers["words"], self.tokenizers["chars"]
+        if not examples:
+            raise DataError("tagging: a split has no sentences")
+        classes = {lab: k for k, lab in enumerate(self.labels)}
+        forms: dict[str, int] = {"": 0}
+        unknown: Counter[str] = Counter()
+        word_rows, tag_rows, form_rows = [], [], []
+        for i, ex in enumerate(examples):
+            tokens, tags = list(ex["tokens"]), list(ex["tags"])
+            if not tokens:
+                raise DataError(f"tagging: sentence {i} has no tokens")
+            if len(tokens) != len(tags):
+                raise DataError(f"tagging: sentence {i} has {len(tokens)} tokens but {len(tags)} labels")
+            ids = words_tok.encode(" ".join(tokens))
+            if len(ids) != len(tokens):
+                raise DataError(f"tagging: sentence {i} has a token that is empty or holds whitespace: {tokens!r}")
+            tag_ids = [classes.get(t, UNKNOWN) for t in tags]
+            if UNKNOWN in tag_ids:
+                unknown.update(t for t, k in zip(tags, tag_ids) if k == UNKNOWN)
+            form_ids = [forms.setdefault(w, len(forms)) for w in tokens]
+            for s in range(0, len(tokens), cfg.max_len):
+                word_rows.append(ids[s : s + cfg.max_len])
+                tag_rows.append(tag_ids[s : s + cfg.max_len])
+                form_rows.append(form_ids[s : s + cfg.max_len])
+        if unknown:
+            log.warning("tagging: %d tokens carry %d labels never seen in training (%s); they count as errors "
+                        "and as unknown_labels", sum(unknown.values()), len(unknown),
+                        ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
+        half = cfg.max_word_chars // 2
+        char_rows = [[]] + [ids if len(ids) <= cfg.max_word_chars else ids[:half] + ids[len(ids) - half:]
+                            for ids in (chars_tok.encode(w) for w in list(forms)[1:])]
+        return {
+            "words": _pad(word_rows, words_tok.pad_id),
+            "tags": _pad(tag_rows, PAD),
+            "form_ids": _pad(form_rows, 0),
+            "lengths": torch.tensor([len(r) for r in word_rows], dtype=torch.long),
+            "forms": _pad(char_rows, chars_tok.pad_id, cfg.max_word_chars),
+            "unknown": dict(unknown),
+        }
+
+    def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
+        return math.ceil(len(encoded["lengths"]) / batch_size)
+
+    def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
+                seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        lengths = encoded["lengths"]
+        if shuffle:
+            g = torch.Generator().manual_seed(seed)
+            order = torch.randperm(len(lengths), generator=g)
+            if self.config.bucket:  # sort pools of 50 batches by length, cut them into batches, shuffle those
+                pool = 50 * batch_size
+                parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
+                groups = [b for part in parts for b in part.split(batch_size)]
+                groups = [groups[i] for i in torch.randperm(len(groups), generator=g)]
+            else:
+                groups = list(order.split(batch_size))
+        else:  # sorted by length: less padding; the sums do not depend on the order
+            groups = list(torch.argsort(lengths, stable=True).split(batch_size))
+        for idx in groups:
+            yield self._batch(encoded, idx)
+
+    def _batch(self, encoded: Mapping[str, Any], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        lengths = encoded["lengths"][idx]
+        t = int(lengths.max())
+        form_ids = encoded["form_ids"][idx, :t]
+        uniq, char_index = torch.unique(form_ids, return_inverse=True)  # the batch's distinct words
+        chars = encoded["forms"][uniq]  # (U, W)
+        w = max(1, int((chars != self.tokenizers["chars"].pad_id).sum(1).max()))  # longest word of the batch
+        return {"words": encoded["words"][idx, :t], "tags": encoded["tags"][idx, :t], "lengths": lengths,
+                "index": idx, "chars": chars[:, :w], "char_index": char_index}
+
+    # -- loss and metrics ---------------------------------------------------------------------
+    @staticmethod
+    def logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["words"], batch["chars"], batch["char_index"])  # (B, T, n_tags)
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.logits(model, batch)
+        target = batch["tags"].masked_fill(batch["tags"] < 0, PAD)  # unknown labels take no part
+        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
+                               label_smoothing=self.config.label_smoothing)
+
+    def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        tags = batch["tags"]  # (B, T)
+        logits = self.logits(model, batch)  # (B, T, K)
+        pred = logits.argmax(-1)  # (B, T)
+        known, real = tags >= 0, tags != PAD
+        loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), tags.masked_fill(~known, PAD).flatten(),
+                                   ignore_index=PAD, reduction="sum")
+        sums = {"loss_sum": float(loss_sum), "loss_tokens": float(known.sum()), "tokens": float(real.sum()),
+                "correct": float(((pred == tags) & real).sum()), "unknown_labels": float((real & ~known).sum())}
+        sums.update(self.class_counts(pred[real], tags[real]))
+        if self.span_f1:
+            sums.update(self.span_counts(pred, tags, batch["lengths"]))
+        return sums
+
+    def class_counts(self, pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+        """``tp/L``, ``fp/L`` and ``fn/L`` of every label L, from the predictions and labels of real tokens."""
+        k = len(self.labels)
+        hit = pred == gold
+        tp = torch.bincount(pred[hit], minlength=k).tolist()
+        predicted = torch.bincount(pred, minlength=k).tolist()
+        actual = torch.bincount(gold[gold >= 0], minlength=k).tolist()
+        out: dict[str, float] = {}
+        for c, lab in enumerate(self.labels):
+            out[f"tp/{lab}"], out[f"fp/{lab}"], out[f"fn/{lab}"] = tp[c], predicted[c] - tp[c], actual[c] - tp[c]
+        return out
+
+    def span_counts(self, pred: torch.Tensor, tags: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
+        labels = self.labels
+        correct = found = gold = 0
+        for p, t, n in zip(pred.tolist(), tags.tolist(), lengths.tolist()):
+            gs = spans([labels[c] if c >= 0 else "O" for c in t[:n]])  # an unknown gold label reads as O
+            ps = spans([labels[c] for c in p[:n]])
+            correct, found, gold = correct + len(gs & ps), found + len(ps), gold + len(gs)
+        return {"span_correct": correct, "span_found": found, "span_gold": gold}
+
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        tokens = sums.get("tokens", 0.0)
+        out = {
+            "accuracy": sums.get("correct", 0.0) / max(tokens, 1.0),
+            "loss": sums.get("loss_sum", 0.0) / max(sums.get("loss_tokens", 0.0), 1.0),
+        }
+        rows = self.class_table(sums)
+        present = [r for r in rows if r["support"] or r["predicted"]]
+        out["macro_f1"] = sum(r["f1"] for r in present) / max(len(present), 1)
+        out["unknown_labels"] = sums.get("unknown_labels", 0.0)
+        out["tokens"] = tokens
+        if "span_gold" in sums:
+            p, r, f = prf(sums["span_correct"], sums["span_found"] - sums["span_correct"],
+                          sums["span_gold"] - sums["span_correct"])
+            out.update(span_precision=p, span_recall=r, span_f1=f)
+        if self.config.per_class:
+            out.update({f"f1/{r['label']}": r["f1"] for r in rows})
+        return out
+
+    def class_table(self, sums: Mapping[str, float]) -> list[dict[str, Any]]:
+        """Per label: support, predicted, precision, recall (its accuracy) and F1; most frequent first."""
+        rows = []
+        for lab in self.labels:
+            tp, fp, fn = (sums.get(f"{kind}/{lab}", 0.0) for kind in ("tp", "fp", "fn"))
+            p, r, f = prf(tp, fp, fn)
+            rows.append({"label": lab, "support": int(tp + fn), "predicted": int(tp + fp), "precision": p,
+                         "recall": r, "f1": f})
+        return sorted(rows, key=lambda row: -row["support"])
