@@ -16,7 +16,8 @@ from .errors import ZooError
 from .hookspecs import hookimpl
 
 # tiny: overrides that make the entry train in seconds, used by the contract tests
-ENTRY_KEYS = {"summary", "model", "task", "dataset", "tokenizer", "config", "reference", "command", "notes", "tiny"}
+ENTRY_KEYS = {"summary", "model", "task", "dataset", "tokenizer", "config", "reference", "command", "notes", "tiny",
+              "tune"}  # tune: the default search space of `zoo tune`
 
 
 def catalog_text() -> tuple[str, str]:

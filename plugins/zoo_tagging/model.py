@@ -33,6 +33,7 @@ class TransformerTaggerConfig:
     char_dim: int = 32  # character embedding width
     char_channels: int = 128  # CNN filters: the width of a word's character features
     char_kernel: int = 3  # CNN window, in characters
+    rel_pos: int = 0  # also a learned attention bias per head and relative distance, clipped at +-rel_pos (0: none)
 
     def validate(self) -> None:
         if self.d_model % self.n_head:
@@ -42,6 +43,8 @@ class TransformerTaggerConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.char_kernel < 1 or self.char_kernel % 2 == 0:
             raise ValueError(f"char_kernel must be odd and >= 1, got {self.char_kernel}")
+        if self.rel_pos < 0:
+            raise ValueError(f"rel_pos must be >= 0, got {self.rel_pos}")
 
 
 class SelfAttention(nn.Module):
@@ -51,13 +54,19 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.resid_dropout = nn.Dropout(cfg.dropout)
+        # one bias per head and clipped relative distance -rel_pos .. +rel_pos
+        self.rel_bias = nn.Embedding(2 * cfg.rel_pos + 1, cfg.n_head) if cfg.rel_pos else None
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``keep`` (B, 1, 1, T): True for the keys of real tokens."""
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, rel: torch.Tensor | None = None) -> torch.Tensor:
+        """``keep`` (B, 1, 1, T): True for the keys of real tokens; ``rel`` (T, T): bucket of each distance."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=self.dropout if self.training else 0.0)
+        mask = keep
+        if self.rel_bias is not None:  # an additive float mask: -inf hides padding
+            bias = self.rel_bias(rel).permute(2, 0, 1).to(q.dtype)  # (nh, T, T)
+            mask = bias.masked_fill(~keep, float("-inf"))  # (B, nh, T, T)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.proj(y))
 
@@ -82,8 +91,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(cfg.d_model)
         self.mlp = MLP(cfg)
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), keep)
+    def forward(self, x: torch.Tensor, keep: torch.Tensor, rel: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), keep, rel)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -167,6 +176,10 @@ class TransformerTagger(Model):
             x = x + self.char_proj(self.chars(chars))[char_index]  # (U, C) gathered to (B, T, C)
         x = self.drop(x)
         keep = real[:, None, None, :]  # (B, 1, 1, T): no query attends to padding
+        rel = None
+        if self.config.rel_pos:
+            pos = torch.arange(T, device=words.device)
+            rel = (pos[None, :] - pos[:, None]).clamp(-self.config.rel_pos, self.config.rel_pos) + self.config.rel_pos
         for block in self.blocks:
-            x = block(x, keep)
+            x = block(x, keep, rel)
         return self.head(self.ln_f(x))  # (B, T, n_tags)

@@ -1,0 +1,455 @@
+"""``zoo tune``: an Optuna study whose trials are ordinary zoo training runs.
+
+Optuna is an optional extra, imported only here and only when a study runs.
+The study lives in an Optuna RDB storage (SQLite by default, in the output
+folder), so a second ``zoo tune`` with the same storage and study name picks up
+where the first stopped, and several processes on one storage share the work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zoo
+from zoo import ConfigError, RunDirError, ZooError
+
+from .space import Param, TuneSpec, check_space, flatten, load_spec, lookup, nest
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'zoo[tune]' (or pip install 'optuna>=3.0')"
+HEARTBEAT_S = 60  # a RUNNING trial whose process stopped beating for 3x this long is marked FAIL by the next process
+FINISHED = ("complete", "pruned")
+
+
+def require_optuna() -> Any:
+    """The optuna module, or a ZooError that says how to install it."""
+    try:
+        import optuna
+    except ImportError as exc:
+        raise ZooError(f"zoo tune needs Optuna, an optional extra: {INSTALL_HINT}") from exc
+    return optuna
+
+
+class TuneInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study; the trial that was running has been marked failed or pruned."""
+
+    def __init__(self, trial: int | None, state: str | None):
+        super().__init__(trial)
+        self.trial, self.state = trial, state
+
+
+@dataclass
+class TrialRow:
+    number: int
+    state: str  # complete | pruned | fail | running | waiting
+    value: float | None  # the metric; for a pruned trial, its last reported value
+    epochs: int  # epochs that reported the metric
+    seconds: float | None
+    params: dict[str, Any]
+    baseline: bool = False  # the entry's own configuration
+    error: str = ""
+    test: dict[str, float] = field(default_factory=dict)  # test metrics of a complete trial's best epoch
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str  # password hidden
+    out: Path
+    entry: str
+    metric: str
+    direction: str
+    space: dict[str, Param]
+    rows: list[TrialRow]
+    ran: int  # trials this call finished or failed
+    best: TrialRow | None
+    files: dict[str, Path] = field(default_factory=dict)  # best, plot, csv
+    seconds: float = 0.0  # wall time of this call
+
+    def table(self) -> str:
+        return trials_table(self.rows, self.space, self.metric, self.best)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.state] = out.get(r.state, 0) + 1
+        return out
+
+
+# --- files ----------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def trials_table(rows: list[TrialRow], space: dict[str, Param], metric: str, best: TrialRow | None) -> str:
+    keys = list(space) + sorted({k for r in rows for k in r.params} - set(space))
+    head = ["trial", "state", metric, "epochs", "time_s", *keys]
+    body = []
+    for r in rows:
+        state = r.state + (" *best" if best is not None and r.number == best.number else "")
+        state += " (baseline)" if r.baseline else ""
+        body.append([str(r.number), state, _fmt(r.value), str(r.epochs),
+                     "" if r.seconds is None else f"{r.seconds:.1f}", *(_fmt(r.params.get(k)) for k in keys)])
+    widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in body]
+    return "\n".join(lines)
+
+
+def best_toml(result: TuneResult, base: dict[str, Any]) -> str:
+    """The best trial's parameters as a nested override file for ``zoo train ENTRY --config``."""
+    best = result.best
+    assert best is not None
+    short = result.entry.split(":", 1)[-1]
+    header = [
+        f"# zoo tune {short}: best of {len(result.rows)} trials in study '{result.study}' ({result.storage})",
+        f"# trial {best.number}: {result.metric} = {best.value:.6g} ({result.direction})",
+    ]
+    fixed = flatten(base)
+    if fixed:
+        header.append("# every trial also ran with: " + " ".join(f"--set {k}={json.dumps(v)}" for k, v in fixed.items()))
+    header += [f"# use: zoo train {short} --config best.toml", ""]
+    return "\n".join(header) + zoo.config.dumps_toml(nest(best.params))
+
+
+def plot_history(result: TuneResult, path: Path) -> None:
+    """Metric of every trial by trial number (pruned ones at their last value), and the best so far."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    done = [(r.number, r.value) for r in result.rows if r.state == "complete" and r.value is not None]
+    pruned = [(r.number, r.value) for r in result.rows if r.state == "pruned" and r.value is not None]
+    if pruned:
+        ax.scatter(*zip(*pruned), marker="x", color="0.6", label="pruned (last value)")
+    if done:
+        ax.scatter(*zip(*done), color="C0", label="complete")
+        pick = max if result.direction == "maximize" else min
+        xs, ys, best = [], [], None
+        for n, v in done:
+            best = v if best is None else pick(best, v)
+            xs.append(n)
+            ys.append(best)
+        ax.step(xs, ys, where="post", color="C3", label="best so far")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(result.metric)
+    ax.set_title(f"{result.study}: optimisation history")
+    ax.grid(True, alpha=0.3)
+    if done or pruned:
+        ax.legend()
+    fig.tight_layout()
+    with _atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def write_csv(result: TuneResult, path: Path) -> None:
+    keys = list(result.space)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["trial", "state", result.metric, "epochs", "seconds", "baseline", *keys, "error"])
+    for r in result.rows:
+        w.writerow([r.number, r.state, "" if r.value is None else r.value, r.epochs,
+                    "" if r.seconds is None else round(r.seconds, 3), r.baseline, *(r.params.get(k, "") for k in keys),
+                    r.error])
+    _atomic_write(path, buf.getvalue())
+
+
+# --- the study ------------------------------------------------------------------------------------
+
+def _hide_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL sqlalchemy can parse: say it as given
+        return url
+
+
+def open_storage(optuna: Any, url: str) -> Any:
+    """An Optuna RDB storage with heartbeats (so a killed process's trial ends up FAIL), or a one-line ZooError."""
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs["connect_args"] = {"timeout": 60}  # several processes wait their turn instead of failing
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                              grace_period=3 * HEARTBEAT_S)
+    except Exception as exc:  # sqlalchemy and driver errors come in many classes
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ZooError(f"--storage {_hide_password(url)}: cannot open it ({first.strip()})") from None
+
+
+def _pruner(optuna: Any, spec: TuneSpec, max_epochs: int) -> Any:
+    s = spec.settings
+    if s.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
+                                              reduction_factor=s.reduction_factor)
+    if s.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=s.startup_trials, n_warmup_steps=0)
+    return optuna.pruners.NopPruner()
+
+
+def _suggest(trial: Any, p: Param) -> Any:
+    if p.type == "categorical":
+        return trial.suggest_categorical(p.key, list(p.choices))
+    if p.type == "int":
+        return trial.suggest_int(p.key, p.low, p.high, step=p.step or 1, log=p.log)
+    return trial.suggest_float(p.key, p.low, p.high, step=p.step, log=p.log)
+
+
+def _row(t: Any) -> TrialRow:
+    seconds = None
+    if t.datetime_start is not None and t.datetime_complete is not None:
+        seconds = (t.datetime_complete - t.datetime_start).total_seconds()
+    return TrialRow(t.number, t.state.name.lower(), t.value if t.values else None,
+                    max(t.intermediate_values, default=0), seconds, dict(t.params),
+                    bool(t.user_attrs.get("baseline")), str(t.user_attrs.get("error", "")),
+                    dict(t.user_attrs.get("test", {})))
+
+
+def _metric(spec: TuneSpec, resolved: Any) -> tuple[str, str]:
+    task_metrics = resolved.cls("task").metrics
+    metric = spec.settings.metric or resolved.data["train"].get("early_stopping") or f"val_{next(iter(task_metrics))}"
+    base = metric.removeprefix("val_")
+    if base not in task_metrics:
+        valid = ", ".join(f"val_{m}" for m in task_metrics)
+        raise ConfigError(f"{spec.where}: unknown metric '{metric}'; task {resolved.specs['task'].id} reports {valid}")
+    direction = spec.settings.direction or ("maximize" if task_metrics[base] == "max" else "minimize")
+    return metric, direction
+
+
+def _check_study_matches(study: Any, want: dict[str, Any], name: str) -> None:
+    """A loaded study must have been made for the same entry, metric, direction and space."""
+    have = study.user_attrs
+    if "zoo_entry" not in have:  # a new study (or one made outside zoo): record what it is for
+        for key, value in want.items():
+            study.set_user_attr(key, value)
+        return
+    for key, what in (("zoo_entry", "entry"), ("zoo_metric", "metric"), ("zoo_direction", "direction"),
+                      ("zoo_space", "search space")):
+        if have.get(key) != want[key]:
+            raise ConfigError(
+                f"study '{name}' in this storage was made with another {what} ({json.dumps(have.get(key))}, "
+                f"now {json.dumps(want[key])}); resume it with the same settings, or name a new one with --study")
+
+
+def _foreign_trial_dirs(out: Path, numbers: set[int]) -> list[str]:
+    found = []
+    for d in out.glob("trial-*"):
+        n = d.name.removeprefix("trial-")
+        if d.is_dir() and (not n.isdigit() or int(n) not in numbers):
+            found.append(d.name)
+    return sorted(found)
+
+
+def tune(entry: str, trials: int, *, timeout: float | None = None, storage: str | None = None,
+         study: str | None = None, space: str | Path | None = None, overrides: dict[str, Any] | None = None,
+         out: str | Path | None = None, data_dir: str | Path | None = None, pruner: str | None = None,
+         on_trial: Callable[[TrialRow], None] | None = None) -> TuneResult:
+    """Run (or continue) a study of ``entry`` until it holds ``trials`` complete or pruned trials.
+
+    Every trial is ``zoo.train(entry, overrides + sampled params, out=OUT/trial-N)``;
+    the validation ``metric`` is reported after every epoch and the pruner may stop
+    the trial there. Failed trials do not count toward ``trials``. Ctrl-C marks the
+    running trial failed and raises :class:`TuneInterrupted`.
+    """
+    optuna = require_optuna()
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"--timeout must be > 0 seconds, got {timeout}")
+    t_start = time.perf_counter()
+    base = dict(overrides or {})
+    spec = load_spec(entry, space)
+    if pruner is not None:
+        spec.settings = zoo.config.build(type(spec.settings), {**spec.raw_settings, "pruner": pruner}, "tune")
+    resolved = zoo.resolve_entry(entry, base)  # the fixed part must be valid on its own
+    entry_id = resolved.entry
+    metric, direction = _metric(spec, resolved)
+    user_es = lookup(base, "train.early_stopping")
+    if user_es not in (None, metric):
+        raise ConfigError(f"train.early_stopping={user_es} but the study optimises {metric}: each trial keeps its "
+                          "best epoch by the study's metric; drop the --set or change the [tune] metric")
+    check_space(entry_id, base, spec)
+    trial_base = zoo.config.merge(base, {"train": {"early_stopping": metric}})
+    base_epochs = resolved.data["train"]["epochs"]
+    max_epochs = int(spec.space["train.epochs"].high) if "train.epochs" in spec.space else base_epochs
+
+    short = entry_id.split(":", 1)[-1]
+    out_dir = Path(out) if out is not None else Path("runs") / f"tune-{short}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"--out {out_dir} is a file, not a folder")
+    if storage is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        storage = "sqlite:///" + str((out_dir / "study.db").resolve())
+    name = study or short
+    shown_storage = _hide_password(storage)
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we say what happens, one line per trial
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    rdb = open_storage(optuna, storage)
+    want = {"zoo_entry": entry_id, "zoo_metric": metric, "zoo_direction": direction,
+            "zoo_space": {k: p.as_dict() for k, p in spec.space.items()}}
+    pruner_obj = _pruner(optuna, spec, max_epochs)
+    try:
+        st = optuna.load_study(study_name=name, storage=rdb, pruner=pruner_obj)
+    except KeyError:  # no such study yet
+        st = None
+    numbers = set() if st is None else {t.number for t in st.get_trials(deepcopy=False)}
+    if st is not None:
+        _check_study_matches(st, want, name)
+    foreign = _foreign_trial_dirs(out_dir, numbers)
+    if foreign:
+        raise RunDirError(f"--out {out_dir} holds {', '.join(foreign[:3])} that study '{name}' did not make; "
+                          "use another --out, or the --storage/--study those runs belong to")
+    if st is None:
+        try:  # load_if_exists: another process may have made it meanwhile
+            st = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
+                                     pruner=pruner_obj)
+        except Exception as exc:
+            raise ZooError(f"--storage {shown_storage}: cannot create study '{name}' ({exc})") from None
+        _check_study_matches(st, want, name)
+        numbers = {t.number for t in st.get_trials(deepcopy=False)}
+    n_before = len(numbers)
+    # a resumed run (or a second process) must not replay the first run's random draws
+    st.sampler = optuna.samplers.TPESampler(seed=None if spec.settings.seed is None else spec.settings.seed + n_before)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    if spec.settings.baseline and not numbers:
+        defaults = {k: lookup(resolved.data, k) for k in spec.space}
+        if all(p.contains(defaults[k]) for k, p in spec.space.items()):
+            st.enqueue_trial(defaults, user_attrs={"baseline": True})
+        else:
+            outside = [f"{k}={defaults[k]!r}" for k, p in spec.space.items() if not p.contains(defaults[k])]
+            log.info("no baseline trial: the entry's %s lies outside the space", ", ".join(outside))
+
+    current: dict[str, Any] = {}
+    ran = 0
+
+    def objective(trial: Any) -> float:
+        current["number"] = trial.number
+        params = {k: _suggest(trial, p) for k, p in spec.space.items()}
+        run_dir = out_dir / f"trial-{trial.number}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        epochs = params.get("train.epochs", base_epochs)
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            if metric not in record:  # train.eval_every skipped this epoch
+                return
+            value = float(record[metric])
+            trial.report(value, record["epoch"])
+            # after the last epoch there is nothing left to save: the trial completes and informs the sampler
+            if record["epoch"] < epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"after epoch {record['epoch']}: {metric}={value:.4g}")
+
+        try:
+            result = zoo.train(entry_id, zoo.config.merge(trial_base, nest(params)), out=run_dir,
+                               data_dir=data_dir, on_epoch=on_epoch)
+        except ConfigError as exc:  # this combination of values is invalid: the next trial may do better
+            trial.set_user_attr("error", str(exc))
+            raise
+        value = result.metrics.get("val", {}).get(metric.removeprefix("val_"))
+        if value is None:
+            raise ZooError(f"trial {trial.number}: the run reported no {metric} (does the dataset have a val split?)")
+        if "test" in result.metrics:
+            trial.set_user_attr("test", result.metrics["test"])
+        return float(value)
+
+    def after_trial(s: Any, frozen: Any) -> None:
+        nonlocal ran
+        current.pop("number", None)
+        ran += 1
+        if on_trial is not None:
+            on_trial(_row(frozen))
+        finished = len(s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                             optuna.trial.TrialState.PRUNED)))
+        if finished >= trials:  # other processes share the study: stop at the target, whoever reached it
+            s.stop()
+
+    finished = len(st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                         optuna.trial.TrialState.PRUNED)))
+    remaining = trials - finished
+    if remaining > 0:
+        try:
+            st.optimize(objective, n_trials=remaining, timeout=timeout, catch=(ConfigError,),
+                        callbacks=[after_trial])
+        except KeyboardInterrupt:
+            number = current.get("number")
+            raise TuneInterrupted(number, _settle(optuna, st, number)) from None
+    rows = [_row(t) for t in st.get_trials(deepcopy=False)]
+    best = None
+    complete = [r for r in rows if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
+    if complete:
+        best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
+    result = TuneResult(name, shown_storage, out_dir, entry_id, metric, direction, spec.space, rows, ran, best)
+    write_csv(result, out_dir / "trials.csv")
+    result.files["csv"] = out_dir / "trials.csv"
+    if best is not None:
+        _atomic_write(out_dir / "best.toml", best_toml(result, base))
+        result.files["best"] = out_dir / "best.toml"
+    try:
+        plot_history(result, out_dir / "history.png")
+        result.files["plot"] = out_dir / "history.png"
+    except Exception as exc:  # a plot must never cost a study
+        log.warning("could not draw history.png: %s", exc)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _settle(optuna: Any, st: Any, number: int | None) -> str | None:
+    """After Ctrl-C: the interrupted trial's state, marking it FAIL if Optuna could not."""
+    if number is None:
+        return None
+    try:
+        t = next(t for t in st.get_trials(deepcopy=False) if t.number == number)
+        if t.state == optuna.trial.TrialState.RUNNING:
+            st.tell(number, state=optuna.trial.TrialState.FAIL)
+            return "fail"
+        return t.state.name.lower()
+    except Exception as exc:  # the storage itself is gone; the heartbeat check fails the trial on the next run
+        log.warning("could not settle trial %s after the interrupt: %s", number, exc)
+        return None
