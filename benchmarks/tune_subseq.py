@@ -131,7 +131,8 @@ def main() -> None:
         {"config": "default config (same budget)", "val_exact_match": d_val, "test_exact_match": d_test,
          "epochs": default.metrics["train"]["epochs"], "wall_s": default_s},
         {"config": f"best trial ({best.number})" if best else "best trial (none)",
-         "val_exact_match": best.value if best else None, "test_exact_match": best.test.get("exact_match") if best else None,
+         "val_exact_match": best.value if best else None,
+         "test_exact_match": best.test.get("exact_match") if best else None,
          "epochs": best.epochs if best else None, "wall_s": best.seconds if best else None,
          "params": best.params if best else None},
     ]

@@ -134,7 +134,7 @@ class CoNLL2000(Dataset):
         self._read: dict[str, list[Example]] = {}
 
     def file(self, filename: str) -> Path:
-        """As :meth:`zoo.Dataset.file`; without a data dir, the official ``.gz`` is fetched and unzipped into the cache."""
+        """As :meth:`zoo.Dataset.file`; without a data dir, the official ``.gz`` is fetched and unzipped first."""
         if self.data_dir is None:
             source = next(s for s in self.sources if s.filename == filename)
             cached = _cache_dir() / self.folder / filename

@@ -36,7 +36,8 @@ class TaggingReport:
         """The per-class table of the ``top`` most frequent labels (all with ``None``)."""
         lines = [f"{'label':<8} {'support':>8} {'precision':>9} {'recall':>7} {'f1':>7}"]
         for r in self.rows[:top]:
-            lines.append(f"{r['label']:<8} {r['support']:>8,} {r['precision']:>9.4f} {r['recall']:>7.4f} {r['f1']:>7.4f}")
+            lines.append(f"{r['label']:<8} {r['support']:>8,} {r['precision']:>9.4f} {r['recall']:>7.4f} "
+                         f"{r['f1']:>7.4f}")
         return "\n".join(lines)
 
     def plot_confusion(self, path: str | Path, top: int | None = None) -> Path:
@@ -49,6 +50,7 @@ class TaggingReport:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import numpy as np
         from matplotlib.colors import LogNorm
 
         order = [self.labels.index(r["label"]) for r in self.rows if r["support"] or r["predicted"]]
@@ -56,15 +58,16 @@ class TaggingReport:
         cm = torch.tensor(self.confusion, dtype=torch.float64)[: len(self.labels)]
         m = cm[keep][:, keep]
         names = [self.labels[k] for k in keep]
-        if len(keep) < len(self.labels):
+        if len(keep) < len(order):  # the rest of each row, summed
             m = torch.cat([m, (cm[keep].sum(1) - m.sum(1))[:, None]], dim=1)
             names_x = [*names, "other"]
         else:
             names_x = names
-        frac = m / m.sum(1, keepdim=True).clamp(min=1)
+        frac = (m / m.sum(1, keepdim=True).clamp(min=1)).numpy()
         size = max(5.0, 0.22 * len(names_x) + 2)
         fig, ax = plt.subplots(figsize=(size + 1, size))
-        im = ax.imshow(frac.clamp(min=1e-4).numpy(), cmap="viridis", norm=LogNorm(vmin=1e-4, vmax=1.0))
+        cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # never confused: blank
+        im = ax.imshow(np.ma.masked_equal(frac, 0.0), cmap=cmap, norm=LogNorm(vmin=1e-4, vmax=1.0))
         ax.set_xticks(range(len(names_x)), names_x, rotation=90, fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xlabel("predicted")

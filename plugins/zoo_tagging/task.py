@@ -179,6 +179,7 @@ class TaggingTask(Task):
                 parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
                 groups = [b for part in parts for b in part.split(batch_size)]
                 groups = [groups[i] for i in torch.randperm(len(groups), generator=g)]
+                groups.sort(key=lambda b: len(b) < batch_size)  # the short last batches of pools go last
             else:
                 groups = list(order.split(batch_size))
         else:  # sorted by length: less padding; the sums do not depend on the order

@@ -34,7 +34,8 @@ def zoo_register_commands(cli: click.Group) -> None:
     @click.option("--storage", metavar="URL", help="Optuna storage [default: sqlite:///OUT/study.db].")
     @click.option("--study", "study_name", metavar="NAME", help="Study name [default: the entry's name].")
     @click.option("--space", "space_file", type=click.Path(dir_okay=False),
-                  help="TOML search space replacing the entry's default ([space.\"optim.lr\"] tables, optional [tune]).")
+                  help="TOML search space replacing the entry's default "
+                       "([space.\"optim.lr\"] tables, optional [tune]).")
     @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                   help="Fixed override for every trial, e.g. train.epochs=6.")
     @click.option("--config", "config_file", type=click.Path(dir_okay=False),

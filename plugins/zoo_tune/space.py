@@ -48,7 +48,8 @@ PARAM_KEYS = {
 class Settings:
     """How trials are scored and pruned: the ``[tune]`` table."""
 
-    metric: str | None = None  # e.g. "val_exact_match"; none: the entry's train.early_stopping, else the task's first metric
+    # e.g. "val_exact_match"; none: the entry's train.early_stopping, else the task's first metric
+    metric: str | None = None
     direction: Literal["minimize", "maximize"] | None = None  # none: the way the task ranks the metric
     pruner: Literal["hyperband", "median", "none"] = "hyperband"
     reduction_factor: int = 3  # hyperband: about 1 in reduction_factor trials goes on at each rung

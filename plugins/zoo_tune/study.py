@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'zoo[tune]' (or pip install 'optuna>=3.0')"
 HEARTBEAT_S = 60  # a RUNNING trial whose process stopped beating for 3x this long is marked FAIL by the next process
-FINISHED = ("complete", "pruned")
+# fixed overrides that may differ between the processes of one study: they do not change what a trial learns
+PER_MACHINE = {"train.device", "train.threads", "train.progress"}
 
 
 def require_optuna() -> Any:
@@ -144,7 +145,8 @@ def best_toml(result: TuneResult, base: dict[str, Any]) -> str:
     ]
     fixed = flatten(base)
     if fixed:
-        header.append("# every trial also ran with: " + " ".join(f"--set {k}={json.dumps(v)}" for k, v in fixed.items()))
+        sets = " ".join(f"--set {k}={json.dumps(v)}" for k, v in fixed.items())
+        header.append(f"# every trial also ran with: {sets}")
     header += [f"# use: zoo train {short} --config best.toml", ""]
     return "\n".join(header) + zoo.config.dumps_toml(nest(best.params))
 
@@ -169,7 +171,8 @@ def plot_history(result: TuneResult, path: Path) -> None:
             best = v if best is None else pick(best, v)
             xs.append(n)
             ys.append(best)
-        ax.step(xs, ys, where="post", color="C3", label="best so far")
+        last = max(r.number for r in result.rows)
+        ax.step([*xs, last], [*ys, ys[-1]], where="post", color="C3", label="best so far")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -213,14 +216,20 @@ def open_storage(optuna: Any, url: str) -> Any:
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs["connect_args"] = {"timeout": 60}  # several processes wait their turn instead of failing
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=3 * HEARTBEAT_S)
-    except Exception as exc:  # sqlalchemy and driver errors come in many classes
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ZooError(f"--storage {_hide_password(url)}: cannot open it ({first.strip()})") from None
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                                                  grace_period=3 * HEARTBEAT_S)
+        except Exception as exc:  # sqlalchemy and driver errors come in many classes
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()
+            # two processes creating a new database at once: one loses the race to make the tables
+            if attempt < 4 and ("already exists" in first or "database is locked" in first):
+                time.sleep(0.5 + attempt)
+                continue
+            raise ZooError(f"--storage {_hide_password(url)}: cannot open it ({first})") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _pruner(optuna: Any, spec: TuneSpec, max_epochs: int) -> Any:
@@ -263,7 +272,7 @@ def _metric(spec: TuneSpec, resolved: Any) -> tuple[str, str]:
 
 
 def _check_study_matches(study: Any, want: dict[str, Any], name: str) -> None:
-    """A loaded study must have been made for the same entry, metric, direction and space."""
+    """A loaded study must have been made for the same entry, metric, direction, space and fixed overrides."""
     have = study.user_attrs
     if "zoo_entry" not in have:  # a new study (or one made outside zoo): record what it is for
         for key, value in want.items():
@@ -275,6 +284,14 @@ def _check_study_matches(study: Any, want: dict[str, Any], name: str) -> None:
             raise ConfigError(
                 f"study '{name}' in this storage was made with another {what} ({json.dumps(have.get(key))}, "
                 f"now {json.dumps(want[key])}); resume it with the same settings, or name a new one with --study")
+    fixed, now = have.get("zoo_fixed", {}), want["zoo_fixed"]
+    differ = sorted(k for k in set(fixed) | set(now) if fixed.get(k) != now.get(k))
+    if differ:
+        k = differ[0]
+        was = f"--set {k}={json.dumps(fixed[k])}" if k in fixed else f"no --set {k}"
+        raise ConfigError(f"study '{name}' ran its trials with {was}, this command has "
+                          f"{f'--set {k}={json.dumps(now[k])}' if k in now else 'none'}: trials of one study must "
+                          "share their fixed settings; repeat the original ones, or name a new study with --study")
 
 
 def _foreign_trial_dirs(out: Path, numbers: set[int]) -> list[str]:
@@ -332,8 +349,9 @@ def tune(entry: str, trials: int, *, timeout: float | None = None, storage: str 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # we say what happens, one line per trial
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     rdb = open_storage(optuna, storage)
+    fixed = {k: v for k, v in flatten(base).items() if k not in PER_MACHINE}
     want = {"zoo_entry": entry_id, "zoo_metric": metric, "zoo_direction": direction,
-            "zoo_space": {k: p.as_dict() for k, p in spec.space.items()}}
+            "zoo_space": {k: p.as_dict() for k, p in spec.space.items()}, "zoo_fixed": fixed}
     pruner_obj = _pruner(optuna, spec, max_epochs)
     try:
         st = optuna.load_study(study_name=name, storage=rdb, pruner=pruner_obj)
