@@ -137,7 +137,8 @@ def trials_table(rows: list[TrialRow], space: dict[str, Param], metric: str, bes
 def best_toml(result: TuneResult, base: dict[str, Any]) -> str:
     """The best trial's parameters as a nested override file for ``zoo train ENTRY --config``."""
     best = result.best
-    assert best is not None
+    if best is None:
+        raise ZooError(f"study '{result.study}' has no completed trial yet: no best parameters to write")
     short = result.entry.split(":", 1)[-1]
     header = [
         f"# zoo tune {short}: best of {len(result.rows)} trials in study '{result.study}' ({result.storage})",
