@@ -28,6 +28,7 @@ from .api import (  # noqa: E402
     train,
 )
 from .config import EmptyConfig  # noqa: E402
+from .data import read_text  # noqa: E402
 from .errors import (  # noqa: E402
     AmbiguousNameError,
     ArtifactError,
@@ -45,7 +46,7 @@ from .interfaces import Dataset, Source, Task, Tokenizer, VocabTokenizer  # noqa
 __all__ = [
     "__version__",
     # interfaces
-    "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl",
+    "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl", "read_text",
     # API
     "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
     "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "registry",

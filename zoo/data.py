@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import tempfile
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,36 @@ def data_dir(override: str | Path | None = None) -> Path | None:
             "that holds the datasets, or unset it to download into the cache"
         )
     return path
+
+
+def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = True) -> str:
+    """The exact text of a user's or a dataset's file (bytes decoded whole, line endings kept).
+
+    Every failure is a :class:`DataError` naming the file, and for undecodable bytes
+    the byte offset and line, with what to do.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        where = "" if path.is_absolute() else f" (relative to {Path.cwd()})"
+        raise DataError(f"{path}: no such file{where}") from exc
+    except IsADirectoryError as exc:
+        raise DataError(f"{path}: is a folder, not a file; name the files in it (globs work where a "
+                        "dataset says so, e.g. 'dir/*.txt')") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror})") from exc
+    if not data and not allow_empty:
+        raise DataError(f"{path}: the file is empty; remove it from the list or give it some text")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path}: not valid {encoding}: byte {data[exc.start]:#04x} at byte offset {exc.start} (line {line}) "
+            f"({exc.reason}); convert the file to {encoding} (e.g. 'iconv -f latin1 -t {encoding}'), "
+            "or set dataset.encoding to the encoding it is written in"
+        ) from exc
 
 
 def cache_dir() -> Path:
@@ -84,6 +113,8 @@ def locate(folder: str, source: Source, override: str | Path | None = None) -> P
 
 def download(url: str, dest: Path, sha256: str | None = None) -> Path:
     """Fetch ``url`` to ``dest`` through a temporary file; ``dest`` appears only when complete and verified."""
+    import urllib.request  # only when something is downloaded: keeps `import zoo` light
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     log.info("downloading %s -> %s", url, dest)

@@ -19,29 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from zoo import DataError, Dataset, Source
+from zoo import DataError, Dataset, Source, read_text
 
 log = logging.getLogger(__name__)
 
 Example = dict[str, list[str]]
-
-
-def read_text(path: Path, encoding: str = "utf-8") -> str:
-    """The text of ``path``; a :class:`zoo.DataError` naming the file (and the line of a bad byte)."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file (relative to {Path.cwd()})") from exc
-    except IsADirectoryError as exc:
-        raise DataError(f"{path}: is a folder, not a CoNLL file") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror})") from exc
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}, line {line}: not valid {encoding} (byte {data[exc.start]:#04x}); convert the "
-                        f"file to {encoding} or set dataset.encoding to the encoding it is written in") from exc
 
 
 def parse_conll(text: str, where: str | Path, word_column: int = 0, label_column: int = -1,

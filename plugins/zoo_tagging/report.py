@@ -2,7 +2,7 @@
 
     from zoo_tagging.report import report
     rep = report("runs/pos-transformer")       # the test split of its dataset
-    print(rep.table(top=10))                   # the 10 most frequent labels
+    text = rep.table(top=10)                   # the 10 most frequent labels, as a text table
     rep.plot_confusion("confusion.png")
 
 The numbers are the task's own (``tp/L``, ``fp/L``, ``fn/L`` sums), so they agree

@@ -12,30 +12,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo import DataError, Dataset, Source
+from zoo import DataError, Dataset, Source, read_text
 
 
 def decode_file(path: Path, encoding: str = "utf-8") -> str:
-    """The text of ``path``; a :class:`zoo.DataError` naming the file (and the bad byte) when it cannot be read."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise DataError(f"{path}: is a folder, not a file; to read the files in it use a glob, e.g. '{path}/*.txt'") from exc
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read it ({exc.strerror})") from exc
-    if not data:
-        raise DataError(f"{path}: the file is empty; remove it from the list or give it some text")
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{path}: not valid {encoding}: byte {data[exc.start]:#04x} at byte offset {exc.start} (line {line}) "
-            f"({exc.reason}); convert the file to {encoding} (e.g. 'iconv -f latin1 -t {encoding}'), "
-            "or set dataset.encoding to the encoding it is written in"
-        ) from exc
+    """The text of ``path``: empty files are errors too (see :func:`zoo.read_text`)."""
+    return read_text(path, encoding, allow_empty=False)
 
 
 # --- tiny-shakespeare -----------------------------------------------------------------------------
