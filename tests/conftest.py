@@ -78,6 +78,15 @@ def data_dir() -> Path | None:
 
 
 @pytest.fixture
+def data_dir_or_skip() -> Path:
+    """The real-data folder (ZOO_DATA_DIR); the test is skipped when it is not set."""
+    found = data_dir()
+    if found is None:
+        pytest.skip("ZOO_DATA_DIR is not set to the shared data folder")
+    return found
+
+
+@pytest.fixture
 def tiny_run(tmp_path_factory):
     """A trained tiny subseq-gru run folder (trained once per test that asks)."""
     out = tmp_path_factory.mktemp("run") / "subseq"

@@ -52,6 +52,8 @@ __all__ = [
     "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "registry",
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
+    # word vectors (gensim-trained or read from GloVe / word2vec files)
+    "Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix",
     # errors
     "ZooError", "ZooUsageError", "UnknownNameError", "AmbiguousNameError", "ConfigError", "DataError",
     "ArtifactError", "RunDirError", "DeviceError",
@@ -62,6 +64,11 @@ _LAZY = {
     "Trainer": "zoo.training",
     "TrainConfig": "zoo.training",
     "OptimConfig": "zoo.training",
+    "Vectors": "zoo.embeddings",
+    "train_vectors": "zoo.embeddings",
+    "load_vectors": "zoo.embeddings",
+    "save_vectors": "zoo.embeddings",
+    "embedding_matrix": "zoo.embeddings",
 }
 
 
