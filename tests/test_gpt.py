@@ -45,6 +45,39 @@ def test_cache_gives_the_same_logits_as_a_full_forward():
     assert torch.allclose(multi, full[:, 2:6], atol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", [{}, {"bias": False, "activation": "relu"}])
+def test_decode_step_matches_the_module_forward(overrides):
+    from zoo_lm.gpt import StaticCache
+
+    model = tiny_gpt(**overrides)
+    idx = torch.tensor([[1, 5, 2, 7, 3, 3, 9, 4], [4, 4, 8, 1, 2, 10, 6, 5]])  # a batch of two
+    with torch.inference_mode():
+        full = model(idx)  # (2, 8, V)
+        _, past = model(idx[:, :3], return_cache=True)
+        cache = StaticCache.from_past(past, model.block_size)
+        steps = [model.decode_step(idx[:, t], cache) for t in range(3, 8)]  # each (2, V)
+    assert cache.length == 8
+    assert torch.allclose(torch.stack(steps, 1), full[:, 3:], atol=1e-5)
+
+
+def test_cached_generation_matches_a_reference_loop_beyond_the_context():
+    """30 greedy tokens with an 8-token context: the cache is rebuilt from the last 4 tokens when full."""
+    model = tiny_gpt()
+    prompt = torch.tensor([[1, 2, 3]])
+    got = [int(t) for t in model.generate(prompt, 30, temperature=0.0)]
+    seq, want, past = prompt, [], None
+    with torch.no_grad():
+        for _ in range(30):
+            if past is None or past[0][0].size(2) >= 8:
+                logits, past = model(seq[:, -4:] if past is not None else seq, return_cache=True)
+            else:
+                logits, past = model(seq[:, -1:], past, return_cache=True)
+            nxt = int(logits[0, -1].argmax())
+            want.append(nxt)
+            seq = torch.cat([seq, torch.tensor([[nxt]])], 1)
+    assert got == want
+
+
 def test_greedy_generation_with_and_without_cache_agree_inside_the_context():
     model = tiny_gpt()
     prompt = torch.tensor([[1, 2]])

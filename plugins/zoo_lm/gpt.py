@@ -148,49 +148,108 @@ class GPT(Model):
         logits = self.lm_head(self.transformer.ln_f(x))  # (B, T, V)
         return (logits, cache) if return_cache else logits
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  generator: torch.Generator | None = None, use_cache: bool = True,
                  banned: list[int] | None = None) -> Iterator[torch.Tensor]:
         """Yield ``max_new_tokens`` next tokens (B,), one at a time; ids in ``banned`` are never produced.
 
-        Beyond the context the window slides: without the cache the model sees the
-        last ``block_size`` tokens; with it, the cache is rebuilt from the last
-        ``block_size // 2`` tokens whenever it is full (positions are absolute, so a
-        cache cannot simply drop its oldest entry).
+        With the cache, the prompt is run once (:meth:`forward`) and each new token
+        goes through :meth:`decode_step`, which writes its keys and values into a
+        preallocated cache. Beyond the context the window slides: without the cache
+        the model sees the last ``block_size`` tokens; with it, the cache is rebuilt
+        from the last ``block_size // 2`` tokens whenever it is full (positions are
+        absolute, so a cache cannot simply drop its oldest entry).
         """
         was_training = self.training
         self.eval()
-        seq = idx[:, -self.block_size:]
-        past: KVCache | None = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                logits = self(seq[:, -self.block_size:])[:, -1, :]  # (B, V)
-            else:
-                if past is None:
-                    logits, past = self(seq, return_cache=True)
-                elif past[0][0].size(2) >= self.block_size:
-                    logits, past = self(seq[:, -(self.block_size // 2):], return_cache=True)
+        try:
+            seq = idx[:, -self.block_size:]
+            ban = None
+            if banned:  # added to the logits: -inf at every banned id
+                ban = torch.zeros(self.lm_head.out_features, device=idx.device)
+                ban[banned] = float("-inf")
+            cache: StaticCache | None = None
+            for _ in range(max_new_tokens):
+                if not use_cache:
+                    logits = self(seq[:, -self.block_size:])[:, -1, :]  # (B, V)
+                elif cache is None or cache.length >= self.block_size:
+                    context = seq if cache is None else seq[:, -(self.block_size // 2):]
+                    logits, past = self(context, return_cache=True)
+                    cache = StaticCache.from_past(past, self.block_size)
+                    logits = logits[:, -1, :]
                 else:
-                    logits, past = self(seq[:, -1:], past, return_cache=True)
-                logits = logits[:, -1, :]
-            logits = logits.float()
-            if banned:
-                logits[:, banned] = float("-inf")
-            nxt = sample(logits, temperature, top_k, generator)  # (B,)
-            seq = torch.cat([seq, nxt[:, None]], dim=1)
-            yield nxt
-        self.train(was_training)
+                    logits = self.decode_step(seq[:, -1], cache)
+                logits = logits.float() if ban is None else logits.float() + ban
+                nxt = sample(logits, temperature, top_k, generator)  # (B,)
+                # the window never needs more than block_size tokens
+                seq = torch.cat([seq[:, -(self.block_size - 1):], nxt[:, None]], dim=1)
+                yield nxt
+        finally:
+            self.train(was_training)
+
+    def decode_step(self, token: torch.Tensor, cache: StaticCache) -> torch.Tensor:
+        """Logits (B, V) after one new token (B,) at position ``cache.length``; appends to ``cache``.
+
+        The same arithmetic as :meth:`forward` with a cache, written with functional
+        ops on the modules' own parameters: per generated token it skips about 40
+        ``nn.Module`` calls, the dropout calls and the growing ``torch.cat`` of keys
+        and values. ``tests/test_gpt.py`` checks it against :meth:`forward`.
+        """
+        cfg, tr = self.config, self.transformer
+        pos = cache.length
+        B, C, nh = token.size(0), cfg.n_embd, cfg.n_head
+        act = F.gelu if cfg.activation == "gelu" else F.relu
+        x = (tr.wte.weight[token] + tr.wpe.weight[pos])[:, None, :]  # (B, 1, C)
+        for i, block in enumerate(tr.h):
+            ln1, attn, ln2, mlp = block.ln_1, block.attn, block.ln_2, block.mlp
+            h = F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps)
+            qkv = F.linear(h, attn.c_attn.weight, attn.c_attn.bias)  # (B, 1, 3C)
+            q, k, v = qkv.view(B, 3, nh, 1, C // nh).unbind(1)  # each (B, nh, 1, hs)
+            cache.keys[i][:, :, pos : pos + 1] = k
+            cache.values[i][:, :, pos : pos + 1] = v
+            y = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : pos + 1], cache.values[i][:, :, : pos + 1])
+            x = x + F.linear(y.reshape(B, 1, C), attn.c_proj.weight, attn.c_proj.bias)  # (B, 1, C)
+            h = F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps)
+            x = x + F.linear(act(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias)), mlp.c_proj.weight, mlp.c_proj.bias)
+        cache.length = pos + 1
+        x = F.layer_norm(x[:, 0], (C,), tr.ln_f.weight, tr.ln_f.bias, tr.ln_f.eps)  # (B, C)
+        return F.linear(x, self.lm_head.weight)  # (B, V)
+
+
+class StaticCache:
+    """Keys and values of every layer in preallocated (B, nh, block_size, hs) buffers."""
+
+    def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor], length: int):
+        self.keys, self.values, self.length = keys, values, length
+
+    @classmethod
+    def from_past(cls, past: KVCache, block_size: int) -> StaticCache:
+        keys, values = [], []
+        for k, v in past:  # (B, nh, T, hs)
+            B, nh, T, hs = k.shape
+            kb, vb = k.new_empty(B, nh, block_size, hs), v.new_empty(B, nh, block_size, hs)
+            kb[:, :, :T], vb[:, :, :T] = k, v
+            keys.append(kb)
+            values.append(vb)
+        return cls(keys, values, past[0][0].size(2))
 
 
 def sample(logits: torch.Tensor, temperature: float, top_k: int | None,
            generator: torch.Generator | None) -> torch.Tensor:
-    """One token per row of ``logits`` (B, V): greedy at temperature 0, else top-k sampling."""
+    """One token per row of ``logits`` (B, V): greedy at temperature 0, else top-k sampling.
+
+    Sampling uses the exponential race: ``argmax(p_i / E_i)`` with ``E_i ~ Exp(1)``
+    picks ``i`` with probability ``p_i`` (the Gumbel-max trick in another form);
+    on a CPU it costs about half of ``torch.multinomial`` per token.
+    """
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits / temperature
+    ids = None
     if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits, ids = torch.topk(logits, top_k, dim=-1)  # (B, k) each
     probs = F.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    race = torch.empty_like(probs).exponential_(generator=generator)
+    choice = (probs / race).argmax(-1, keepdim=True)  # (B, 1)
+    return (choice if ids is None else ids.gather(-1, choice))[:, 0]

@@ -115,18 +115,18 @@ class LMTask(Task):
         g = torch.Generator(device=device)
         if seed is not None:
             g.manual_seed(seed)
-        new: list[int] = []
-        shown = 0
+        pending: list[int] = []  # ids produced but not shown yet
         # specials never occur as targets in training: never produce them
         banned = sorted({tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id})
         for nxt in model.generate(idx, max_new_tokens, temperature, top_k, generator=g, use_cache=use_cache,
                                   banned=banned):
-            new.append(int(nxt[0]))
-            text = tok.decode(new)
-            if text.endswith("\ufffd"):  # a byte-level token ended inside a character: wait for the rest
+            pending.append(int(nxt[0]))
+            # char and byte-level tokenizers decode piecewise; only a token that ends inside a
+            # multi-byte character waits for the rest of it
+            text = tok.decode(pending)
+            if text.endswith("\ufffd"):
                 continue
-            yield text[shown:]
-            shown = len(text)
-        text = tok.decode(new)
-        if len(text) > shown:
-            yield text[shown:]
+            pending.clear()
+            yield text
+        if pending:
+            yield tok.decode(pending)
