@@ -104,8 +104,12 @@ def start(device_name: str, timeout_s: float) -> bool:
         backend, kwargs["device_id"] = "nccl", device
     else:
         backend = "gloo"
-    # the timeout bounds how long a rank waits in a collective for a hung peer
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    try:  # the timeout bounds how long a rank waits in a collective for a hung peer
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+    except (RuntimeError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ZooError(f"rank {world.rank} of {world.size} cannot join the {backend} process group ({first}); "
+                       "start the processes with 'torchrun' or 'zoo train --nproc N'") from None
     log.info("rank %d of %d joined the %s process group on %s", world.rank, world.size, backend, device)
     return True
 
@@ -216,10 +220,11 @@ def check_nproc(nproc: int, device: torch.device) -> None:
 
 @contextlib.contextmanager
 def _launcher_env(nproc: int, quiet: bool) -> Iterator[None]:
-    """Threads per rank and torchrun's own logging, for the time of one launch only."""
-    saved_env = os.environ.get("OMP_NUM_THREADS")
-    if saved_env is None:  # share the cores out; torchrun would set 1 and print a banner about it
+    """Threads per rank, unbuffered output and torchrun's own logging, for the time of one launch only."""
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONUNBUFFERED")}
+    if saved["OMP_NUM_THREADS"] is None:  # share the cores out; torchrun would set 1 and print a banner about it
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+    os.environ["PYTHONUNBUFFERED"] = "1"  # a rank that torchrun stops must not take its last lines with it
     loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run",
                                               "torch.distributed.launcher")]
     levels = [lg.level for lg in loggers]
@@ -229,8 +234,11 @@ def _launcher_env(nproc: int, quiet: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        if saved_env is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
 
