@@ -61,6 +61,7 @@ class TrainConfig:
     progress: bool = True  # progress bar on a terminal
     pin_memory: bool = True  # CUDA: copy batches through page-locked memory, without waiting for the copy
     dist_timeout: float = 300.0  # DDP: seconds a rank waits in a collective for a hung peer before it gives up
+    find_unused: bool = False  # DDP: allow parameters that a forward pass leaves unused (slower: it searches the graph)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
@@ -360,7 +361,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self._ddp, self._ddp_key = DistributedDataParallel(self.model, device_ids=ids), key
+            self._ddp = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=self.cfg.find_unused)
+            self._ddp_key = key
         return self._ddp
 
     def _sync_grads(self) -> None:
