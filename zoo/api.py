@@ -267,18 +267,20 @@ def _check_out_dir(out: Path, force: bool) -> list[str]:
     return present
 
 
-def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
-          resume: str | Path | None = None, force: bool = False, data_dir: str | Path | None = None,
-          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """Train ``entry`` (or continue the run in ``resume``); write the run folder and its artifact.
+@dataclass
+class _Plan:
+    """What a train command will do, found before any file is touched."""
 
-    Everything that can be wrong (config, device, data, checkpoint) is checked before
-    the run folder is touched, so a failed command never damages an earlier run.
-    """
-    from ._io import atomic_write
-    from .training import CHECKPOINT, Trainer, evaluate, load_checkpoint, resolve_device
+    resolved: Resolved
+    run_dir: Path
+    stale: list[str]  # files of an earlier run that --force replaces
+    resume: bool
 
-    overrides = overrides or {}
+
+def _plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | None, resume: str | Path | None,
+                force: bool) -> _Plan:
+    from .training import CHECKPOINT, resolve_device
+
     stale: list[str] = []
     if resume is not None:
         run_dir = Path(resume)
@@ -295,11 +297,66 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
         resolved = resolve_entry(entry, overrides)
         run_dir = Path(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
         stale = _check_out_dir(run_dir, force)
+    resolve_device(resolved.configs["train"].device)
+    return _Plan(resolved, run_dir, stale, resume is not None)
+
+
+def check_train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
+                resume: str | Path | None = None, force: bool = False, nproc: int = 1) -> Path:
+    """Check what ``zoo train --nproc`` can check before it starts processes; return the run folder.
+
+    ``nproc`` may not exceed the GPUs (CUDA) or CPU cores of this machine.
+    """
+    from .distributed import check_nproc
+    from .training import resolve_device
+
+    plan = _plan_train(entry, overrides or {}, out, resume, force)
+    check_nproc(nproc, resolve_device(plan.resolved.configs["train"].device))
+    return plan.run_dir
+
+
+def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
+          resume: str | Path | None = None, force: bool = False, data_dir: str | Path | None = None,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Train ``entry`` (or continue the run in ``resume``); write the run folder and its artifact.
+
+    Everything that can be wrong (config, device, data, checkpoint) is checked before
+    the run folder is touched, so a failed command never damages an earlier run.
+
+    Started by torchrun (``WORLD_SIZE`` > 1), every process calls this: they join one
+    process group, train data-parallel and rank 0 writes the run folder; ``on_epoch``
+    is called on rank 0 only.
+    """
+    from . import distributed
+    from .errors import RankLostError
+
+    plan = _plan_train(entry, overrides or {}, out, resume, force)
+    tcfg = plan.resolved.configs["train"]
+    started = distributed.start(tcfg.device, tcfg.dist_timeout)
+    world = distributed.current()
+    try:
+        return _train(plan, data_dir, on_epoch, world)
+    except Exception as exc:
+        if world.size > 1 and distributed.peer_lost(exc):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise RankLostError(f"rank {world.rank}: another process of this run went away ({first}); "
+                                "stopping too") from exc
+        raise
+    finally:
+        distributed.stop(started)
+
+
+def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: Callable[[dict[str, Any]], None] | None,
+           world: Any) -> RunResult:
+    from . import distributed
+    from ._io import atomic_write
+    from .training import CHECKPOINT, Trainer, evaluate, load_checkpoint
+
+    resolved, run_dir = plan.resolved, plan.run_dir
     tcfg = resolved.configs["train"]
-    resolve_device(tcfg.device)
     _seed(tcfg.seed)
     states = None
-    if resume is not None:
+    if plan.resume:
         try:
             states = json.loads((run_dir / "tokenizers.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -308,15 +365,17 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
     _seed(tcfg.seed)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=run_dir, on_epoch=on_epoch)
-    if resume is not None:
+    if plan.resume:
         trainer.restore(load_checkpoint(run_dir / CHECKPOINT))
         log.info("resuming %s after epoch %d", run_dir, trainer.state.epoch)
-    # nothing above wrote a file; from here on the run folder is ours
-    for f in stale:  # --force: files of the old run must not mix with the new one
-        (run_dir / f).unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(run_dir / "config.toml", _config.dumps_toml(resolved.data))
-    atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
+    # every rank has checked what it needs; nothing above wrote a file; from here on the run folder is ours
+    distributed.barrier(world)
+    if world.main:
+        for f in plan.stale:  # --force: files of the old run must not mix with the new one
+            (run_dir / f).unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / "config.toml", _config.dumps_toml(resolved.data))
+        atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
     summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
     metrics: dict[str, Any] = {"train": summary}
     best = [r for r in trainer.history if r["epoch"] == trainer.state.best_epoch]
@@ -325,11 +384,14 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
     if "test" in built.splits:
         bs = tcfg.eval_batch_size or tcfg.batch_size
         metrics["test"] = evaluate(trainer.model, built.task, built.splits["test"], bs, trainer.device,
-                                   trainer.amp_dtype)
+                                   trainer.amp_dtype, trainer.world, tcfg.pin_memory)
     built.model = trainer.model
-    artifact = export_built(built, run_dir / "model.safetensors", metrics)
-    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-    atomic_write(run_dir / "README.md", model_card(resolved, metrics, artifact))
+    artifact = run_dir / "model.safetensors"
+    if world.main:
+        artifact = export_built(built, artifact, metrics)
+        atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+        atomic_write(run_dir / "README.md", model_card(resolved, metrics, artifact))
+    distributed.barrier(world)  # every rank returns once the artifact exists
     return RunResult(run_dir, metrics, artifact)
 
 

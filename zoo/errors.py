@@ -62,3 +62,10 @@ class RunDirError(ZooError):
 
 class DeviceError(ZooError):
     """A device that is not available on this machine."""
+
+
+class RankLostError(ZooError):
+    """Another process of a data-parallel run went away; this one cannot go on alone. CLI exit code 3,
+    which tells ``zoo train --nproc`` that this rank only followed another's failure."""
+
+    exit_code = 3

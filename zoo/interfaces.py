@@ -216,6 +216,41 @@ class Task(ABC):
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None
 
+    # -- data parallelism: each rank of a DDP run trains on its rows of every global batch -----------
+    # batch entries every rank gets whole rather than cut by rows (e.g. a table that row entries index into)
+    shared_keys: ClassVar[tuple[str, ...]] = ()
+
+    def split_batch(self, batch: Batch, parts: int) -> list[Batch]:
+        """Cut a batch into ``parts`` consecutive row ranges, one per data-parallel rank.
+
+        Every tensor with a first dimension is cut along it, except :attr:`shared_keys` and
+        non-tensors, which every part gets whole. The first parts get one row more when the
+        rows do not divide evenly; a part may have no rows when there are fewer rows than parts.
+        """
+        cut = [k for k, v in batch.items() if getattr(v, "ndim", 0) >= 1 and k not in self.shared_keys]
+        if not cut:
+            raise ZooError(f"{type(self).__name__}: a batch has no tensor with rows to split across ranks")
+        rows = len(batch[cut[0]])
+        for k in cut:
+            if len(batch[k]) != rows:
+                raise ZooError(f"{type(self).__name__}: batch entry '{k}' has {len(batch[k])} rows, '{cut[0]}' "
+                               f"has {rows}; list the entries that are not per-row in the task's shared_keys")
+        out, lo = [], 0
+        for i in range(parts):
+            hi = lo + rows // parts + (1 if i < rows % parts else 0)
+            out.append({k: v[lo:hi] if k in cut else v for k, v in batch.items()})
+            lo = hi
+        return out
+
+    def batch_weight(self, batch: Batch) -> float:
+        """What the mean in :meth:`loss` divides by for this batch: its rows by default.
+
+        A task whose loss is a mean over tokens of varying count returns that count, so
+        that the ranks' losses of one global batch combine into exactly its mean.
+        """
+        cut = [v for k, v in batch.items() if getattr(v, "ndim", 0) >= 1 and k not in self.shared_keys]
+        return float(len(cut[0])) if cut else 1.0
+
     def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
         """Yield generated text piece by piece (tasks that generate free text override this)."""

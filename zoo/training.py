@@ -5,10 +5,16 @@ loss and into evaluation sums. It owns device placement, mixed precision,
 gradient accumulation and clipping, the optimizer and its schedule, the freeze
 schedule, early stopping, per-epoch metrics, the loss curve and atomic
 checkpoints that ``zoo train --resume`` continues from.
+
+Under torchrun (see :mod:`zoo.distributed`) the same loop runs in every process:
+the model is wrapped in DistributedDataParallel, each rank trains on its rows of
+every global batch, evaluation sums are added over ranks, and rank 0 alone
+writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -21,9 +27,11 @@ from typing import Any, Literal
 
 import torch
 
+from . import distributed
 from ._io import atomic_path, atomic_write
+from .distributed import World
 from .errors import ConfigError, DeviceError, RunDirError
-from .interfaces import Task
+from .interfaces import Batch, Task
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +45,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # optimizer steps per epoch; none: one pass over the train split
     max_steps: int | None = None  # stop after this many optimizer steps in all
     max_time: float | None = None  # stop after this many seconds of training (evaluation not counted)
-    batch_size: int = 64
+    batch_size: int = 64  # the global batch: under DDP each of N processes takes about batch_size / N rows
     eval_batch_size: int | None = None  # none: same as batch_size
     grad_accum: int = 1  # micro-batches per optimizer step
     clip_norm: float | None = 1.0  # max global gradient norm; none: no clipping
@@ -51,11 +59,16 @@ class TrainConfig:
     eval_every: int = 1  # evaluate every N epochs (and after the last)
     threads: int | None = None  # torch.set_num_threads; none: torch's default
     progress: bool = True  # progress bar on a terminal
+    pin_memory: bool = True  # CUDA: copy batches through page-locked memory, without waiting for the copy
+    dist_timeout: float = 300.0  # DDP: seconds a rank waits in a collective for a hung peer before it gives up
+    find_unused: bool = False  # DDP: allow parameters that a forward pass leaves unused (slower: it searches the graph)
 
     def validate(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.dist_timeout <= 0:
+            raise ValueError(f"dist_timeout must be > 0 seconds, got {self.dist_timeout}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or none, got {self.patience}")
         for group, epochs in self.freeze.items():
@@ -99,13 +112,16 @@ def resolve_device(name: str) -> torch.device:
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device``; none: full precision."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16  # auto on a GPU without bf16
+        return torch.float16  # the Trainer pairs it with a gradient scaler
+    bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
+    if amp == "bf16" and not bf16:
+        raise DeviceError(f"train.amp=bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
+                          "use train.amp=fp16 (with a gradient scaler) or auto")
+    return torch.bfloat16 if bf16 else torch.float16  # auto on a GPU without bf16: fp16
 
 
 def make_optimizer(cfg: OptimConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
@@ -144,9 +160,42 @@ def lr_factor(cfg: OptimConfig, step: int, total: int) -> float:
     return floor + (1 - floor) * shape
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    nb = device.type == "cuda"
-    return {k: v.to(device, non_blocking=nb) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def to_device(batch: dict[str, Any], device: torch.device, pin: bool = True) -> dict[str, Any]:
+    """The batch's tensors on ``device``; to a GPU through pinned memory, without waiting for the copy."""
+    if device.type != "cuda":
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def move(v: torch.Tensor) -> torch.Tensor:
+        if pin and v.device.type == "cpu":
+            v = v.pin_memory()
+        return v.to(device, non_blocking=True)
+
+    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _rows(task: Task, batch: Batch) -> int:
+    for k, v in batch.items():
+        if getattr(v, "ndim", 0) >= 1 and k not in task.shared_keys:
+            return len(v)
+    return 0
+
+
+def shard(task: Task, batch: Batch, world: World) -> tuple[Batch, float]:
+    """This rank's rows of a global batch, and the factor its mean loss is multiplied by.
+
+    DDP averages the ranks' gradients; with rank r's loss scaled by ``N * w_r / sum(w)``
+    (``w`` from :meth:`Task.batch_weight`) that average is the gradient of the global
+    batch's mean loss, however unevenly the rows or tokens fall.
+    """
+    parts = task.split_batch(batch, world.size)
+    weights = [task.batch_weight(p) for p in parts]
+    total = sum(weights)
+    if total <= 0:  # nothing to weigh by: every rank takes the whole batch, which averages to the same
+        return batch, 1.0
+    if weights[world.rank] > 0:
+        return parts[world.rank], world.size * weights[world.rank] / total
+    # no rows of its own: DDP needs every rank's backward, so this one adds zero times another's rows
+    return parts[max(range(len(parts)), key=weights.__getitem__)], 0.0
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -155,17 +204,27 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, device: torch.device,
-             amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Metrics of one split, any split: the task's sums over every batch, then its summary."""
+             amp_dtype: torch.dtype | None = None, world: World = World(), pin: bool = True) -> dict[str, float]:
+    """Metrics of one split, any split: the task's sums over every batch, then its summary.
+
+    With several ranks (every one of them must call this), each evaluates its rows of every
+    batch and the sums are added over ranks: the same metrics as one process, in 1/N the time.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
     for batch in task.batches(encoded, batch_size, shuffle=False, seed=0):
+        if world.size > 1:
+            batch = task.split_batch(batch, world.size)[world.rank]
+            if not _rows(task, batch):
+                continue
         with autocast(device, amp_dtype):
-            part = task.eval_batch(model, to_device(batch, device))
+            part = task.eval_batch(model, to_device(batch, device, pin))
         for k, v in part.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     model.train(was_training)
+    if world.size > 1:
+        sums = distributed.sum_dicts(sums, world)
     return task.summarize(sums)
 
 
@@ -242,17 +301,32 @@ class TrainerState:
     stopped: str = ""  # why training ended early
 
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The torch seed of one DDP rank: its own dropout stream, derived from the run's seed."""
+    return seed + 1_000_003 * (rank + 1) + step
+
+
 class Trainer:
-    """Fits ``model`` on ``task`` with the encoded ``splits``; writes into ``run_dir`` when given."""
+    """Fits ``model`` on ``task`` with the encoded ``splits``; writes into ``run_dir`` when given.
+
+    Inside an initialised process group it trains data-parallel: every rank builds its
+    Trainer the same way and calls :meth:`fit`; ``on_epoch`` and file writes happen on rank 0.
+    """
 
     def __init__(self, model: torch.nn.Module, task: Task, train_cfg: TrainConfig, optim_cfg: OptimConfig,
                  run_dir: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None):
         self.cfg, self.optim_cfg, self.task, self.run_dir = train_cfg, optim_cfg, task, run_dir
-        self.device = resolve_device(train_cfg.device)
+        self.world = distributed.current()
+        self.device = distributed.device_for(train_cfg.device, self.world)
         self.amp_dtype = autocast_dtype(train_cfg.amp, self.device)
         self.model = model.to(self.device)
         self.optimizer = make_optimizer(optim_cfg, [p for p in model.parameters()])
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # fp16 needs its gradients scaled against underflow; bf16 has float32's range and needs none
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self._ddp: torch.nn.Module | None = None
+        self._ddp_key: tuple[bool, ...] = ()
+        if self.world.size > 1:  # same initial weights everywhere (DDP checks), a dropout stream per rank
+            torch.manual_seed(rank_seed(train_cfg.seed, self.world.rank))
         self.state = TrainerState()
         self.history: list[dict[str, Any]] = []
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -272,7 +346,30 @@ class Trainer:
 
     # -- helpers
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return to_device(batch, self.device)
+        return to_device(batch, self.device, self.cfg.pin_memory)
+
+    def _parallel(self) -> torch.nn.Module:
+        """What the training loss runs through: the model, wrapped in DDP when there are several ranks.
+
+        DDP synchronises the parameters that required grad when it was built, so a freeze
+        schedule that changes them gets a new wrapper (all ranks change at the same epoch).
+        """
+        if self.world.size == 1:
+            return self.model
+        key = tuple(p.requires_grad for p in self.model.parameters())
+        if self._ddp is None or key != self._ddp_key:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=self.cfg.find_unused)
+            self._ddp_key = key
+        return self._ddp
+
+    def _sync_grads(self) -> None:
+        """Average the gradients over ranks by hand (for a step that DDP's backward did not sync)."""
+        for p in self.model.parameters():
+            if p.grad is not None:
+                distributed.all_sum_(p.grad, self.world).div_(self.world.size)
 
     def _autocast(self):
         return autocast(self.device, self.amp_dtype)
@@ -297,10 +394,15 @@ class Trainer:
 
     def evaluate(self, encoded: Any) -> dict[str, float]:
         return evaluate(self.model, self.task, encoded, self.cfg.eval_batch_size or self.cfg.batch_size,
-                        self.device, self.amp_dtype)
+                        self.device, self.amp_dtype, self.world, self.cfg.pin_memory)
 
     # -- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
+    def _rank_rng(self) -> dict[str, Any]:
+        cuda = self.device.type == "cuda"
+        return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(self.device) if cuda else None}
+
+    def checkpoint_state(self, rng_ranks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything :meth:`restore` needs; ``rng_ranks``: every DDP rank's random state, in rank order."""
         return {
             "trainer": vars(self.state).copy(),
             "model": self.model.state_dict(),
@@ -311,6 +413,7 @@ class Trainer:
                     "python_gauss": random.getstate()[2],
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
+            "rng_ranks": rng_ranks or [],
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -325,6 +428,14 @@ class Trainer:
         random.setstate((3, tuple(rng["python"]), rng["python_gauss"]))
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+        if self.world.size > 1:  # each rank continues its own dropout stream
+            ranks = ckpt.get("rng_ranks") or []
+            if len(ranks) == self.world.size:
+                torch.set_rng_state(ranks[self.world.rank]["torch"])
+                if ranks[self.world.rank].get("cuda") is not None and self.device.type == "cuda":
+                    torch.cuda.set_rng_state(ranks[self.world.rank]["cuda"], self.device)
+            else:  # another number of processes than the checkpoint's: fresh streams, still one per rank
+                torch.manual_seed(rank_seed(self.cfg.seed, self.world.rank, self.state.step))
         self.history = list(ckpt.get("history", []))
         if self.state.stopped.startswith("max_"):  # a budget ran out: resuming may come with a larger one
             self.state.stopped = ""
@@ -332,15 +443,20 @@ class Trainer:
     def _write_epoch(self, record: dict[str, Any]) -> None:
         if self.run_dir is None:
             return
+        rng_ranks = distributed.gather(self._rank_rng(), self.world) if self.world.size > 1 else None
+        if not self.world.main:
+            return
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
         atomic_write(self.run_dir / METRICS, lines)
-        save_checkpoint(self.run_dir / CHECKPOINT, self.checkpoint_state())
+        save_checkpoint(self.run_dir / CHECKPOINT, self.checkpoint_state(rng_ranks))
         try:
             plot_losses(self.history, self.run_dir / "loss.png")
         except Exception as exc:  # a plot must never cost a run
             log.warning("could not draw loss.png: %s", exc)
 
-    def _optimizer_step(self, total: int) -> None:
+    def _optimizer_step(self, total: int, synced: bool = True) -> None:
+        if not synced and self.world.size > 1:
+            self._sync_grads()
         for g in self.optimizer.param_groups:
             g["lr"] = self.optim_cfg.lr * lr_factor(self.optim_cfg, self.state.step, total)
         if self.cfg.clip_norm is not None:
@@ -353,28 +469,35 @@ class Trainer:
 
     # -- the loop
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
-        cfg, st = self.cfg, self.state
+        cfg, st, world = self.cfg, self.state, self.world
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         n_batches = self.task.num_batches(train, cfg.batch_size)
         total = self._total_steps(n_batches)
-        show = cfg.progress and _isatty()
+        show = cfg.progress and world.main and _isatty()
         if cfg.max_steps is not None and st.step >= cfg.max_steps:
             st.stopped = f"max_steps={cfg.max_steps} reached"
         while st.epoch < cfg.epochs and not st.stopped:
             epoch = st.epoch
             self._apply_freeze(epoch)
-            self.model.train()
+            model = self._parallel()
+            model.train()
             t0 = time.perf_counter()
             loss_sum = torch.zeros((), device=self.device)
             seen, micro, epoch_steps = 0, 0, 0
             bar = _progress(n_batches, f"epoch {epoch + 1}/{cfg.epochs}", show)
             for batch in self.task.batches(train, cfg.batch_size, shuffle=True, seed=cfg.seed * 100003 + epoch):
+                weight = 1.0
+                if world.size > 1:  # every rank draws the same global batch and keeps its rows
+                    batch, weight = shard(self.task, batch, world)
                 batch = self._to_device(batch)
-                with self._autocast():
-                    loss = self.task.loss(self.model, batch)
-                self.scaler.scale(loss / cfg.grad_accum).backward()
-                loss_sum += loss.detach()
+                syncs = (micro + 1) % cfg.grad_accum == 0  # DDP all-reduces only on a group's last backward
+                no_sync = getattr(model, "no_sync", None)
+                with contextlib.nullcontext() if syncs or no_sync is None else no_sync():
+                    with self._autocast():
+                        loss = self.task.loss(model, batch)
+                    self.scaler.scale((loss * weight if world.size > 1 else loss) / cfg.grad_accum).backward()
+                loss_sum += loss.detach() * weight / world.size  # summed over ranks: the global batch's loss
                 seen += 1
                 micro += 1
                 if bar is not None:
@@ -386,19 +509,21 @@ class Trainer:
                 if cfg.max_steps is not None and st.step >= cfg.max_steps:
                     st.stopped = f"max_steps={cfg.max_steps} reached"
                     break
-                if cfg.max_time is not None and st.train_time + time.perf_counter() - t0 >= cfg.max_time:
+                if cfg.max_time is not None and distributed.any_rank(
+                        st.train_time + time.perf_counter() - t0 >= cfg.max_time, world, self.device):
                     st.stopped = f"max_time={cfg.max_time}s reached"
                     break
                 if cfg.steps_per_epoch is not None and epoch_steps >= cfg.steps_per_epoch:
                     break
             if micro % cfg.grad_accum:  # a last, partial group of micro-batches still makes a step
-                self._optimizer_step(total)
+                self._optimizer_step(total, synced=False)
             if bar is not None:
                 bar.close()
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             st.train_time += time.perf_counter() - t0
             st.epoch += 1
+            distributed.all_sum_(loss_sum, world)
             record: dict[str, Any] = {
                 "epoch": st.epoch, "step": st.step,
                 "train_loss": float(loss_sum) / max(1, seen),
@@ -420,10 +545,13 @@ class Trainer:
                         st.stopped = f"early stopping: {self.metric} did not improve for {cfg.patience} evaluations"
                 if not math.isfinite(record["train_loss"]):
                     st.stopped = "training loss is not finite"
+            if world.size > 1:  # the ranks decided from the same reduced numbers; rank 0's word is final
+                st.stopped = distributed.broadcast(st.stopped, world)
             self.history.append(record)
-            log.info("epoch %d: %s", st.epoch, {k: v for k, v in record.items() if k != "epoch"})
+            if world.main:
+                log.info("epoch %d: %s", st.epoch, {k: v for k, v in record.items() if k != "epoch"})
             self._write_epoch(record)
-            if self.on_epoch is not None:
+            if self.on_epoch is not None and world.main:
                 self.on_epoch(record)
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)

@@ -102,6 +102,9 @@ class Seq2SeqTask(Task):
                                ignore_index=self.tokenizers["tgt"].pad_id,
                                label_smoothing=self.config.label_smoothing)
 
+    def batch_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
+        return float((batch["tgt_out"] != self.tokenizers["tgt"].pad_id).sum())  # the tokens loss() averages over
+
     def predict(self, model: Any, batch: Mapping[str, torch.Tensor], max_len: int) -> torch.Tensor:
         tok = self.tokenizers["tgt"]
         return model.generate(batch["src"], batch["src_lengths"], max_len, tok.bos_id, tok.eos_id)

@@ -98,6 +98,7 @@ class TaggingTask(Task):
     Config = TaggingConfig
     tokenizer_roles = ("words", "tags", "chars")
     metrics = {"accuracy": "max", "loss": "min", "macro_f1": "max", "unknown_labels": "min"}
+    shared_keys = ("chars",)  # the batch's distinct words (U, W), indexed by char_index: not per row
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         key = "tags" if role == "tags" else "tokens"
@@ -201,6 +202,9 @@ class TaggingTask(Task):
     @staticmethod
     def logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         return model(batch["words"], batch["chars"], batch["char_index"])  # (B, T, n_tags)
+
+    def batch_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
+        return float((batch["tags"] >= 0).sum())  # the known labels loss() averages over
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = self.logits(model, batch)
