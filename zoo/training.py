@@ -155,14 +155,21 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, device: torch.device,
-             amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Metrics of one split, any split: the task's sums over every batch, then its summary."""
+             amp_dtype: torch.dtype | None = None, outputs: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Metrics of one split, any split: the task's sums over every batch, then its summary.
+
+    With ``outputs`` (a list), the task's per-example records are appended to it.
+    """
     was_training = model.training
     model.eval()
     sums: dict[str, float] = {}
     for batch in task.batches(encoded, batch_size, shuffle=False, seed=0):
         with autocast(device, amp_dtype):
-            part = task.eval_batch(model, to_device(batch, device))
+            if outputs is None:
+                part = task.eval_batch(model, to_device(batch, device))
+            else:
+                part, records = task.eval_outputs(model, to_device(batch, device))
+                outputs.extend(records)
         for k, v in part.items():
             sums[k] = sums.get(k, 0.0) + float(v)
     model.train(was_training)
