@@ -15,6 +15,17 @@ from zoo_seq2py.model import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from zoo_seq2py.slots import restore, slot_code, slot_intent
 from zoo_seq2py.tokenizers import CodeTokenizer, IntentTokenizer
 
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is faster than two contending on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 CODE = "def f(a, b):\n    if a:\n        return {'k': [a, b]}\n\treturn \"x\"  # done\n"
 
 
