@@ -24,6 +24,8 @@ FAKES = Path(__file__).resolve().parent / "fakeplugins"
 BUILTINS = {
     "lm": {"model:gpt", "task:lm"},
     "seq2seq": {"model:gru-seq2seq", "task:seq2seq"},
+    "seq2py": {"model:transformer-seq2seq", "task:code-generation", "dataset:conala", "dataset:pairs",
+               "tokenizer:intent-words", "tokenizer:python-code"},
     "subseq": {"dataset:subseq"},
     "text": {"dataset:tinyshakespeare", "dataset:text"},
     "tokenizers": {"tokenizer:digits", "tokenizer:char", "tokenizer:bpe"},

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 SECTIONS = ("model", "task", "dataset", "tokenizer", "train", "optim")
 COMPONENTS = ("model", "task", "dataset")
 RUN_FILES = ("config.toml", "tokenizers.json", "metrics.jsonl", "checkpoint.safetensors", "loss.png",
-             "model.safetensors", "README.md", "metrics.json")
+             "model.safetensors", "README.md", "metrics.json", "outputs.test.jsonl")
 
 _loaded: _plugins.Loaded | None = None
 
@@ -364,6 +364,7 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: Callable[[dict[st
     built = _build(resolved, data_dir, states, ("train", "val", "test"))
     _seed(tcfg.seed)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
+    run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=run_dir, on_epoch=on_epoch)
     if plan.resume:
         trainer.restore(load_checkpoint(run_dir / CHECKPOINT))
@@ -376,6 +377,8 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: Callable[[dict[st
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "config.toml", _config.dumps_toml(resolved.data))
         atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
+        for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings
+            write(run_dir / name)
     summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
     metrics: dict[str, Any] = {"train": summary}
     best = [r for r in trainer.history if r["epoch"] == trainer.state.best_epoch]
@@ -383,8 +386,11 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: Callable[[dict[st
         metrics["val"] = {k[4:]: v for k, v in best[0].items() if k.startswith("val_")}
     if "test" in built.splits:
         bs = tcfg.eval_batch_size or tcfg.batch_size
+        records: list[dict[str, Any]] = []
         metrics["test"] = evaluate(trainer.model, built.task, built.splits["test"], bs, trainer.device,
-                                   trainer.amp_dtype, trainer.world, tcfg.pin_memory)
+                                   trainer.amp_dtype, trainer.world, tcfg.pin_memory, outputs=records)
+        if records and world.main:
+            write_outputs(run_dir / "outputs.test.jsonl", records)
     built.model = trainer.model
     artifact = run_dir / "model.safetensors"
     if world.main:
@@ -516,9 +522,20 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
     return LoadedModel(model, task, toks, resolved, meta, path)
 
 
+def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:
+    """Per-example records of an evaluation (e.g. generated code), one JSON object a line, atomically."""
+    from ._io import atomic_write
+
+    atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
 def evaluate(path: str | Path, split: str | None = None, *, device: str = "auto",
-             data_dir: str | Path | None = None, batch_size: int | None = None) -> dict[str, float]:
-    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test)."""
+             data_dir: str | Path | None = None, batch_size: int | None = None,
+             outputs: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
+
+    With ``outputs`` (a list), the task's per-example records (e.g. generated code) are appended to it.
+    """
     from .training import autocast_dtype, evaluate as _evaluate, resolve_device
 
     dev = resolve_device(device)
@@ -529,7 +546,7 @@ def evaluate(path: str | Path, split: str | None = None, *, device: str = "auto"
     encoded = lm.task.encode(dataset.load(split))
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
-    return _evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev))
+    return _evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)
 
 
 def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,

@@ -214,10 +214,22 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--batch-size", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None, as_json: bool) -> None:
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder for outputs.SPLIT.jsonl and metrics.SPLIT.json, written when the task has per-example "
+                   "outputs (e.g. generated code) [default: the model's folder].")
+def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None, as_json: bool,
+             out: str | None) -> None:
     """Evaluate a model FILE (or run folder) on a split of its dataset."""
     split = split or api.default_split(file)
-    metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size)
+    records: list[dict[str, Any]] = []
+    metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size, outputs=records)
+    if records:
+        folder = Path(out) if out else api.artifact_path(file).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        api.write_outputs(folder / f"outputs.{split}.jsonl", records)
+        api.write_outputs(folder / f"metrics.{split}.json", [metrics])
+        click.echo(f"wrote {folder / f'outputs.{split}.jsonl'} ({len(records)} examples) and metrics.{split}.json",
+                   err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -215,6 +215,23 @@ class Task(ABC):
 
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None
+
+    def eval_outputs(self, model: Any, batch: Batch) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """:meth:`eval_batch`'s sums plus one record per example (e.g. the generated text).
+
+        ``zoo eval`` and ``zoo train`` write the records beside the metrics; tasks with
+        nothing to show per example keep this default (no records).
+        """
+        return self.eval_batch(model, batch), []
+
+    def init_model(self, model: Any, train: Any) -> dict[str, Callable[[Path], None]]:
+        """Prepare a freshly built model before training (e.g. pretrained embeddings); not called on resume.
+
+        ``train`` is the encoded train split (what :meth:`encode` returned). Returns files for
+        the run folder: name -> a function writing that file at the path it is given. Called
+        before the run folder is touched, so errors leave it intact.
+        """
+        return {}
 
     # -- data parallelism: each rank of a DDP run trains on its rows of every global batch -----------
     # batch entries every rank gets whole rather than cut by rows (e.g. a table that row entries index into)

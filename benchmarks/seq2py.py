@@ -1,0 +1,101 @@
+"""seq2py on CoNaLa: BLEU, exact match and test loss of the reference entry, and an ablation.
+
+    ZOO_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/seq2py.py main
+    ZOO_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/seq2py.py ablation [ROW ...]
+
+``main`` trains the ``seq2py`` entry as registered (20 epochs) and evaluates it on the 500
+test intents. ``ablation`` trains the same recipe at a reduced budget (smaller model, fewer
+epochs: see ABLATION_BASE) with one change per row, side by side, and reports each row's
+BLEU relative to the first. Rows already measured are kept in the JSON file, so rows can
+be run one at a time. Results: benchmarks/results/seq2py.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+import _common
+
+import zoo
+from zoo import config
+
+THREADS = int(os.environ.get("SEQ2PY_THREADS", "1"))  # the benchmark machine is shared: one thread
+COMMON = {"train": {"threads": THREADS, "progress": False}}
+# reduced budget for the ablation: half the width, 10 epochs (embeddings frozen for 7), beam 5
+ABLATION_BASE = {
+    "model": {"d_model": 128, "n_head": 4, "d_ff": 256},
+    "train": {"epochs": 10, "eval_every": 10, "freeze": {"embeddings": 7}},
+}
+ROWS = {  # in the order they are run: the required comparisons first
+    "full recipe": {},
+    "no pretrained vectors": {"task": {"vectors": "none"}},
+    "no freezing": {"train": {"freeze": {"embeddings": 0}}},  # (an empty table would merge away)
+    "augment: both intents": {"dataset": {"both_intents": True}},
+    "augment: rename slots": {"task": {"rename_slots": 0.5}},
+    "no copy mechanism": {"model": {"copy": False}},
+}
+
+
+def load_uptime() -> str:
+    try:
+        return open("/proc/loadavg", encoding="utf-8").read().split()[0]
+    except OSError:
+        return "?"
+
+
+def run(overrides: dict) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        load_before = load_uptime()
+        t0 = time.perf_counter()
+        result = zoo.train("seq2py", config.merge(COMMON, overrides), out=os.path.join(tmp, "run"), force=True)
+        wall = time.perf_counter() - t0
+        outputs = open(os.path.join(tmp, "run", "outputs.test.jsonl"), encoding="utf-8").read().splitlines()
+    test, train = result.metrics["test"], result.metrics["train"]
+    return {
+        "bleu": 100 * test["bleu"], "bleu_smooth": 100 * test["bleu_smooth"], "exact_match": 100 * test["exact_match"],
+        "test_loss": test["loss"], "perplexity": test["perplexity"], "epochs": train["epochs"],
+        "train_time_s": train["train_time"], "wall_s": wall, "load_before": load_before, "load_after": load_uptime(),
+        "examples": [json.loads(x) for x in outputs[:5]],
+    }
+
+
+def main() -> None:
+    mode, names = (sys.argv[1] if len(sys.argv) > 1 else "main"), sys.argv[2:]
+    path = _common.RESULTS / "seq2py.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    main_row, ablation = saved.get("main"), saved.get("ablation", {})
+
+    def save() -> None:  # after every run, so that an interrupted benchmark keeps what it measured
+        _common.write("seq2py", {
+            "main": main_row, "ablation": ablation, "ablation_base": ABLATION_BASE, "rows": ROWS, "threads": THREADS,
+            "reference": {"official seq2seq baseline BLEU": 14.72, "TranX BLEU": 24.30, "reference test loss": 1.443}})
+
+    if mode == "main":
+        main_row = run({})
+        main_row["config"] = "seq2py entry as registered"
+        save()
+    else:
+        for name in names or list(ROWS):
+            print(f"running: {name}", flush=True)
+            ablation[name] = run(config.merge(ABLATION_BASE, ROWS[name]))
+            print(f"  {name}: BLEU {ablation[name]['bleu']:.2f}, exact {ablation[name]['exact_match']:.1f}%, "
+                  f"test loss {ablation[name]['test_loss']:.3f}, {ablation[name]['train_time_s']:.0f} s", flush=True)
+            save()
+    cols = ["row", "bleu", "bleu_smooth", "exact_match", "test_loss", "train_time_s", "load_after"]
+    if main_row:
+        print(_common.table([{"row": "seq2py (20 epochs, d_model 256)", **main_row}], cols))
+        print()
+    if ablation:
+        base = ablation.get("full recipe", {}).get("bleu")
+        rows = [{"row": n, **r, "bleu_ratio": (r["bleu"] / base if base else float("nan"))}
+                for n, r in ablation.items()]
+        print("ablation (reduced budget: d_model 128, 10 epochs)")
+        print(_common.table(rows, cols + ["bleu_ratio"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""The ``code-generation`` task: English intent -> Python code, scored as CoNaLa scores it.
+
+Examples are ``{"src": intent, "tgt": code}``. With ``slots`` on, quoted values in the
+intent become slot names in both intent and code (:mod:`zoo_seq2py.slots`) and are put
+back into the generated code before it is scored.
+
+Models used with it implement::
+
+    forward(src, src_ext, tgt_in) -> log-probabilities (B, T, V + S)
+    greedy(src, src_ext, max_len, bos_id, eos_id) -> list of id lists
+    beam_search(src, src_ext, max_len, bos_id, eos_id, beam, length_penalty) -> list of id lists
+
+``src_ext`` holds, for every source position, the target id of the source token, or
+``V + i`` (``i``: its first position) when the target vocabulary lacks it; targets that
+only the source holds get that extended id too, so a copying model can learn to emit them.
+
+Metrics: token cross-entropy (``loss``) and ``perplexity`` over target tokens with
+<eos>, ``bleu`` (corpus BLEU-4, CoNaLa tokenisation, ``smooth=False`` as in
+``conala_eval.py``), ``bleu_smooth`` (the same with add-one smoothing) and
+``exact_match`` (tokenised hypothesis equals tokenised reference), all in 0..1.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from zoo import ConfigError, DataError, Task, embedding_matrix, load_vectors, save_vectors, train_vectors
+
+from . import bleu
+from .slots import MAX_SLOTS, restore, slot_code, slot_intent
+from .tokenizers import is_space
+
+log = logging.getLogger(__name__)
+VECTORS_FILE = "vectors.txt"
+
+
+@dataclass
+class CodeGenConfig:
+    slots: bool = True  # CoNaLa preprocessing: quoted values in the intent -> var_N / str_N slots
+    rename_slots: float = 0.0  # augmentation: chance that a training example's slot numbers are shuffled
+    max_src_len: int = 100  # longer intents are cut
+    max_tgt_len: int = 200  # longer code is cut (before <eos>)
+    label_smoothing: float = 0.1
+    beam: int = 5  # beam width at evaluation; 1 is greedy
+    length_penalty: float = 1.0  # ended beams rank by log-prob / length ** this
+    max_decode_len: int = 100  # generated tokens at most (the longest CoNaLa training snippet has 83)
+    # pretrained embeddings: "none", "word2vec" or "fasttext" (trained with gensim on the training
+    # intents and code, saved in the run as vectors.txt), or the path of a GloVe / word2vec file
+    vectors: str = "word2vec"
+    vectors_project: bool = False  # vectors of another size than d_model: project them (PCA / padding) instead of failing
+    vectors_epochs: int = 20  # gensim training epochs (a small corpus needs many)
+
+    def validate(self) -> None:
+        if not 0.0 <= self.rename_slots <= 1.0:
+            raise ValueError(f"rename_slots must be in [0, 1], got {self.rename_slots}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.beam < 1:
+            raise ValueError(f"beam must be >= 1, got {self.beam}")
+
+
+def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
+    out = torch.full((len(seqs), max(1, max((len(s) for s in seqs), default=1))), value, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+    return out
+
+
+class CodeGenTask(Task):
+    Config = CodeGenConfig
+    tokenizer_roles = ("src", "tgt")
+    metrics = {"loss": "min", "bleu": "max", "exact_match": "max", "perplexity": "min", "bleu_smooth": "max"}
+
+    def __init__(self, config: Any, tokenizers: Mapping[str, Any]):
+        super().__init__(config, tokenizers)
+        self._train_pairs: list[tuple[str, str]] = []  # slotted training pairs, for word vectors
+
+    # -- text preparation
+    def prepare(self, ex: Mapping[str, Any], i: int) -> tuple[str, str, dict[str, str]]:
+        """(intent, code, slots) with slots applied when configured."""
+        src, tgt = ex.get("src"), ex.get("tgt", "")
+        if not isinstance(src, str) or not src.strip():
+            raise DataError(f"code-generation: example {i} has an empty intent")
+        if not self.config.slots:
+            return src, tgt, {}
+        src, slots, code_like = slot_intent(src)
+        return src, slot_code(tgt, slots, code_like), slots
+
+    def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
+        pairs = [self.prepare(ex, i) for i, ex in enumerate(examples)]
+        return [p[0] if role == "src" else p[1] for p in pairs]
+
+    def fit_tokenizers(self, train: Sequence[Mapping[str, Any]]) -> None:
+        super().fit_tokenizers(train)
+        self._train_pairs = [self.prepare(ex, i)[:2] for i, ex in enumerate(train)]
+
+    def model_sizes(self) -> dict[str, int]:
+        src, tgt = self.tokenizers["src"], self.tokenizers["tgt"]
+        if src.pad_id != tgt.pad_id:
+            raise DataError("code-generation: source and target tokenizers must share the pad id")
+        return {"src_vocab": src.vocab_size, "tgt_vocab": tgt.vocab_size, "pad_id": tgt.pad_id}
+
+    # -- encoding
+    def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        cfg = self.config
+        src_tok, tgt_tok = self.tokenizers["src"], self.tokenizers["tgt"]
+        v, unk = tgt_tok.vocab_size, tgt_tok.unk_id
+        srcs, exts, tins, touts, meta = [], [], [], [], []
+        for i, ex in enumerate(examples):
+            s_text, t_text, slots = self.prepare(ex, i)
+            s_toks = src_tok.split(s_text)[: cfg.max_src_len]
+            if not s_toks:
+                raise DataError(f"code-generation: example {i} has an empty intent")
+            first: dict[str, int] = {}
+            for pos, w in enumerate(s_toks):
+                first.setdefault(w, pos)
+            ext = [tgt_tok.stoi.get(w, v + first[w]) for w in s_toks]
+            out = []
+            for w in tgt_tok.split(t_text)[: cfg.max_tgt_len]:
+                j = tgt_tok.stoi.get(w)
+                out.append(j if j is not None else (v + first[w] if w in first else unk))
+            srcs.append([src_tok.stoi.get(w, src_tok.unk_id) for w in s_toks])
+            exts.append(ext)
+            tins.append([tgt_tok.bos_id] + [j if j < v else unk for j in out])
+            touts.append(out + [tgt_tok.eos_id])
+            meta.append({"intent": ex["src"], "reference": ex.get("tgt", ""), "slots": slots, "src_tokens": s_toks})
+        pad = tgt_tok.pad_id
+        return {"src": _pad(srcs, pad), "src_ext": _pad(exts, pad), "tgt_in": _pad(tins, pad),
+                "tgt_out": _pad(touts, pad), "meta": meta}
+
+    def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
+        return math.ceil(len(encoded["src"]) / batch_size)
+
+    def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
+                seed: int) -> Iterator[dict[str, Any]]:
+        n = len(encoded["src"])
+        gen = torch.Generator().manual_seed(seed)
+        order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
+        pad = self.tokenizers["tgt"].pad_id
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            src = encoded["src"][idx]
+            s = int((src != pad).sum(1).max())
+            tgt_out = encoded["tgt_out"][idx]
+            t = int((tgt_out != pad).sum(1).max())  # trim padding columns shared by the whole batch
+            batch = {"src": src[:, :s], "src_ext": encoded["src_ext"][idx, :s], "tgt_in": encoded["tgt_in"][idx, :t],
+                     "tgt_out": tgt_out[:, :t], "meta": [encoded["meta"][i] for i in idx.tolist()]}
+            if shuffle and self.config.rename_slots > 0:
+                self._rename_slots(batch, gen)
+            yield batch
+
+    def _rename_slots(self, batch: dict[str, Any], gen: torch.Generator) -> None:
+        """Augmentation: renumber the slots of some examples (var_0 <-> var_3 ...) alike in source and target."""
+        src_tok, tgt_tok = self.tokenizers["src"], self.tokenizers["tgt"]
+        picked = torch.rand(len(batch["src"]), generator=gen) < self.config.rename_slots
+        for kind in ("var", "str"):
+            src_ids = torch.tensor([src_tok.stoi[f"{kind}_{k}"] for k in range(MAX_SLOTS)])
+            tgt_ids = torch.tensor([tgt_tok.stoi[f"{kind}_{k}"] for k in range(MAX_SLOTS)])
+            for row in picked.nonzero().flatten().tolist():
+                perm = torch.randperm(MAX_SLOTS, generator=gen)
+                for key, ids in (("src", src_ids), ("src_ext", tgt_ids), ("tgt_in", tgt_ids), ("tgt_out", tgt_ids)):
+                    x = batch[key][row]
+                    hits = x[:, None] == ids[None, :]  # (L, K)
+                    found = hits.any(1)
+                    if bool(found.any()):
+                        x[found] = ids[perm][hits[found].float().argmax(1)]
+        for i in picked.nonzero().flatten().tolist():
+            batch["meta"][i] = None  # the text no longer matches the ids
+
+    # -- loss and evaluation
+    def _targets(self, model: Any, tgt_out: torch.Tensor) -> torch.Tensor:
+        if getattr(model.config, "copy", False):
+            return tgt_out
+        tok = self.tokenizers["tgt"]
+        return tgt_out.masked_fill(tgt_out >= tok.vocab_size, tok.unk_id)
+
+    def _nll(self, model: Any, batch: Mapping[str, Any], smoothing: float, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logp = model(batch["src"], batch["src_ext"], batch["tgt_in"])  # (B, T, V + S) log-probabilities
+        target = self._targets(model, batch["tgt_out"])
+        pad = self.tokenizers["tgt"].pad_id
+        mask = target != pad
+        nll = F.nll_loss(logp.flatten(0, 1), target.flatten(), ignore_index=pad, reduction="none").view_as(target)
+        if smoothing > 0:  # spread part of the target's mass evenly over the target vocabulary
+            v = self.tokenizers["tgt"].vocab_size
+            nll = (1 - smoothing) * nll - smoothing * logp[..., :v].mean(-1)
+        nll = nll * mask
+        return (nll.sum() / mask.sum().clamp_min(1) if reduction == "mean" else nll.sum()), mask
+
+    def loss(self, model: Any, batch: Mapping[str, Any]) -> torch.Tensor:
+        return self._nll(model, batch, self.config.label_smoothing, "mean")[0]
+
+    def decode_ids(self, ids: Sequence[int], meta: Mapping[str, Any]) -> str:
+        """Code text of generated ids: extended ids are source words, slots get their values back."""
+        tok = self.tokenizers["tgt"]
+        v, n_special = tok.vocab_size, len(tok.SPECIALS)
+        words = []
+        for i in ids:
+            if i >= v:
+                pos = i - v
+                if pos < len(meta["src_tokens"]):
+                    words.append(meta["src_tokens"][pos])
+            elif i >= n_special:
+                words.append(tok.itos[i])
+        return restore(tok.join(words), meta["slots"])
+
+    def generate_ids(self, model: Any, batch: Mapping[str, Any]) -> list[list[int]]:
+        tok, cfg = self.tokenizers["tgt"], self.config
+        if cfg.beam == 1:
+            return model.greedy(batch["src"], batch["src_ext"], cfg.max_decode_len, tok.bos_id, tok.eos_id)
+        return model.beam_search(batch["src"], batch["src_ext"], cfg.max_decode_len, tok.bos_id, tok.eos_id,
+                                 beam=cfg.beam, length_penalty=cfg.length_penalty)
+
+    def eval_outputs(self, model: Any, batch: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        loss_sum, mask = self._nll(model, batch, 0.0, "sum")
+        sums: dict[str, float] = {"loss_sum": float(loss_sum), "tokens": float(mask.sum()),
+                                  "examples": float(len(batch["src"]))}
+        records = []
+        for ids, meta in zip(self.generate_ids(model, batch), batch["meta"]):
+            code = self.decode_ids(ids, meta)
+            hyp, ref = bleu.tokenize_for_bleu(code), bleu.tokenize_for_bleu(meta["reference"])
+            for k, x in bleu.ngram_stats(hyp, ref).items():
+                sums[k] = sums.get(k, 0.0) + x
+            sums["exact"] = sums.get("exact", 0.0) + float(hyp == ref)
+            records.append({"intent": meta["intent"], "generated": code, "reference": meta["reference"],
+                            "exact": hyp == ref})
+        return sums, records
+
+    def eval_batch(self, model: Any, batch: Mapping[str, Any]) -> dict[str, float]:
+        return self.eval_outputs(model, batch)[0]
+
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        loss = sums.get("loss_sum", 0.0) / max(sums.get("tokens", 0.0), 1.0)
+        return {
+            "loss": loss,
+            "bleu": bleu.bleu_from_stats(sums),
+            "exact_match": sums.get("exact", 0.0) / max(sums.get("examples", 0.0), 1.0),
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bleu_smooth": bleu.bleu_from_stats(sums, smooth=True),
+        }
+
+    # -- pretrained embeddings
+    def vectors(self) -> Any:
+        """The word vectors ``config.vectors`` names: trained now with gensim, or read from a file."""
+        cfg = self.config
+        if cfg.vectors in ("word2vec", "fasttext"):
+            if not self._train_pairs:
+                raise ConfigError("task.vectors: training word vectors needs the training split (not on resume)")
+            src_tok, tgt_tok = self.tokenizers["src"], self.tokenizers["tgt"]
+            sentences = [src_tok.split(s) for s, _ in self._train_pairs]
+            sentences += [[w for w in tgt_tok.split(t) if not is_space(w)] for _, t in self._train_pairs]
+            return train_vectors(sentences, self._dim, kind=cfg.vectors, epochs=cfg.vectors_epochs, window=5)
+        return load_vectors(Path(cfg.vectors))
+
+    def init_model(self, model: Any, train: Any = None) -> dict[str, Any]:
+        cfg = self.config
+        if cfg.vectors == "none":
+            return {}
+        self._dim = int(model.config.d_model)
+        vecs = self.vectors()
+        if vecs.dim != self._dim and not cfg.vectors_project:
+            raise ConfigError(f"task.vectors: {vecs.source} has {vecs.dim}-dimensional vectors but the model's "
+                              f"embeddings have {self._dim} (model.d_model); set model.d_model={vecs.dim} or "
+                              "task.vectors_project=true")
+        pad = self.tokenizers["tgt"].pad_id
+        mats = {}
+        for role in ("src", "tgt"):
+            itos = self.tokenizers[role].itos
+            mats[role], found = embedding_matrix(itos, vecs, self._dim, project=cfg.vectors_project, pad_index=pad)
+            log.info("%s embeddings: %d of %d tokens from %s", role, found, len(itos), vecs.source)
+        model.set_embeddings(mats["src"], mats["tgt"])
+        if cfg.vectors in ("word2vec", "fasttext"):
+            return {VECTORS_FILE: functools.partial(save_vectors, vecs)}
+        return {}
