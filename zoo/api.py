@@ -307,6 +307,8 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
     built = _build(resolved, data_dir, states, ("train", "val", "test"))
     _seed(tcfg.seed)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
+    if resume is None:
+        built.task.init_model(model, built.splits.get("train"))
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=run_dir, on_epoch=on_epoch)
     if resume is not None:
         trainer.restore(load_checkpoint(run_dir / CHECKPOINT))
@@ -455,8 +457,12 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
 
 
 def evaluate(path: str | Path, split: str | None = None, *, device: str = "auto",
-             data_dir: str | Path | None = None, batch_size: int | None = None) -> dict[str, float]:
-    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test)."""
+             data_dir: str | Path | None = None, batch_size: int | None = None,
+             out: str | Path | None = None) -> dict[str, float]:
+    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
+
+    With ``out``, also writes ``out/metrics.json`` and the task's extra files (e.g. predictions).
+    """
     from .training import autocast_dtype, evaluate as _evaluate, resolve_device
 
     dev = resolve_device(device)
@@ -467,7 +473,19 @@ def evaluate(path: str | Path, split: str | None = None, *, device: str = "auto"
     encoded = lm.task.encode(dataset.load(split))
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
-    return _evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev))
+    metrics = _evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev))
+    if out is not None:
+        from ._io import atomic_write
+
+        out = Path(out)
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"--out {out} is a file, not a folder")
+        files = lm.task.eval_files(lm.model, encoded, bs, dev)
+        atomic_write(out / "metrics.json", json.dumps({"split": split, "artifact": str(lm.path), "metrics": metrics},
+                                                      indent=2, sort_keys=True))
+        for name, text in files.items():
+            atomic_write(out / name, text)
+    return metrics
 
 
 def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,

@@ -182,15 +182,20 @@ def train(entry: str | None, sets: tuple[str, ...], config_file: str | None, dev
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--batch-size", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None, as_json: bool) -> None:
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Also write metrics.json and the task's files (e.g. predictions.csv) into this folder.")
+def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None, as_json: bool,
+             out: str | None) -> None:
     """Evaluate a model FILE (or run folder) on a split of its dataset."""
     split = split or api.default_split(file)
-    metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size)
+    metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size, out=out)
     if as_json:
         click.echo(json.dumps(metrics, indent=2, sort_keys=True))
     else:
         for k, v in metrics.items():
             click.echo(f"{split} {k}: {_fmt(v)}")
+        if out:
+            click.echo(f"wrote {out}")
 
 
 @cli.command()

@@ -216,6 +216,15 @@ class Task(ABC):
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None
 
+    def init_model(self, model: Any, train: Any) -> None:
+        """Called once on a freshly built model before training (never on resume), with the encoded
+        train split: e.g. to start an embedding from pretrained vectors. Default: nothing."""
+
+    def eval_files(self, model: Any, encoded: Any, batch_size: int, device: torch.device) -> dict[str, str]:
+        """Extra files ``zoo eval --out DIR`` writes beside ``metrics.json`` (name -> text), e.g. each
+        example's prediction. Default: none."""
+        return {}
+
     def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
         """Yield generated text piece by piece (tasks that generate free text override this)."""
