@@ -151,6 +151,10 @@ def read_tar(path: Path) -> dict[str, list[dict[str, Any]]]:
     try:
         with tarfile.open(path, "r:gz") as tar:
             for member in tar:
+                parts_ = member.name.split("/")
+                if member.name.startswith("/") or ".." in parts_:  # data_filter would only strip a leading "/"
+                    raise DataError(f"{path}: unsafe member {member.name!r} (absolute or with '..'); the archive is "
+                                    "not the official aclImdb_v1.tar.gz, delete it")
                 try:  # the same checks extractall(filter="data") makes: no absolute paths, no "..", no links out
                     tarfile.data_filter(member, "/nonexistent-extract-root")
                 except tarfile.FilterError as exc:

@@ -11,9 +11,9 @@ from typing import Any
 
 from zoo import DataError, VocabTokenizer, read_text
 
-# A word (letters/digits, with inner apostrophes or hyphens: "don't", "well-made") or one
-# punctuation mark ("!" and "?" carry sentiment).
-WORD_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*|[^\w\s]")
+# "<unk>" (so decoded text encodes back to the same ids), a word (letters/digits, with inner
+# apostrophes or hyphens: "don't", "well-made") or one punctuation mark ("!" and "?" carry sentiment).
+WORD_RE = re.compile(r"<unk>|[^\W_]+(?:['’-][^\W_]+)*|[^\w\s]")
 HTML_BREAK_RE = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)  # "<br />", "<br>", "<BR/>"
 
 # Function words that carry no sentiment. Negations ("not", "no", "nor") and words such
