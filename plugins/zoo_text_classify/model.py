@@ -13,8 +13,10 @@ The task calls :meth:`RNNClassifier.init_embedding` once, on a fresh model.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -37,7 +39,9 @@ class RNNClassifierConfig:
     bidirectional: bool = False
     pooling: str = "last"  # "last", "mean", "max", or several joined by "+" (e.g. "max+mean"), concatenated
     dropout: float = 0.0  # on the embeddings, between recurrent layers and before the head
-    vectors: str | None = None  # GloVe / word2vec file, or "gensim" (Word2Vec trained on the train texts); none: random
+    # GloVe / word2vec file (a relative path not found here is looked up in the data dir, $ZOO_DATA_DIR),
+    # or "gensim" (Word2Vec trained on the training texts); none: random
+    vectors: str | None = None
     freeze_embedding: bool = False  # keep pretrained vectors fixed (words without one stay random, fixed too)
     gensim_epochs: int = 5  # Word2Vec passes over the training texts when vectors = "gensim"
     packed: bool = True  # pack_padded_sequence; false: padded tensors laid out so padding still never reaches a
@@ -52,6 +56,15 @@ class RNNClassifierConfig:
         bad = [p for p in self.pooling.split("+") if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling: unknown {bad[0] if bad else ''!r}; use last, mean, max or a '+' list of them")
+
+
+def vectors_path(name: str) -> Path:
+    """``name`` as given, or under the data dir when it is relative and not found here."""
+    path = Path(name).expanduser()
+    root = os.environ.get("ZOO_DATA_DIR")
+    if not path.is_absolute() and not path.exists() and root and (Path(root) / path).exists():
+        return Path(root) / path
+    return path
 
 
 def reverse_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -115,7 +128,7 @@ class RNNClassifier(Model):
         if cfg.vectors == "gensim":
             vectors = zoo.train_vectors(sentences(), cfg.emb_dim, epochs=cfg.gensim_epochs, min_count=1)
         else:
-            vectors = zoo.load_vectors(cfg.vectors)
+            vectors = zoo.load_vectors(vectors_path(cfg.vectors))
         matrix, found = zoo.embedding_matrix(list(tokens), vectors, cfg.emb_dim, pad_index=self.pad_id)
         with torch.no_grad():
             self.embedding.weight.copy_(matrix)
