@@ -84,6 +84,9 @@ class IMDB(Dataset):
                 for p, rows in read_tar(path).items():
                     self._cache[(str(path), p)] = rows
         else:
+            if self.data_dir is None:
+                raise DataError("dataset.source=jsonl: the imdb/*.jsonl.gz mirror is read from the data dir only; "
+                                "set ZOO_DATA_DIR (or --data-dir), or use dataset.source=tar to download the archive")
             path = self.file(f"{part}.jsonl.gz")
             key = (str(path), part)
             if key not in self._cache:

@@ -106,6 +106,8 @@ class ClassificationTask(Task):
                 parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
                 groups = [b for part in parts for b in part.split(batch_size)]
                 groups = [groups[i] for i in torch.randperm(len(groups), generator=g)]
+                groups = [b[torch.randperm(len(b), generator=g)] for b in groups]  # no length order inside
+                groups.sort(key=lambda b: len(b) < batch_size)  # the short last batches of pools go last
             else:
                 groups = list(order.split(batch_size))
         else:  # sorted by length: less padding; sums and predictions do not depend on the order
