@@ -15,8 +15,8 @@ once on the 25,000 test reviews.
 ``--set optim.name=sgd|adagrad|rmsprop|adam`` and nothing else changed (the same
 learning rate, 0.002, for all), side by side.
 
-``--limit N`` / ``--epochs E``: quicker, on the first N training reviews (classes
-balanced; test stays 25,000) -- the table then says so.
+``--limit N`` / ``--epochs E``: quicker, on N reviews of every split (``dataset.limit``,
+classes balanced; the test split too) -- the output then says so.
 
     ZOO_DATA_DIR=/path/to/data .venv/bin/python benchmarks/imdb_rnn.py [--optimizers] [--entries imdb-rnn,...]
         [--limit N] [--epochs E] [--threads 1]
@@ -55,7 +55,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--optimizers", action="store_true", help="the SGD / Adagrad / RMSprop / Adam table")
     ap.add_argument("--entries", default="imdb-rnn,imdb-lstm,imdb-gru")
-    ap.add_argument("--limit", type=int, help="train on the first N training reviews only")
+    ap.add_argument("--limit", type=int, help="N reviews per split (train, val and test), classes balanced")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -83,7 +83,7 @@ def main() -> None:
     best = max(rows, key=lambda r: r["test_accuracy"])
     print(f"\nbest: {best.get('optimizer') or best['entry']} {best['test_accuracy']:.2%} on {best['test_reviews']:,} "
           f"test reviews (target {TARGET_ACC:.0%}: {'reached' if best['test_accuracy'] >= TARGET_ACC else 'NOT reached'})"
-          + (f"; trained on {args.limit} reviews only" if args.limit else ""))
+          + (f"; dataset.limit={args.limit} reviews per split" if args.limit else ""))
     name = "imdb_rnn_optimizers" if args.optimizers else "imdb_rnn"
     path = write(name, {"rows": rows, "limit": args.limit, "epochs": args.epochs, "threads": args.threads,
                         "target": TARGET_ACC})
