@@ -22,6 +22,8 @@ plugins = importlib.import_module("zoo.plugins")
 
 FAKES = Path(__file__).resolve().parent / "fakeplugins"
 BUILTINS = {
+    "classify": {"model:rnn-classifier", "tokenizer:word", "tokenizer:labels", "dataset:imdb",
+                 "dataset:text-classification", "task:classification"},
     "lm": {"model:gpt", "task:lm"},
     "seq2seq": {"model:gru-seq2seq", "task:seq2seq"},
     "seq2py": {"model:transformer-seq2seq", "task:code-generation", "dataset:conala", "dataset:pairs",

@@ -235,6 +235,8 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
     else:
         for k, v in metrics.items():
             click.echo(f"{split} {k}: {_fmt(v)}")
+        if out:
+            click.echo(f"wrote {out}")
 
 
 @cli.command()

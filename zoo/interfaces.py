@@ -220,7 +220,8 @@ class Task(ABC):
         """:meth:`eval_batch`'s sums plus one record per example (e.g. the generated text).
 
         ``zoo eval`` and ``zoo train`` write the records beside the metrics; tasks with
-        nothing to show per example keep this default (no records).
+        nothing to show per example keep this default (no records). A record with an
+        ``index`` (the example's position in the split) is written in that order.
         """
         return self.eval_batch(model, batch), []
 

@@ -211,7 +211,8 @@ def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, 
     With several ranks (every one of them must call this), each evaluates its rows of every
     batch and the sums are added over ranks: the same metrics as one process, in 1/N the time.
     With ``outputs`` (a list), the task's per-example records (:meth:`Task.eval_outputs`) are
-    appended to it in the split's order; under DDP rank 0 receives every rank's.
+    appended to it in batch order, or sorted by their ``index`` when every record has one;
+    under DDP every rank receives all of them.
     """
     was_training = model.training
     model.eval()
@@ -236,9 +237,13 @@ def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, 
         sums = distributed.sum_dicts(sums, world)
     if outputs is not None:
         ranks = distributed.gather(per_batch, world) if world.size > 1 else [per_batch]
+        collected = []
         for i in range(len(per_batch)):  # rank r holds rows after rank r-1's in every batch
             for rank_records in ranks:
-                outputs.extend(rank_records[i])
+                collected.extend(rank_records[i])
+        if collected and all("index" in r for r in collected):  # batches in another order (e.g. by length)
+            collected.sort(key=lambda r: r["index"])
+        outputs.extend(collected)
     return task.summarize(sums)
 
 

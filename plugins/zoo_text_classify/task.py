@@ -1,0 +1,209 @@
+"""The ``classification`` task: one label per text. Examples are ``{"text": str, "label": str}``.
+
+Tokenizer roles: ``text`` (word ids) and ``labels`` (the class names seen in
+training; it travels in the artifact, so a loaded model names its classes).
+
+Models used with it implement ``forward(ids (B, T), lengths (B,)) -> logits (B, K)``
+and are built with ``vocab_size``, ``n_classes`` and ``pad_id``. A model with an
+``init_embedding(tokens, sentences)`` method gets it called once, before training,
+with the text vocabulary (pretrained vectors).
+
+A text longer than ``max_len`` tokens keeps its first ``max_len`` (or, with
+``truncate = "head+tail"``, its first and last halves: reviews often end with the
+verdict). A label never seen in training counts as an error (``unknown_labels``)
+and takes no part in the loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from zoo import DataError, Task
+
+UNKNOWN = -1  # a label the training split never had
+
+
+@dataclass
+class ClassificationConfig:
+    max_len: int = 400  # tokens per text the model reads (IMDB reviews: median ~230 words)
+    truncate: Literal["head", "head+tail"] = "head"  # which tokens of a longer text are kept
+    bucket: bool = True  # training batches of texts of similar length (cheap packing); the order follows the seed
+    label_smoothing: float = 0.0
+
+    def validate(self) -> None:
+        if self.max_len < 2:
+            raise ValueError(f"max_len must be >= 2, got {self.max_len}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
+    """Precision, recall and F1; 0 where undefined."""
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+class ClassificationTask(Task):
+    Config = ClassificationConfig
+    tokenizer_roles = ("text", "labels")
+    metrics = {"accuracy": "max", "loss": "min", "macro_f1": "max", "unknown_labels": "min"}
+
+    def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
+        return [str(ex["label"] if role == "labels" else ex["text"]) for ex in examples]
+
+    @property
+    def labels(self) -> list[str]:
+        """Name of every class, in class order."""
+        tok = self.tokenizers["labels"]
+        return tok.itos[len(tok.SPECIALS):]
+
+    def model_sizes(self) -> dict[str, int]:
+        text = self.tokenizers["text"]
+        return {"vocab_size": text.vocab_size, "n_classes": len(self.labels), "pad_id": text.pad_id}
+
+    # -- encoding -----------------------------------------------------------------------------
+    def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        if not examples:
+            raise DataError("classification: a split has no examples")
+        tok, cfg = self.tokenizers["text"], self.config
+        classes = {lab: k for k, lab in enumerate(self.labels)}
+        rows, labels = [], []
+        for ex in examples:
+            ids = tok.encode(str(ex["text"])) or [tok.unk_id]  # a text with no word still has a length
+            if len(ids) > cfg.max_len:
+                if cfg.truncate == "head":
+                    ids = ids[: cfg.max_len]
+                else:
+                    half = cfg.max_len // 2
+                    ids = ids[:half] + ids[len(ids) - (cfg.max_len - half):]
+            rows.append(torch.tensor(ids, dtype=torch.long))
+            labels.append(classes.get(str(ex["label"]), UNKNOWN))
+        return {"ids": rows, "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long),
+                "labels": torch.tensor(labels, dtype=torch.long),
+                "keys": [ex.get("id", i) for i, ex in enumerate(examples)]}
+
+    def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
+        return math.ceil(len(encoded["lengths"]) / batch_size)
+
+    def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
+                seed: int) -> Iterator[dict[str, torch.Tensor]]:
+        lengths = encoded["lengths"]
+        if shuffle:
+            g = torch.Generator().manual_seed(seed)
+            order = torch.randperm(len(lengths), generator=g)
+            if self.config.bucket:  # sort pools of 50 batches by length, cut them into batches, shuffle those
+                pool = 50 * batch_size
+                parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
+                groups = [b for part in parts for b in part.split(batch_size)]
+                groups = [groups[i] for i in torch.randperm(len(groups), generator=g)]
+                groups = [b[torch.randperm(len(b), generator=g)] for b in groups]  # no length order inside
+                groups.sort(key=lambda b: len(b) < batch_size)  # the short last batches of pools go last
+            else:
+                groups = list(order.split(batch_size))
+        else:  # sorted by length: less padding; sums and predictions do not depend on the order
+            groups = list(torch.argsort(lengths, stable=True).split(batch_size))
+        for idx in groups:
+            yield self._batch(encoded, idx)
+
+    def _batch(self, encoded: Mapping[str, Any], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        lengths = encoded["lengths"][idx]
+        pad = self.tokenizers["text"].pad_id
+        ids = torch.nn.utils.rnn.pad_sequence([encoded["ids"][i] for i in idx.tolist()], batch_first=True,
+                                              padding_value=pad)  # (B, T)
+        return {"ids": ids, "lengths": lengths, "labels": encoded["labels"][idx], "index": idx}
+
+    # -- model hooks, loss and metrics -----------------------------------------------------------
+    def init_model(self, model: Any, train: Mapping[str, Any] | None) -> dict[str, Any]:
+        init = getattr(model, "init_embedding", None)
+        if init is None or train is None:
+            return {}
+        itos = self.tokenizers["text"].itos
+        init(list(itos), lambda: [[itos[i] for i in row.tolist()] for row in train["ids"]])
+        return {}
+
+    @staticmethod
+    def logits(model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return model(batch["ids"], batch["lengths"])  # (B, K)
+
+    def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        logits = self.logits(model, batch)
+        return F.cross_entropy(logits.float(), batch["labels"], ignore_index=UNKNOWN,
+                               label_smoothing=self.config.label_smoothing)
+
+    def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return self._sums(self.logits(model, batch).float(), batch["labels"])
+
+    def _sums(self, logits: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+        pred = logits.argmax(-1)  # logits (B, K), gold (B,)
+        known = gold >= 0
+        loss_sum = F.cross_entropy(logits, gold, ignore_index=UNKNOWN, reduction="sum")
+        sums = {"loss_sum": float(loss_sum), "known": float(known.sum()), "examples": float(len(gold)),
+                "correct": float((pred == gold).sum()), "unknown_labels": float((~known).sum())}
+        sums.update(self.confusion_counts(pred, gold))
+        return sums
+
+    def confusion_counts(self, pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+        """``cm/G/P``: examples of gold class G predicted as P (G = ``?`` for labels unseen in training)."""
+        k = len(self.labels)
+        g = gold.masked_fill(gold < 0, k)
+        counts = torch.bincount(g * k + pred, minlength=(k + 1) * k).view(k + 1, k).tolist()
+        names = [*self.labels, "?"]
+        return {f"cm/{names[a]}/{names[b]}": counts[a][b] for a in range(k + 1) for b in range(k) if counts[a][b]}
+
+    def confusion(self, sums: Mapping[str, float]) -> list[list[int]]:
+        """[gold][predicted] counts over the classes, from :meth:`eval_batch` sums."""
+        return [[int(sums.get(f"cm/{g}/{p}", 0)) for p in self.labels] for g in self.labels]
+
+    def class_table(self, sums: Mapping[str, float]) -> list[dict[str, Any]]:
+        """Per class: support, predicted, precision, recall and F1, in class order."""
+        cm = self.confusion(sums)
+        unknown_as = [int(sums.get(f"cm/?/{p}", 0)) for p in self.labels]
+        rows = []
+        for c, lab in enumerate(self.labels):
+            tp = cm[c][c]
+            predicted = sum(cm[g][c] for g in range(len(cm))) + unknown_as[c]
+            support = sum(cm[c])
+            p, r, f = prf(tp, predicted - tp, support - tp)
+            rows.append({"label": lab, "support": support, "predicted": predicted, "precision": p, "recall": r,
+                         "f1": f})
+        return rows
+
+    def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
+        n = sums.get("examples", 0.0)
+        out = {"accuracy": sums.get("correct", 0.0) / max(n, 1.0),
+               "loss": sums.get("loss_sum", 0.0) / max(sums.get("known", 0.0), 1.0)}
+        rows = self.class_table(sums)
+        present = [r for r in rows if r["support"] or r["predicted"]]
+        out["macro_f1"] = sum(r["f1"] for r in present) / max(len(present), 1)
+        out["unknown_labels"] = sums.get("unknown_labels", 0.0)
+        out["examples"] = n
+        for r in rows:
+            for m in ("precision", "recall", "f1"):
+                out[f"{m}/{r['label']}"] = r[m]
+        for g, row in zip(self.labels, self.confusion(sums)):  # confusion/GOLD/PREDICTED: example counts
+            for p, count in zip(self.labels, row):
+                out[f"confusion/{g}/{p}"] = float(count)
+        return out
+
+    # -- per-example records zoo train / zoo eval write (outputs.SPLIT.jsonl) ----------------------
+    def eval_outputs(self, model: Any, batch: Mapping[str, torch.Tensor]) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """:meth:`eval_batch`'s sums, and per example: its position in the split, the gold and
+        predicted labels (``?`` for a label unseen in training) and one probability per class."""
+        gold = batch["labels"]  # (B,)
+        logits = self.logits(model, batch).float()  # (B, K)
+        sums = self._sums(logits, gold)
+        probs = torch.softmax(logits, dim=-1).tolist()
+        names = self.labels
+        records = []
+        for i, g, row in zip(batch["index"].tolist(), gold.tolist(), probs):
+            best = max(range(len(names)), key=row.__getitem__)
+            records.append({"index": i, "label": names[g] if g >= 0 else "?", "predicted": names[best],
+                            "probabilities": {lab: round(p, 6) for lab, p in zip(names, row)}})
+        return sums, records
