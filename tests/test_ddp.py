@@ -193,6 +193,14 @@ CASES = {  # task -> an entry using it, with overrides small enough to build in 
                                  "model": {"n_layer": 1, "d_model": 16, "n_head": 2}}),
     "lm": ("text-gpt", {"dataset": {"files": [str(ROOT / "CHANGELOG.md")]},
                         "model": {"n_layer": 1, "n_head": 2, "n_embd": 16}, "task": {"block_size": 8}}),
+    "classification": ("text-rnn", {"dataset": {"train_file": str(ROOT / "examples/text_classification/reviews.csv"),
+                                                "val_fraction": 0.25},
+                                    "model": {"hidden": 8, "emb_dim": 8}, "tokenizer": {"text": {"min_freq": 1}}}),
+    "code-generation": ("seq2py-pairs", {"dataset": {"train_file": str(ROOT / "plugins/zoo_seq2py/example.jsonl"),
+                                                     "val_fraction": 0.2, "test_fraction": 0.2},
+                                         "model": {"d_model": 16, "n_head": 2, "d_ff": 32, "enc_layers": 1,
+                                                   "dec_layers": 1},
+                                         "task": {"vectors": "none"}}),
 }
 
 
@@ -231,6 +239,9 @@ def test_rank_shards_weigh_back_to_the_global_loss(task_name, pieces):
                 combined = sum(task.loss(model, part) * w for part, w in parts) / world_size
             torch.testing.assert_close(combined, whole, rtol=1e-5, atol=1e-6)
             assert all(w >= 0 for _, w in parts)
+            for part, _ in parts:  # per-row lists (e.g. seq2py's "meta") are cut with the rows
+                lists = [v for v in part.values() if isinstance(v, list)]
+                assert all(len(v) == len(part[next(iter(part))]) for v in lists)
 
 
 def test_split_batch_names_an_entry_with_other_rows(pieces):

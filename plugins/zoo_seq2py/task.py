@@ -198,6 +198,19 @@ class CodeGenTask(Task):
     def loss(self, model: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         return self._nll(model, batch, self.config.label_smoothing, "mean")[0]
 
+    # -- data parallelism: the loss is a mean over target tokens; "meta" is a per-row list
+    def batch_weight(self, batch: Mapping[str, Any]) -> float:
+        return float((batch["tgt_out"] != self.tokenizers["tgt"].pad_id).sum())
+
+    def split_batch(self, batch: Mapping[str, Any], parts: int) -> list[dict[str, Any]]:
+        out = super().split_batch({k: v for k, v in batch.items() if k != "meta"}, parts)
+        lo = 0
+        for part in out:
+            hi = lo + len(part["src"])
+            part["meta"] = batch["meta"][lo:hi]
+            lo = hi
+        return out
+
     def decode_ids(self, ids: Sequence[int], meta: Mapping[str, Any]) -> str:
         """Code text of generated ids: extended ids are source words, slots get their values back."""
         tok = self.tokenizers["tgt"]

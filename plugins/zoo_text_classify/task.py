@@ -137,6 +137,10 @@ class ClassificationTask(Task):
         return F.cross_entropy(logits.float(), batch["labels"], ignore_index=UNKNOWN,
                                label_smoothing=self.config.label_smoothing)
 
+    def batch_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
+        """DDP: the loss is a mean over examples with a known label."""
+        return float((batch["labels"] >= 0).sum())
+
     def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return self._sums(self.logits(model, batch).float(), batch["labels"])
 
