@@ -321,3 +321,20 @@ def test_gradient_accumulation_with_a_partial_last_group(pieces):
     summary = trainer.fit(built.splits["train"], None)
     assert summary["steps"] == math.ceil(BATCHES / 3) == trainer._total_steps(BATCHES)
     assert all(p.grad is None for p in trainer.model.parameters())  # nothing carried over
+
+
+def test_length_batches_cover_every_example_once_and_bucket_by_length():
+    import torch
+
+    lengths = torch.tensor([5, 1, 9, 3, 3, 7, 2, 8, 6, 4, 10])
+    for kwargs in ({}, {"shuffle_inside": True}, {"bucket": False}):
+        a = zoo.length_batches(lengths, 3, shuffle=True, seed=1, pool_batches=2, **kwargs)
+        b = zoo.length_batches(lengths, 3, shuffle=True, seed=1, pool_batches=2, **kwargs)
+        assert [x.tolist() for x in a] == [x.tolist() for x in b]  # seeded
+        assert sorted(i for x in a for i in x.tolist()) == list(range(11))
+    bucketed = zoo.length_batches(lengths, 3, shuffle=True, seed=1, pool_batches=2)
+    assert all(len(x) == 3 for x in bucketed[:-2]) and len(bucketed[-1]) < 3  # short batches last
+    spreads = [int(lengths[x].max() - lengths[x].min()) for x in bucketed]
+    assert max(spreads) < 9  # rows of one batch come from one sorted pool
+    evaluation = zoo.length_batches(lengths, 4, shuffle=False, seed=0)
+    assert [lengths[x].tolist() for x in evaluation] == [[1, 2, 3, 3], [4, 5, 6, 7], [8, 9, 10]]

@@ -54,6 +54,8 @@ __all__ = [
     "Trainer", "TrainConfig", "OptimConfig",
     # word vectors (gensim-trained or read from GloVe / word2vec files)
     "Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix",
+    # batch orders for padded, varying-length examples
+    "length_batches",
     # errors
     "ZooError", "ZooUsageError", "UnknownNameError", "AmbiguousNameError", "ConfigError", "DataError",
     "ArtifactError", "RunDirError", "DeviceError",
@@ -69,6 +71,7 @@ _LAZY = {
     "load_vectors": "zoo.embeddings",
     "save_vectors": "zoo.embeddings",
     "embedding_matrix": "zoo.embeddings",
+    "length_batches": "zoo.batching",
 }
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zoo import DataError, Task
+from zoo import DataError, Task, length_batches
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +171,8 @@ class TaggingTask(Task):
 
     def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
                 seed: int) -> Iterator[dict[str, torch.Tensor]]:
-        lengths = encoded["lengths"]
-        if shuffle:
-            g = torch.Generator().manual_seed(seed)
-            order = torch.randperm(len(lengths), generator=g)
-            if self.config.bucket:  # sort pools of 50 batches by length, cut them into batches, shuffle those
-                pool = 50 * batch_size
-                parts = [chunk[torch.argsort(lengths[chunk], stable=True)] for chunk in order.split(pool)]
-                groups = [b for part in parts for b in part.split(batch_size)]
-                groups = [groups[i] for i in torch.randperm(len(groups), generator=g)]
-                groups.sort(key=lambda b: len(b) < batch_size)  # the short last batches of pools go last
-            else:
-                groups = list(order.split(batch_size))
-        else:  # sorted by length: less padding; the sums do not depend on the order
-            groups = list(torch.argsort(lengths, stable=True).split(batch_size))
+        groups = length_batches(encoded["lengths"], batch_size, shuffle=shuffle, seed=seed,
+                                bucket=self.config.bucket)
         for idx in groups:
             yield self._batch(encoded, idx)
 
