@@ -235,7 +235,11 @@ def test_sigint_to_a_real_process_leaves_a_consistent_study(space_file, tmp_path
     env = {**os.environ, "ZOO_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("ZOO_REGISTRY", None)
     cmd = [sys.executable, "-m", "zoo", *tune_args(out, space_file, 20)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    # a command started in the background (`cmd &` in a script, as CI may run us) inherits SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: give the child the default
+    # disposition a process started from a terminal has
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while not (out / "trial-1" / "config.toml").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
