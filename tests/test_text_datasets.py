@@ -157,3 +157,19 @@ def test_text_files_config_errors():
         config.build(TextFiles.Config, {"files": ["a.txt"], "encoding": "utf-9"}, "dataset")
     with pytest.raises(zoo.DataError, match="dataset.files is empty"):
         TextFiles().load("train")  # a default Config, never validated
+
+
+def test_read_text_decompresses_gz_and_names_the_line_of_bad_bytes(tmp_path):
+    import gzip
+
+    good = tmp_path / "a.jsonl.gz"
+    good.write_bytes(gzip.compress("first\nsecond é\n".encode("utf-8")))
+    assert zoo.read_text(good) == "first\nsecond é\n"
+    bad = tmp_path / "b.txt.gz"
+    bad.write_bytes(gzip.compress(b"ok\nbad \xff here\n"))
+    with pytest.raises(zoo.DataError, match=r"b.txt.gz: not valid utf-8: byte 0xff .*\(line 2\) after decompression"):
+        zoo.read_text(bad)
+    broken = tmp_path / "c.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(zoo.DataError, match="c.gz: cannot read it as gzip"):
+        zoo.read_text(broken)

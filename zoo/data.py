@@ -39,8 +39,8 @@ def data_dir(override: str | Path | None = None) -> Path | None:
 def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = True) -> str:
     """The exact text of a user's or a dataset's file (bytes decoded whole, line endings kept).
 
-    Every failure is a :class:`DataError` naming the file, and for undecodable bytes
-    the byte offset and line, with what to do.
+    A file named ``*.gz`` is decompressed first. Every failure is a :class:`DataError`
+    naming the file, and for undecodable bytes the byte offset and line, with what to do.
     """
     path = Path(path)
     try:
@@ -53,6 +53,15 @@ def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = 
                         "dataset says so, e.g. 'dir/*.txt')") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read it ({exc.strerror})") from exc
+    after = ""
+    if path.suffix == ".gz":
+        import gzip
+
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path}: cannot read it as gzip ({exc}); the file is damaged or not gzip'd") from exc
+        after = " after decompression"
     if not data and not allow_empty:
         raise DataError(f"{path}: the file is empty; remove it from the list or give it some text")
     try:
@@ -60,7 +69,8 @@ def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = 
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataError(
-            f"{path}: not valid {encoding}: byte {data[exc.start]:#04x} at byte offset {exc.start} (line {line}) "
+            f"{path}: not valid {encoding}: byte {data[exc.start]:#04x} at byte offset {exc.start} (line {line})"
+            f"{after} "
             f"({exc.reason}); convert the file to {encoding} (e.g. 'iconv -f latin1 -t {encoding}'), "
             "or set dataset.encoding to the encoding it is written in"
         ) from exc
