@@ -9,14 +9,18 @@ Every training row is a real `zoo train shakespeare-char-gpt` process, so
 tokenizer, training, every evaluation, the run folder and the artifact.
 Rows (pick with --rows):
 - ``shipped``: the entry as shipped (nanoGPT's model and batch; lr 5e-3, 50 warm-up
-  steps, 1250 iterations), fused AdamW, fp32, torch's default threads.
-- ``ddp2``: the same with `--nproc 2 --set train.threads=1`: two processes of one
-  thread each, each training on half of every batch of 12 (DistributedDataParallel, gloo).
-- ``previous``: the entry before this change (lr 3e-3, 100 warm-up steps, 1500 iterations).
-- ``nanogpt``: nanoGPT's own settings (lr 1e-3, 100 warm-up steps, 2000 iterations).
+  steps, 1250 iterations), fused AdamW, bf16 autocast with attention and logits in
+  float32, torch's default threads.
+- ``fp32``: as shipped with `train.amp=off` (what bf16 autocast buys).
 - ``unfused``: as shipped with `optim.fused=false` (what the fused AdamW step buys).
-- ``bf16`` / ``fp32probe``: 30-step throughput probes (bf16 autocast on a CPU without
-  bf16 instructions is much slower, so a full bf16 run is not attempted).
+- ``nanogpt``: nanoGPT's own settings (lr 1e-3, 100 warm-up steps, 2000 iterations) in
+  float32, with zoo's loop: the same-machine baseline of ``x_vs_nanogpt_settings``.
+- ``ddp2``: as shipped with `--nproc 2 --set train.threads=1`: two processes of one
+  thread each, each training on half of every batch of 12 (DistributedDataParallel, gloo).
+
+``wall_vs_nanogpt`` divides by the 103.7 s the issue measured for nanoGPT's own code
+(on the machine the issue was filed from, which need not be this one);
+``x_vs_nanogpt_settings`` divides by the ``nanogpt`` row of the same run.
 
 Generation rows: the shipped model writes N tokens after a prompt with and
 without its key/value cache, greedy and sampled (top-k 40), through `zoo.generate`.
@@ -43,19 +47,16 @@ TARGET_LOSS = 1.88
 TARGET_WALL_S = 62.0
 TARGET_GEN_TPS = 500.0
 
-PROBE = ["train.max_steps=30", "train.epochs=1", "task.eval_blocks=8"]  # throughput only: its loss is not shown
 ROWS = {
-    "shipped": ("as shipped (lr 5e-3, 1250 it, 1 process)", [], 1),
-    "ddp2": ("as shipped, --nproc 2 x 1 thread", ["train.threads=1"], 2),
-    "previous": ("previous entry (lr 3e-3, 1500 it, 1 process)",
-                 ["optim.lr=0.003", "optim.warmup_steps=100", "train.epochs=6", "train.eval_every=6"], 1),
-    "nanogpt": ("nanoGPT's settings (lr 1e-3, 2000 it, 1 process)",
-                ["optim.lr=0.001", "optim.warmup_steps=100", "train.epochs=8", "train.eval_every=8"], 1),
+    "shipped": ("as shipped (bf16, lr 5e-3, 1250 it)", [], 1),
+    "fp32": ("as shipped, fp32 (train.amp=off)", ["train.amp=off"], 1),
     "unfused": ("as shipped, unfused AdamW", ["optim.fused=false"], 1),
-    "bf16": ("bf16 autocast, 30-step probe", PROBE + ["train.amp=bf16"], 1),
-    "fp32probe": ("fp32, 30-step probe", PROBE, 1),
+    "nanogpt": ("nanoGPT's settings, fp32 (lr 1e-3, 2000 it)",
+                ["train.amp=off", "optim.lr=0.001", "optim.warmup_steps=100", "train.epochs=8",
+                 "train.eval_every=8"], 1),
+    "ddp2": ("as shipped, --nproc 2 x 1 thread", ["train.threads=1"], 2),
 }
-DEFAULT_ROWS = ["shipped", "ddp2", "previous"]
+DEFAULT_ROWS = ["shipped", "fp32", "unfused", "nanogpt"]
 
 
 def train_row(label: str, sets: list[str], nproc: int, out: Path, threads: int | None) -> dict:
@@ -74,8 +75,6 @@ def train_row(label: str, sets: list[str], nproc: int, out: Path, threads: int |
         raise SystemExit(f"{label}: zoo train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
     tr, val = metrics["train"], metrics["val"]
-    if "probe" in label:
-        val = {}
     cfg = zoo.load(out).config
     tokens = tr["steps"] * cfg["train"]["batch_size"] * cfg["task"]["block_size"]
     return {"config": label, "wall_s": wall, "train_s": tr["train_time"], "steps": tr["steps"],
@@ -118,8 +117,11 @@ def main() -> None:
             if key == "shipped":
                 shipped_dir = out
         gen, gen_tps = generation_rows(shipped_dir or out, args.gen_tokens)
+    base = next((r for r in rows if r["config"].startswith("nanoGPT's settings")), None)
+    for r in rows:
+        r["x_vs_nanogpt_settings"] = r["wall_s"] / base["wall_s"] if base else float("nan")
     cols = ["config", "wall_s", "train_s", "steps", "val_loss", "bits_per_byte", "train_tokens_per_s",
-            "wall_vs_nanogpt"]
+            "wall_vs_nanogpt", "x_vs_nanogpt_settings"]
     print()
     print(table(rows, cols))
     print(f"\nnanoGPT reference: {NANOGPT_WALL_S} s wall to val loss {NANOGPT_VAL_LOSS}")

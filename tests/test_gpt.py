@@ -134,3 +134,28 @@ def test_relu_activation_and_dropout_train():
     loss = torch.nn.functional.cross_entropy(model(idx).flatten(0, 1), idx.flatten())
     loss.backward()
     assert torch.isfinite(loss) and model.transformer.wte.weight.grad is not None
+
+
+def test_bf16_autocast_on_cpu_keeps_attention_and_logits_in_float32():
+    from zoo_lm.gpt import attention
+
+    q, k, v = (torch.randn(2, 2, 8, 4, requires_grad=True) for _ in range(3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), is_causal=True)
+        assert y.dtype == torch.float32  # the CPU bf16 flash-attention backward is the slow one
+        with torch.no_grad():  # inference keeps bf16 (its forward is as fast)
+            assert attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), is_causal=True).dtype == torch.bfloat16
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert torch.allclose(y, ref, atol=0.05)
+    y.sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+    model = tiny_gpt().train()
+    idx = torch.tensor([[1, 5, 2, 7, 3, 3, 9, 4]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(idx)
+    assert logits.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.allclose(logits, model(idx), atol=0.05)
+    logits.logsumexp(-1).mean().backward()
+    assert all(p.grad is not None for p in model.parameters())

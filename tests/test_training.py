@@ -338,3 +338,19 @@ def test_length_batches_cover_every_example_once_and_bucket_by_length():
     assert max(spreads) < 9  # rows of one batch come from one sorted pool
     evaluation = zoo.length_batches(lengths, 4, shuffle=False, seed=0)
     assert [lengths[x].tolist() for x in evaluation] == [[1, 2, 3, 3], [4, 5, 6, 7], [8, 9, 10]]
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog):
+    from zoo import training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="zoo.training"):
+        assert training.autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert "train.amp=off" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    with caplog.at_level("WARNING", logger="zoo.training"):
+        assert training.autocast_dtype("bf16", cpu) == torch.bfloat16
+        assert training.autocast_dtype("auto", cpu) is None  # auto stays float32 on a CPU
+    assert caplog.text == ""

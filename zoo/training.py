@@ -51,7 +51,7 @@ class TrainConfig:
     clip_norm: float | None = 1.0  # max global gradient norm; none: no clipping
     seed: int = 0
     device: str = "auto"  # auto: cuda when present, else cpu
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU; bf16 on a CPU: needs AVX512-BF16/AMX to be fast
     early_stopping: str | None = None  # metric to select the best epoch by, e.g. "val_loss"; none: the task's first metric
     patience: int | None = None  # stop after this many evaluations without improvement; none: never stop early
     min_delta: float = 0.0  # smallest change that counts as an improvement
@@ -111,6 +111,12 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles)."""
+    cpu = torch.cpu
+    return any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.amp`` on ``device``; none: full precision."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
@@ -118,6 +124,9 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16":
         return torch.float16  # the Trainer pairs it with a gradient scaler
     bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        log.warning("train.amp=bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 "
+                    "autocast emulates them and is usually slower than float32; --set train.amp=off avoids it")
     if amp == "bf16" and not bf16:
         raise DeviceError(f"train.amp=bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
                           "use train.amp=fp16 (with a gradient scaler) or auto")
