@@ -137,7 +137,7 @@ def test_relu_activation_and_dropout_train():
 
 
 def test_bf16_autocast_on_cpu_keeps_attention_and_logits_in_float32():
-    from zoo_lm.gpt import attention
+    from zoo.ops import attention
 
     q, k, v = (torch.randn(2, 2, 8, 4, requires_grad=True) for _ in range(3))
     with torch.autocast("cpu", dtype=torch.bfloat16):

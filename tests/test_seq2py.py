@@ -220,6 +220,27 @@ def test_beam_search_finds_a_hypothesis_at_least_as_likely_as_greedy():
     assert score(b) >= score(g) - 1e-5
 
 
+def test_beam_search_prefers_an_ended_hypothesis_to_a_likely_loop_cut_off_at_max_len():
+    # a stub decoder over 6 ids (bos 2, eos 3): after bos, A (4) p=0.5, B (5) p=0.4; A repeats with p=0.95;
+    # B ends with p=0.9. Length-normalised, the loop "A A A ..." cut off at max_len scores best of all.
+    model = _model(True)
+    A, B, EOS = 4, 5, 3
+    table = torch.full((6, 6), 1e-6)
+    table[2, A], table[2, B], table[2, EOS] = 0.5, 0.4, 0.1
+    table[A, A], table[A, EOS] = 0.95, 0.05
+    table[B, EOS], table[B, A] = 0.9, 0.1
+    logp = (table / table.sum(-1, keepdim=True)).log()
+    model._start = lambda src: {}
+    model._select = lambda state, index, memory=True: None
+    model._step = lambda state, ids, ext: logp[ids]
+    src = torch.tensor([[5, 6]])
+    assert model.beam_search(src, src, 10, 2, EOS, beam=2) == [[B]]
+    table[B, EOS] = table[2, EOS] = 0.0  # nothing can end: the best cut-off hypothesis is what is left
+    logp = (table.clamp_min(1e-9) / table.sum(-1, keepdim=True)).log()
+    model._step = lambda state, ids, ext: logp[ids]
+    assert model.beam_search(src, src, 4, 2, EOS, beam=2)[0][0] == A
+
+
 # --- embeddings -----------------------------------------------------------------------------------
 
 def _pairs_file(tmp_path):

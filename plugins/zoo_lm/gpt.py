@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import Model
+from zoo.ops import attention, float32_linear
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, nh, T, hs)
 
@@ -65,20 +66,6 @@ class CausalSelfAttention(nn.Module):
             y = attention(q, k, v, is_causal=causal, dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y)), (k, v)
-
-
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> torch.Tensor:
-    """``F.scaled_dot_product_attention``, in float32 when training under bf16 autocast on a CPU.
-
-    torch's CPU flash-attention backward is several times slower in bf16 than in
-    float32 (measured with torch 2.13: 5.2 ms against 0.8 ms per call for the
-    (12, 4, 64, 32) blocks of ``shakespeare-char-gpt``), while the matrix products
-    around it gain about 3x from bf16; so attention alone runs in float32 there.
-    """
-    if q.dtype == torch.bfloat16 and q.device.type == "cpu" and torch.is_grad_enabled():
-        with torch.autocast("cpu", enabled=False):
-            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kwargs)
-    return F.scaled_dot_product_attention(q, k, v, **kwargs)
 
 
 class MLP(nn.Module):
@@ -158,12 +145,7 @@ class GPT(Model):
         for i, block in enumerate(self.transformer.h):
             x, kv = block(x, past[i] if past else None)
             cache.append(kv)
-        x = self.transformer.ln_f(x)
-        if torch.is_autocast_enabled(x.device.type):  # logits in float32: bf16 keeps only ~3 digits of them
-            with torch.autocast(x.device.type, enabled=False):
-                logits = self.lm_head(x.float())  # (B, T, V)
-        else:
-            logits = self.lm_head(x)  # (B, T, V)
+        logits = float32_linear(self.lm_head, self.transformer.ln_f(x))  # (B, T, V), float32 under autocast
         return (logits, cache) if return_cache else logits
 
     @torch.inference_mode()

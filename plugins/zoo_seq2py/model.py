@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from zoo import Model
+from zoo.ops import attention, float32_linear
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Attention(nn.Module):
         b, t, c = x.shape
         q = self.heads(self.q(x))  # (B, H, T, C/H)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
+        y = attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=causal and mask is None)
         return self.proj(y.transpose(1, 2).reshape(b, t, c))  # (B, T, C)
 
 
@@ -177,7 +178,7 @@ class TransformerSeq2Seq(Model):
     def _output(self, h: torch.Tensor, memory: torch.Tensor, mem_mask: torch.Tensor,
                 src_ext: torch.Tensor, copy_k: torch.Tensor | None) -> torch.Tensor:
         """Log-probabilities (B, T, V + S) of the next token from decoder states ``h`` (B, T, C)."""
-        logits = self.out(h).float()  # (B, T, V)
+        logits = float32_linear(self.out, h)  # (B, T, V), float32 under autocast
         b, t, _ = h.shape
         s = memory.size(1)
         if copy_k is None:
@@ -277,7 +278,11 @@ class TransformerSeq2Seq(Model):
     def beam_search(self, src: torch.Tensor, src_ext: torch.Tensor, max_len: int, bos_id: int, eos_id: int,
                     beam: int = 5, length_penalty: float = 1.0) -> list[list[int]]:
         """Beam search; an example stops when ``beam`` hypotheses have ended (so ``beam=1`` is greedy),
-        and its ended hypotheses are ranked by log-probability / length ** ``length_penalty``."""
+        and its ended hypotheses are ranked by log-probability / length ** ``length_penalty``.
+
+        A hypothesis cut off at ``max_len`` without ``<eos>`` is returned only when none ended:
+        with length normalisation, a loop of likely tokens (quote after quote) would otherwise outrank
+        every complete program."""
         b, k = src.size(0), beam
         dev = src.device
         rows = torch.arange(b, device=dev).repeat_interleave(k)  # (B*K,) example of each beam row
@@ -309,7 +314,8 @@ class TransformerSeq2Seq(Model):
                         break
                     if ti == eos_id or t == steps - 1:
                         seq = history[i * k + bi].tolist() + ([] if ti == eos_id else [ti])
-                        finished[i].append((score / max(1, len(seq) + 1) ** length_penalty, seq))
+                        ended = ti == eos_id
+                        finished[i].append((ended, score / max(1, len(seq) + 1) ** length_penalty, seq))
                         if len(finished[i]) >= k:
                             break
                         continue
@@ -323,4 +329,4 @@ class TransformerSeq2Seq(Model):
             self._select(state, flat_rows, memory=False)
             history = torch.cat([history.index_select(0, flat_rows), new_tok.view(-1, 1)], 1)
             ids, scores = new_tok.view(-1), new_scores
-        return [max(f, key=lambda c: c[0])[1] if f else [] for f in finished]
+        return [max(f, key=lambda c: c[:2])[2] if f else [] for f in finished]  # ended first, then score
