@@ -204,13 +204,15 @@ def test_imdb_mirror_has_25000_reviews_per_split_and_a_fixed_val_split(data_dir_
 
 # --- model: padding never reaches a real token --------------------------------------------------
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell,bigrams", [("lstm", 0), ("gru", 0), ("gru", 17)])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_does_not_change_an_examples_output(cell, bidirectional):
+def test_padding_does_not_change_an_examples_output(cell, bigrams, bidirectional):
     torch.manual_seed(0)
     cfg = RNNClassifierConfig(cell=cell, bidirectional=bidirectional, layers=2, hidden=6, emb_dim=5,
-                              pooling="last+mean+max")
+                              pooling="last+mean+max", bigrams=bigrams)
     model = RNNClassifier(cfg, vocab_size=30, n_classes=3).eval()
+    if bigrams:  # (they start at zero)
+        torch.nn.init.normal_(model.bigram.weight)
     short = torch.tensor([[5, 6, 7]])
     alone = model(short, torch.tensor([3]))
     batch = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [8, 9, 10, 11, 12, 13, 14]])
@@ -222,6 +224,24 @@ def test_padding_does_not_change_an_examples_output(cell, bidirectional):
     # the padded layout gives the same outputs as packed sequences, with the same weights
     model.config.packed = False
     torch.testing.assert_close(model(batch, torch.tensor([3, 7])), in_batch)
+
+
+def test_bigram_embeddings_see_the_word_before():
+    from zoo_text_classify.model import bigram_ids
+
+    ids = torch.tensor([[5, 6, 7, 0], [6, 7, 5, 6]])
+    b = bigram_ids(ids, 0, 1000)
+    assert b.shape == ids.shape and int(b.max()) < 1000
+    assert b[0, 1] == b[1, 3] != b[1, 0]  # (5, 6) twice; (pad, 6) at the start is another pair
+    assert b[0, 2] == b[1, 1]  # (6, 7)
+    torch.manual_seed(0)
+    model = RNNClassifier(RNNClassifierConfig(hidden=4, emb_dim=3, bigrams=50), vocab_size=10, n_classes=2)
+    assert float(model.bigram.weight.abs().sum()) == 0.0  # starts as the model without them
+    loss = model(ids, torch.tensor([3, 4])).sum()
+    loss.backward()
+    assert model.bigram.weight.grad[b[1]].abs().sum() > 0  # and learns
+    with pytest.raises(ValueError, match="bigrams"):
+        RNNClassifierConfig(bigrams=-1).validate()
 
 
 def test_init_embedding_from_a_glove_file_and_from_gensim(tmp_path):

@@ -44,10 +44,15 @@ class RNNClassifierConfig:
     vectors: str | None = None
     freeze_embedding: bool = False  # keep pretrained vectors fixed (words without one stay random, fixed too)
     gensim_epochs: int = 5  # Word2Vec passes over the training texts when vectors = "gensim"
+    # hashed word-pair embeddings: each word's input also gets the vector of (previous word, word), one of this
+    # many buckets (started at zero; a region embedding of size 2); 0: none
+    bigrams: int = 0
     packed: bool = True  # pack_padded_sequence; false: padded tensors laid out so padding still never reaches a
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
 
     def validate(self) -> None:
+        if self.bigrams < 0:
+            raise ValueError(f"bigrams must be >= 0 (0: none), got {self.bigrams}")
         for name in ("emb_dim", "hidden", "layers", "gensim_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -72,6 +77,15 @@ def reverse_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
     t = torch.arange(T, device=lengths.device)[None, :]  # (1, T)
     n = lengths[:, None]  # (B, 1)
     return torch.where(t < n, n - 1 - t, t)  # (B, T); its own inverse
+
+
+def bigram_ids(ids: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
+    """Bucket (B, T) of each (previous word, word) pair of ``ids`` (B, T); the first word's previous is padding.
+
+    Position t reads only ids t-1 and t, so the padding after a text never reaches a real position.
+    """
+    prev = torch.nn.functional.pad(ids[:, :-1], (1, 0), value=pad_id)
+    return (prev * 1_000_003 + ids) % buckets
 
 
 def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -104,6 +118,9 @@ class RNNClassifier(Model):
         self.pooling = cfg.pooling.split("+")
         self.dirs = ("fwd", "bwd") if cfg.bidirectional else ("fwd",)
         self.embedding = nn.Embedding(vocab_size, cfg.emb_dim, padding_idx=pad_id)
+        self.bigram = nn.Embedding(cfg.bigrams, cfg.emb_dim) if cfg.bigrams else None
+        if self.bigram is not None:
+            nn.init.zeros_(self.bigram.weight)  # the model starts as the one without: pairs add what they learn
         rnn_cls = nn.LSTM if cfg.cell == "lstm" else nn.GRU
         width = cfg.hidden * len(self.dirs)
         self.rnn = nn.ModuleList(
@@ -146,7 +163,10 @@ class RNNClassifier(Model):
         B, T = ids.shape
         lengths = lengths.to(ids.device)
         rev = reverse_index(lengths, T) if "bwd" in self.dirs else None
-        x = self.dropout(self.embedding(ids))  # (B, T, E)
+        x = self.embedding(ids)  # (B, T, E)
+        if self.bigram is not None:
+            x = x + self.bigram(bigram_ids(ids, self.pad_id, self.bigram.num_embeddings))
+        x = self.dropout(x)
         for i, layer in enumerate(self.rnn):
             if i:
                 x = self.dropout(x)  # between layers, as nn.LSTM's dropout
