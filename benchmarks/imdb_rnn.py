@@ -11,6 +11,11 @@ Default rows: ``imdb-rnn`` (the best configuration found), ``imdb-lstm`` and
 the 22,500 training reviews left after the fixed validation split and is scored
 once on the 25,000 test reviews.
 
+``--variants``: ``imdb-rnn`` beside itself without the hashed word-pair embeddings
+(``model.bigrams=0``) and with the earlier inputs (GloVe 6B 50d, no pairs): what each buys.
+
+Rows of entries not run this time are kept from the saved JSON (with their ``when``).
+
 ``--optimizers``: the reference's comparison, ``imdb-lstm`` with
 ``--set optim.name=sgd|adagrad|rmsprop|adam`` and nothing else changed (the same
 learning rate, 0.002, for all), side by side.
@@ -25,16 +30,23 @@ classes balanced; the test split too) -- the output then says so.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 import zoo
-from _common import table, write
+from _common import RESULTS, table, write
 
 TARGET_ACC = 0.91
 REFERENCE = {"imdb-lstm": 0.885, "imdb-gru": 0.887, "sgd": 0.51, "adam": 0.885}
+VARIANTS = {  # label -> overrides of imdb-rnn
+    "imdb-rnn": {},
+    "imdb-rnn, no word pairs": {"model": {"bigrams": 0}},
+    "imdb-rnn, GloVe 50d, no word pairs": {"model": {"bigrams": 0, "vectors": "glove/glove.6B.50d.20k.txt",
+                                                     "emb_dim": 50}},
+}
 
 
 def run(entry: str, overrides: dict, out: Path) -> dict:
@@ -51,10 +63,17 @@ def run(entry: str, overrides: dict, out: Path) -> dict:
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
+def _merge(base: dict, over: dict) -> dict:
+    from zoo import config
+
+    return config.merge(base, over)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--optimizers", action="store_true", help="the SGD / Adagrad / RMSprop / Adam table")
     ap.add_argument("--entries", default="imdb-rnn,imdb-lstm,imdb-gru")
+    ap.add_argument("--variants", action="store_true", help="imdb-rnn with and without its word pairs")
     ap.add_argument("--limit", type=int, help="N reviews per split (train, val and test), classes balanced")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--threads", type=int, default=1)
@@ -74,9 +93,11 @@ def main() -> None:
                 print(table(rows, ["optimizer", "test_accuracy", "reference", "val_accuracy", "train_s", "epochs",
                                    "load_before"]), flush=True)
         else:
-            for entry in args.entries.split(","):
-                row = run(entry, base, Path(tmp) / entry)
-                row["reference"] = REFERENCE.get(entry)
+            jobs = ([(label, "imdb-rnn", over) for label, over in VARIANTS.items()] if args.variants
+                    else [(entry, entry, {}) for entry in args.entries.split(",")])
+            for i, (label, entry, over) in enumerate(jobs):
+                row = run(entry, _merge(base, over), Path(tmp) / str(i))
+                row["entry"], row["reference"] = label, REFERENCE.get(entry)
                 rows.append(row)
                 print(table(rows, ["entry", "test_accuracy", "reference", "val_accuracy", "train_s", "epochs",
                                    "params", "load_before"]), flush=True)
@@ -85,7 +106,14 @@ def main() -> None:
           f"test reviews (target {TARGET_ACC:.0%}: {'reached' if best['test_accuracy'] >= TARGET_ACC else 'NOT reached'})"
           + (f"; dataset.limit={args.limit} reviews per split" if args.limit else ""))
     name = "imdb_rnn_optimizers" if args.optimizers else "imdb_rnn"
-    path = write(name, {"rows": rows, "limit": args.limit, "epochs": args.epochs, "threads": args.threads,
+    kept = []
+    if not args.optimizers and not args.limit and (RESULTS / f"{name}.json").exists():
+        saved = json.loads((RESULTS / f"{name}.json").read_text())
+        if not saved.get("limit"):  # full-data rows of entries not run now stay, with their date
+            ran = {r["entry"] for r in rows}
+            kept = [{**r, "when": r.get("when", saved.get("when"))} for r in saved.get("rows", [])
+                    if r["entry"] not in ran]
+    path = write(name, {"rows": rows + kept, "limit": args.limit, "epochs": args.epochs, "threads": args.threads,
                         "target": TARGET_ACC})
     print(f"wrote {path}")
 
