@@ -24,7 +24,7 @@ learning rate, 0.002, for all), side by side.
 classes balanced; the test split too) -- the output then says so.
 
     ZOO_DATA_DIR=/path/to/data .venv/bin/python benchmarks/imdb_rnn.py [--optimizers] [--entries imdb-rnn,...]
-        [--limit N] [--epochs E] [--threads 1]
+        [--variants] [--limit N] [--epochs E] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -77,8 +77,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, help="N reviews per split (train, val and test), classes balanced")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0, help="train.seed; rows of another seed than 0 are labelled with it")
     args = ap.parse_args()
-    base: dict = {"train": {"threads": args.threads, "progress": False}}
+    base: dict = {"train": {"threads": args.threads, "progress": False, "seed": args.seed}}
+    tag = f" (seed {args.seed})" if args.seed else ""
     if args.limit:
         base["dataset"] = {"limit": args.limit}
     if args.epochs:
@@ -97,7 +99,7 @@ def main() -> None:
                     else [(entry, entry, {}) for entry in args.entries.split(",")])
             for i, (label, entry, over) in enumerate(jobs):
                 row = run(entry, _merge(base, over), Path(tmp) / str(i))
-                row["entry"], row["reference"] = label, REFERENCE.get(entry)
+                row["entry"], row["reference"] = label + tag, REFERENCE.get(entry)
                 rows.append(row)
                 print(table(rows, ["entry", "test_accuracy", "reference", "val_accuracy", "train_s", "epochs",
                                    "params", "load_before"]), flush=True)
