@@ -159,3 +159,16 @@ def test_bf16_autocast_on_cpu_keeps_attention_and_logits_in_float32():
         assert torch.allclose(logits, model(idx), atol=0.05)
     logits.logsumexp(-1).mean().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_float32_linear_with_a_bias_under_autocast_matches_float32():
+    from zoo.ops import float32_linear
+
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(16, 7), torch.randn(3, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16  # what autocast alone would give
+        y = float32_linear(layer, x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, layer(x))
+    assert float32_linear(layer.bfloat16(), x.bfloat16()).dtype == torch.float32  # a bf16 model's logits too

@@ -26,8 +26,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> to
 
 
 def float32_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)`` computed in float32 even under autocast (for logits)."""
+    """``layer(x)`` in float32, under autocast too (for logits)."""
     if torch.is_autocast_enabled(x.device.type):
         with torch.autocast(x.device.type, enabled=False):
             return F.linear(x.float(), layer.weight.float(), None if layer.bias is None else layer.bias.float())
-    return layer(x)
+    return layer(x).float()  # a no-op for a float32 model
