@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import zoo
+from zoo import config
 from _common import RESULTS, table, write
 
 TARGET_ACC = 0.91
@@ -61,12 +62,6 @@ def run(entry: str, overrides: dict, out: Path) -> dict:
             "wall_s": wall, "epochs": tr["epochs"], "steps": tr["steps"], "stopped": tr["stopped"],
             "params": sum(p.numel() for p in zoo.load(result.artifact).model.parameters()),
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
-
-
-def _merge(base: dict, over: dict) -> dict:
-    from zoo import config
-
-    return config.merge(base, over)
 
 
 def main() -> None:
@@ -98,7 +93,7 @@ def main() -> None:
             jobs = ([(label, "imdb-rnn", over) for label, over in VARIANTS.items()] if args.variants
                     else [(entry, entry, {}) for entry in args.entries.split(",")])
             for i, (label, entry, over) in enumerate(jobs):
-                row = run(entry, _merge(base, over), Path(tmp) / str(i))
+                row = run(entry, config.merge(base, over), Path(tmp) / str(i))
                 row["entry"], row["reference"] = label + tag, REFERENCE.get(entry)
                 rows.append(row)
                 print(table(rows, ["entry", "test_accuracy", "reference", "val_accuracy", "train_s", "epochs",

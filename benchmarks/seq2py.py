@@ -60,12 +60,16 @@ def run(overrides: dict, keep: str | None = None) -> dict:
         result = zoo.train("seq2py", config.merge(COMMON, overrides), out=out, force=True)
         wall = time.perf_counter() - t0
         outputs = open(os.path.join(out, "outputs.test.jsonl"), encoding="utf-8").read().splitlines()
-    test, train = result.metrics["test"], result.metrics["train"]
+    return {**scores(result.metrics["test"], result.metrics["train"]), "wall_s": wall, "load_before": load_before,
+            "load_after": load_uptime(), "examples": [json.loads(x) for x in outputs[:5]]}
+
+
+def scores(test: dict, train: dict) -> dict:
+    """A row's test metrics (in %) and training summary."""
     return {
         "bleu": 100 * test["bleu"], "bleu_smooth": 100 * test["bleu_smooth"], "exact_match": 100 * test["exact_match"],
         "test_loss": test["loss"], "perplexity": test["perplexity"], "epochs": train["epochs"],
-        "train_time_s": train["train_time"], "wall_s": wall, "load_before": load_before, "load_after": load_uptime(),
-        "examples": [json.loads(x) for x in outputs[:5]],
+        "train_time_s": train["train_time"],
     }
 
 
@@ -77,10 +81,7 @@ def reevaluate(run_dir: str, previous: dict | None) -> dict:
     secs = time.perf_counter() - t0
     train = json.loads(open(os.path.join(run_dir, "metrics.json"), encoding="utf-8").read())["train"]
     return {
-        "bleu": 100 * test["bleu"], "bleu_smooth": 100 * test["bleu_smooth"], "exact_match": 100 * test["exact_match"],
-        "test_loss": test["loss"], "perplexity": test["perplexity"], "epochs": train["epochs"],
-        "train_time_s": train["train_time"], "eval_s": secs, "load_after": load_uptime(),
-        "examples": records[:5],
+        **scores(test, train), "eval_s": secs, "load_after": load_uptime(), "examples": records[:5],
         "config": "seq2py entry as registered, test split decoded again by `eval`",
         "before_reevaluation": {k: previous[k] for k in ("bleu", "exact_match", "test_loss")} if previous else None,
     }
