@@ -209,10 +209,11 @@ def test_imdb_mirror_has_25000_reviews_per_split_and_a_fixed_val_split(data_dir_
 def test_padding_does_not_change_an_examples_output(cell, bigrams, bidirectional):
     torch.manual_seed(0)
     cfg = RNNClassifierConfig(cell=cell, bidirectional=bidirectional, layers=2, hidden=6, emb_dim=5,
-                              pooling="last+mean+max", bigrams=bigrams)
+                              pooling="last+mean+max", bigrams=bigrams, trigrams=bigrams)
     model = RNNClassifier(cfg, vocab_size=30, n_classes=3).eval()
     if bigrams:  # (they start at zero)
         torch.nn.init.normal_(model.bigram.weight)
+        torch.nn.init.normal_(model.trigram.weight)
     short = torch.tensor([[5, 6, 7]])
     alone = model(short, torch.tensor([3]))
     batch = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [8, 9, 10, 11, 12, 13, 14]])
@@ -242,6 +243,45 @@ def test_bigram_embeddings_see_the_word_before():
     assert model.bigram.weight.grad[b[1]].abs().sum() > 0  # and learns
     with pytest.raises(ValueError, match="bigrams"):
         RNNClassifierConfig(bigrams=-1).validate()
+
+
+def test_trigram_embeddings_see_the_two_words_before():
+    from zoo_text_classify.model import ngram_ids
+
+    ids = torch.tensor([[5, 6, 7, 0], [9, 6, 7, 5], [5, 6, 7, 8]])
+    t = ngram_ids(ids, 0, 10_000, 3)
+    assert t[0, 2] == t[2, 2] != t[1, 2]  # (5, 6, 7) twice; (9, 6, 7) differs only two words back
+    assert t[0, 0] != t[0, 1] != t[1, 1]  # (pad, pad, 5), (pad, 5, 6), (pad, 9, 6)
+    torch.manual_seed(0)
+    model = RNNClassifier(RNNClassifierConfig(hidden=4, emb_dim=3, trigrams=50), vocab_size=10, n_classes=2)
+    assert model.bigram is None and float(model.trigram.weight.abs().sum()) == 0.0
+    model(ids, torch.tensor([3, 4, 4])).sum().backward()
+    assert model.trigram.weight.grad[t[1, 3] % 50].abs().sum() > 0
+    with pytest.raises(ValueError, match="trigrams"):
+        RNNClassifierConfig(trigrams=-1).validate()
+
+
+def test_bigram_dropout_drops_whole_pair_vectors_in_training_only():
+    from zoo_text_classify.model import bigram_ids
+
+    torch.manual_seed(0)
+    cfg = RNNClassifierConfig(hidden=4, emb_dim=3, bigrams=100_003, bigram_dropout=0.5)
+    model = RNNClassifier(cfg, vocab_size=500, n_classes=2)
+    torch.nn.init.normal_(model.bigram.weight)
+    ids = torch.arange(1, 401).view(200, 2)  # 400 different pairs, in short texts (gradients reach them all)
+    lengths = torch.full((200,), 2)
+    used = bigram_ids(ids, 0, cfg.bigrams).flatten()
+    assert len(set(used.tolist())) == 400
+    model(ids, lengths).sum().backward()
+    reached = (model.bigram.weight.grad[used].abs().sum(1) > 0).float().mean()
+    assert 0.4 < float(reached) < 0.6  # about half the pairs dropped, each whole (all of its vector or none)
+    assert int((model.bigram.weight.grad[used] == 0).sum(1).remainder(cfg.emb_dim).sum()) == 0
+    model.eval()  # evaluation sees every pair, unscaled: the same outputs as the model without pair dropout
+    plain = RNNClassifier(RNNClassifierConfig(hidden=4, emb_dim=3, bigrams=100_003), vocab_size=500, n_classes=2)
+    plain.load_state_dict(model.state_dict())
+    torch.testing.assert_close(model(ids, lengths), plain.eval()(ids, lengths))
+    with pytest.raises(ValueError, match="bigram_dropout"):
+        RNNClassifierConfig(bigram_dropout=1.0).validate()
 
 
 def test_init_embedding_from_a_glove_file_and_from_gensim(tmp_path):
