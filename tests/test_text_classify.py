@@ -228,10 +228,10 @@ def test_padding_does_not_change_an_examples_output(cell, bigrams, bidirectional
 
 
 def test_bigram_embeddings_see_the_word_before():
-    from zoo_text_classify.model import bigram_ids
+    from zoo_text_classify.model import ngram_ids
 
     ids = torch.tensor([[5, 6, 7, 0], [6, 7, 5, 6]])
-    b = bigram_ids(ids, 0, 1000)
+    b = ngram_ids(ids, 0, 1000, 2)
     assert b.shape == ids.shape and int(b.max()) < 1000
     assert b[0, 1] == b[1, 3] != b[1, 0]  # (5, 6) twice; (pad, 6) at the start is another pair
     assert b[0, 2] == b[1, 1]  # (6, 7)
@@ -259,29 +259,8 @@ def test_trigram_embeddings_see_the_two_words_before():
     assert model.trigram.weight.grad[t[1, 3] % 50].abs().sum() > 0
     with pytest.raises(ValueError, match="trigrams"):
         RNNClassifierConfig(trigrams=-1).validate()
-
-
-def test_bigram_dropout_drops_whole_pair_vectors_in_training_only():
-    from zoo_text_classify.model import bigram_ids
-
-    torch.manual_seed(0)
-    cfg = RNNClassifierConfig(hidden=4, emb_dim=3, bigrams=100_003, bigram_dropout=0.5)
-    model = RNNClassifier(cfg, vocab_size=500, n_classes=2)
-    torch.nn.init.normal_(model.bigram.weight)
-    ids = torch.arange(1, 401).view(200, 2)  # 400 different pairs, in short texts (gradients reach them all)
-    lengths = torch.full((200,), 2)
-    used = bigram_ids(ids, 0, cfg.bigrams).flatten()
-    assert len(set(used.tolist())) == 400
-    model(ids, lengths).sum().backward()
-    reached = (model.bigram.weight.grad[used].abs().sum(1) > 0).float().mean()
-    assert 0.4 < float(reached) < 0.6  # about half the pairs dropped, each whole (all of its vector or none)
-    assert int((model.bigram.weight.grad[used] == 0).sum(1).remainder(cfg.emb_dim).sum()) == 0
-    model.eval()  # evaluation sees every pair, unscaled: the same outputs as the model without pair dropout
-    plain = RNNClassifier(RNNClassifierConfig(hidden=4, emb_dim=3, bigrams=100_003), vocab_size=500, n_classes=2)
-    plain.load_state_dict(model.state_dict())
-    torch.testing.assert_close(model(ids, lengths), plain.eval()(ids, lengths))
-    with pytest.raises(ValueError, match="bigram_dropout"):
-        RNNClassifierConfig(bigram_dropout=1.0).validate()
+    with pytest.raises(ValueError, match="2 or 3 words"):
+        ngram_ids(ids, 0, 50, 4)
 
 
 def test_init_embedding_from_a_glove_file_and_from_gensim(tmp_path):

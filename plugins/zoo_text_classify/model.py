@@ -47,9 +47,6 @@ class RNNClassifierConfig:
     # hashed word-pair embeddings: each word's input also gets the vector of (previous word, word), one of this
     # many buckets (started at zero; a region embedding of size 2); 0: none
     bigrams: int = 0
-    # training only: the share of positions whose pair vector is dropped whole (the rest scaled up to match), so
-    # the classifier cannot lean on rare pairs alone (the table is large enough to memorise the training texts)
-    bigram_dropout: float = 0.0
     trigrams: int = 0  # the same for the three words ending at each position, a table of its own; 0: none
     packed: bool = True  # pack_padded_sequence; false: padded tensors laid out so padding still never reaches a
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
@@ -61,9 +58,8 @@ class RNNClassifierConfig:
         for name in ("emb_dim", "hidden", "layers", "gensim_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("dropout", "bigram_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         bad = [p for p in self.pooling.split("+") if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling: unknown {bad[0] if bad else ''!r}; use last, mean, max or a '+' list of them")
@@ -90,16 +86,13 @@ def ngram_ids(ids: torch.Tensor, pad_id: int, buckets: int, n: int = 2) -> torch
 
     Position t reads only ids t-n+1 .. t, so the padding after a text never reaches a real position.
     """
+    if n not in (2, 3):  # the key below stays inside int64 up to n = 3 (ids < 2**20)
+        raise ValueError(f"n-grams of 2 or 3 words are supported, got {n}")
     key = ids
     for back in range(1, n):
         prev = torch.nn.functional.pad(ids[:, :-back], (back, 0), value=pad_id)
-        key = prev * 1_000_003 ** back + key  # n <= 3 and ids < 2**20 stay far inside int64
+        key = prev * 1_000_003 ** back + key
     return key % buckets
-
-
-def bigram_ids(ids: torch.Tensor, pad_id: int, buckets: int) -> torch.Tensor:
-    """Bucket (B, T) of each (previous word, word) pair of ``ids`` (B, T); the first word's previous is padding."""
-    return ngram_ids(ids, pad_id, buckets, 2)
 
 
 def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -181,12 +174,7 @@ class RNNClassifier(Model):
         rev = reverse_index(lengths, T) if "bwd" in self.dirs else None
         x = self.embedding(ids)  # (B, T, E)
         if self.bigram is not None:
-            pairs = self.bigram(bigram_ids(ids, self.pad_id, self.bigram.num_embeddings))  # (B, T, E)
-            p = self.config.bigram_dropout
-            if self.training and p:
-                keep = torch.rand(B, T, 1, device=ids.device) >= p
-                pairs = pairs * keep.to(pairs.dtype) / (1.0 - p)
-            x = x + pairs
+            x = x + self.bigram(ngram_ids(ids, self.pad_id, self.bigram.num_embeddings, 2))
         if self.trigram is not None:
             x = x + self.trigram(ngram_ids(ids, self.pad_id, self.trigram.num_embeddings, 3))
         x = self.dropout(x)
