@@ -66,15 +66,16 @@ def run(entry: str, overrides: dict, out: Path) -> dict:
     return {"entry": entry, "test_accuracy": test["accuracy"], "test_macro_f1": test["macro_f1"],
             "test_loss": test["loss"], "test_reviews": int(test["examples"]),
             "val_accuracy": result.metrics.get("val", {}).get("accuracy"), "train_s": tr["train_time"],
-            "wall_s": wall, "epochs": tr["epochs"], "best_epoch": tr["best_epoch"], "steps": tr["steps"], "stopped": tr["stopped"],
+            "wall_s": wall, "epochs": tr["epochs"], "best_epoch": tr["best_epoch"], "steps": tr["steps"],
+            "stopped": tr["stopped"],
             "params": sum(p.numel() for p in zoo.load(result.artifact).model.parameters()),
             "load_before": round(load_before, 2), "load_after": round(os.getloadavg()[0], 2)}
 
 
 def seed_summary(rows: list[dict]) -> dict | None:
     """Mean, min and max test accuracy of the ``imdb-rnn`` rows (one per seed: ``imdb-rnn``, ``imdb-rnn (seed N)``)."""
-    runs = {0 if r["entry"] == "imdb-rnn" else int(r["entry"][len("imdb-rnn (seed "):-1]): r["test_accuracy"]
-            for r in rows if r["entry"] == "imdb-rnn" or r["entry"].startswith("imdb-rnn (seed ")}
+    runs = {r["seed"]: r["test_accuracy"] for r in rows
+            if r["entry"] == "imdb-rnn" or r["entry"].startswith("imdb-rnn (seed ")}
     if not runs:
         return None
     acc = list(runs.values())
