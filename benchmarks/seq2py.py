@@ -6,10 +6,10 @@
 
 ``main`` trains the ``seq2py`` entry as registered (20 epochs) and evaluates it on the 500
 test intents (RUN_DIR keeps its run folder); ``eval RUN_DIR`` decodes the test intents again
-with the current code, for a change to decoding that does not need training again. ``ablation`` trains the same recipe at a reduced budget (smaller model, fewer
-epochs: see ABLATION_BASE) with one change per row, side by side, and reports each row's
-BLEU relative to the first. Rows already measured are kept in the JSON file, so rows can
-be run one at a time. Results: benchmarks/results/seq2py.json.
+with the current code, for a change to decoding that does not need training again.
+``ablation`` trains the same recipe at a reduced budget (smaller model, fewer epochs: see
+ABLATION_BASE) with one change per row, side by side, and reports each row's BLEU relative
+to the first. Rows already measured are kept in the JSON file, so rows can be run one at a time. Results: benchmarks/results/seq2py.json.
 """
 
 from __future__ import annotations
@@ -93,8 +93,6 @@ def main() -> None:
     saved = json.loads(path.read_text()) if path.exists() else {}
     main_row, ablation = saved.get("main"), saved.get("ablation", {})
     superseded = saved.get("ablation_superseded", {})
-    if ablation and "ablation_superseded" not in saved:  # results of the earlier recipe and beam search
-        superseded, ablation = ablation, {}
 
     def save() -> None:  # after every run, so that an interrupted benchmark keeps what it measured
         _common.write("seq2py", {

@@ -51,7 +51,8 @@ class TrainConfig:
     clip_norm: float | None = 1.0  # max global gradient norm; none: no clipping
     seed: int = 0
     device: str = "auto"  # auto: cuda when present, else cpu
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA when supported, off on CPU; bf16 on a CPU: needs AVX512-BF16/AMX to be fast
+    # auto: bf16 on CUDA when supported, off on CPU; bf16 on a CPU is fast only with AVX512-BF16 or AMX
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     early_stopping: str | None = None  # metric to select the best epoch by, e.g. "val_loss"; none: the task's first metric
     patience: int | None = None  # stop after this many evaluations without improvement; none: never stop early
     min_delta: float = 0.0  # smallest change that counts as an improvement

@@ -312,9 +312,9 @@ class TransformerSeq2Seq(Model):
                 for score, bi, ti in zip(top_l[i], beam_l[i], tok_l[i]):
                     if score == float("-inf") or j >= k:
                         break
-                    if ti == eos_id or t == steps - 1:
-                        seq = history[i * k + bi].tolist() + ([] if ti == eos_id else [ti])
-                        ended = ti == eos_id
+                    ended = ti == eos_id
+                    if ended or t == steps - 1:
+                        seq = history[i * k + bi].tolist() + ([] if ended else [ti])
                         finished[i].append((ended, score / max(1, len(seq) + 1) ** length_penalty, seq))
                         if len(finished[i]) >= k:
                             break
