@@ -482,15 +482,23 @@ class LoadedModel:
     def config(self) -> dict[str, Any]:
         return self.resolved.data
 
+    def predict(self, inputs: Any, **options: Any) -> Any:
+        """Records for raw inputs: one input -> one record, a list -> a list (see :mod:`zoo.inference`)."""
+        from .inference import predict
+
+        return predict(self, inputs, **options)
+
 
 def load(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """Rebuild the model, tokenizers and task of an artifact; refuses incompatible versions."""
+    """Rebuild the model, tokenizers and task of an artifact (a file, a run folder or a trained entry's
+    name); refuses incompatible versions."""
     from safetensors.torch import load_model
 
     from .artifact import check_compatible, read_metadata
+    from .inference import find_artifact
     from .training import resolve_device
 
-    path = artifact_path(path)
+    path = find_artifact(path)  # a file, a run folder, or an entry trained under runs/
     meta = read_metadata(path)
     check_compatible(path, meta, _zoo_version())
     try:

@@ -274,6 +274,58 @@ class Task(ABC):
         """Yield generated text piece by piece (tasks that generate free text override this)."""
         raise ZooError(f"task {type(self).__name__} does not generate text; 'zoo generate' needs a language model")
 
+    # -- inference on raw inputs: zoo.load(...).predict(...), zoo predict, zoo serve ------------------
+    # Documentation as data (``zoo info TASK`` prints it): what one raw input is, what the record of
+    # one input holds, and the options :meth:`predict` takes (name -> what it does).
+    predict_input: ClassVar[str] = ""
+    predict_record: ClassVar[str] = ""
+    predict_options: ClassVar[dict[str, str]] = {}
+
+    def predict(self, model: Any, inputs: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
+        """One JSON-serialisable record per raw input of ``inputs`` (one batch), in their order.
+
+        Deterministic: the same input gives the same record, whatever else is in the batch.
+        :func:`zoo.inference.predict` calls it with the model in eval mode, under
+        ``torch.no_grad()`` and the run's autocast, with ``options`` checked against
+        :attr:`predict_options`. A bad input raises :meth:`input_error`, never anything else.
+        """
+        raise ZooError(f"task {type(self).__name__} does not support predict (inference on raw inputs); "
+                       "its plugin would need to implement Task.predict")
+
+    @property
+    def supports_predict(self) -> bool:
+        return type(self).predict is not Task.predict
+
+    @staticmethod
+    def input_error(index: int, problem: str) -> ZooError:
+        """The :class:`DataError` for input ``index`` of a batch, e.g. ``input 3: the text is empty``.
+
+        ``problem`` says what is wrong and what to do. The error keeps ``index`` and ``problem``
+        as attributes, so that callers can name the input in their own terms (a file's line).
+        """
+        from .errors import DataError
+
+        err = DataError(f"input {index}: {problem}")
+        err.index, err.problem = index, problem  # type: ignore[attr-defined]
+        return err
+
+    @classmethod
+    def text_input(cls, index: int, value: Any, *, what: str = "a text", empty_ok: bool = False) -> str:
+        """``value`` when it is a string (non-blank unless ``empty_ok``); otherwise :meth:`input_error`."""
+        if not isinstance(value, str):
+            raise cls.input_error(index, f"expected {what} (a string), got {type(value).__name__}")
+        if not empty_ok and not value.strip():
+            raise cls.input_error(index, f"{what} is empty; give some text")
+        return value
+
+    @staticmethod
+    def on_device(model: Any, batch: Batch) -> Batch:
+        """``batch`` with its tensors on the device of ``model``'s parameters."""
+        from .training import to_device
+
+        param = next(iter(model.parameters()), None)
+        return batch if param is None else to_device(batch, param.device, pin=False)
+
 
 def config_fields(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(getattr(cls, "Config", EmptyConfig))]

@@ -1,0 +1,143 @@
+"""Inference on raw inputs: ``zoo.load(x).predict(inputs)``, ``zoo predict`` and ``zoo serve``.
+
+The task of a loaded model turns raw inputs into records (:meth:`zoo.Task.predict`);
+this module batches them, runs them in eval mode, without gradients and under the
+run's autocast setting, and finds a trained model by entry name.
+
+One input (a string, or a mapping such as ``{"src": ...}``) gives one record; a list or
+tuple gives a list; any other iterable (a generator, an open text file) gives a lazy
+iterator that reads ``batch_size`` inputs at a time, so memory stays bounded by the batch.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactError, ConfigError, DataError, ZooError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+
+
+# --- finding a trained model ------------------------------------------------------------------------
+
+def find_artifact(name: str | Path) -> Path:
+    """The model file that ``name`` means: a file, a run folder, or an entry trained under ``runs/``.
+
+    An entry name (``imdb-rnn`` or ``plugin:imdb-rnn``) that is not an existing path means
+    ``runs/<short name>/model.safetensors``, where ``zoo train`` writes it.
+    """
+    path = Path(name)
+    if path.exists() or str(name).endswith(".safetensors") or len(path.parts) > 1:
+        return path / "model.safetensors" if path.is_dir() else path
+    short = str(name).split(":", 1)[-1]
+    candidate = Path("runs") / short / "model.safetensors"
+    if candidate.is_file():
+        return candidate
+    from . import api
+
+    try:
+        entry = api.registry().get("entry", str(name)).id
+    except ZooError:
+        raise ArtifactError(f"{name}: no such model file or run folder, and no entry of that name "
+                            "(see 'zoo list')") from None
+    raise ArtifactError(f"{name}: entry {entry} has no trained model in {candidate.parent}; "
+                        f"train it first: zoo train {short}")
+
+
+# --- predict --------------------------------------------------------------------------------------
+
+def predict(loaded: Any, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
+            **options: Any) -> Any:
+    """Records of a loaded model (:class:`zoo.api.LoadedModel`) for raw ``inputs``.
+
+    ``inputs``: one input (a string, or a mapping) -> one record; a list or tuple -> a list of
+    records; any other iterable -> an iterator of records, read and predicted ``batch_size`` at
+    a time (an open text file gives its lines without their line ends). ``device`` moves the
+    model (none: where it is). ``options`` are the task's (``Task.predict_options``).
+    Errors name the input by its position: ``input 41: the text is empty``.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    runner = _Runner(loaded, device, options)
+    if _is_single(inputs):
+        return runner.run([inputs], 0)[0]
+    if isinstance(inputs, (list, tuple)):
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(inputs), batch_size):
+            out.extend(runner.run(inputs[start : start + batch_size], start))
+        return out
+    if isinstance(inputs, io.TextIOBase):
+        inputs = (line.rstrip("\r\n") for line in inputs)
+    return _stream(runner, iter(inputs), batch_size)
+
+
+def _is_single(inputs: Any) -> bool:
+    return isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
+
+
+def _stream(runner: _Runner, it: Iterator[Any], batch_size: int) -> Iterator[dict[str, Any]]:
+    start = 0
+    while batch := list(itertools.islice(it, batch_size)):
+        yield from runner.run(batch, start)
+        start += len(batch)
+
+
+def check_options(task: Any, options: Mapping[str, Any]) -> None:
+    """Refuse options the task's :meth:`predict` does not take, naming those it does."""
+    unknown = sorted(set(options) - set(task.predict_options))
+    if unknown:
+        known = ", ".join(sorted(task.predict_options)) or "none"
+        raise ConfigError(f"predict option '{unknown[0]}' does not apply to task {type(task).__name__} "
+                          f"(its options: {known})")
+
+
+class _Runner:
+    """Runs batches of one predict call: eval mode, no gradients, the run's autocast."""
+
+    def __init__(self, loaded: Any, device: Any, options: dict[str, Any]):
+        import torch
+
+        from .training import autocast_dtype, resolve_device
+
+        task = loaded.task
+        if not task.supports_predict:
+            task.predict(loaded.model, [])  # raises the task's own "does not support predict"
+        check_options(task, options)
+        if device is not None:
+            loaded.model.to(resolve_device(str(device)))
+        param = next(iter(loaded.model.parameters()), None)
+        self.device = param.device if param is not None else torch.device("cpu")
+        amp = loaded.resolved.configs["train"].amp
+        self.amp_dtype = autocast_dtype(amp, self.device)
+        self.loaded, self.options = loaded, options
+
+    def run(self, batch: Sequence[Any], start: int) -> list[dict[str, Any]]:
+        """The records of ``batch``, whose first input is input ``start`` of the whole call."""
+        import torch
+
+        from .training import autocast
+
+        model, task = self.loaded.model, self.loaded.task
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad(), autocast(self.device, self.amp_dtype):
+                records = task.predict(model, list(batch), **self.options)
+        except DataError as exc:
+            index = getattr(exc, "index", None)
+            if index is None or not start:
+                raise
+            raise task.input_error(start + index, exc.problem) from None
+        finally:
+            model.train(was_training)
+        if len(records) != len(batch):
+            raise ZooError(f"task {type(task).__name__}.predict returned {len(records)} records for "
+                           f"{len(batch)} inputs (a bug in its plugin)")
+        return records
