@@ -137,3 +137,18 @@ def test_a_killed_replacement_leaves_the_earlier_run_whole(tmp_path):
     assert (run / "checkpoint.safetensors").read_bytes() == b"old weights"
     assert (run / "config.toml").read_text() == "entry = 'x'\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.lock", "a"]
+
+
+def test_a_swap_carries_the_users_files_over_and_a_killed_one_gives_them_back(tmp_path):
+    run = _run(tmp_path / "a")
+    (run / "notes.txt").write_text("mine")
+    new = Staging(run).create()
+    (new / "checkpoint.safetensors").write_bytes(b"new weights")
+    Staging(run).commit()
+    assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "checkpoint.safetensors").read_bytes() == b"new weights"
+    # killed after the user's file moved into the staging folder, before the folders swapped
+    staging = Staging(run).create()
+    (run / "notes.txt").rename(staging / "notes.txt")
+    clean_stale(run)
+    assert (run / "notes.txt").read_text() == "mine" and not staging.exists()

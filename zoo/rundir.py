@@ -117,6 +117,7 @@ def clean_stale(run_dir: Path) -> list[Path]:
             shutil.rmtree(old, ignore_errors=True)
         touched.append(old)
     for staging in _siblings(run_dir, STAGING_TAG):  # a replacement that never completed
+        _rescue_other_files(staging, run_dir)
         shutil.rmtree(staging, ignore_errors=True)
         touched.append(staging)
     if run_dir.is_dir():
@@ -135,6 +136,14 @@ RUN_PATTERNS = ("outputs.*.jsonl", "metrics.*.json")  # written by evaluation be
 
 def is_run_file(name: str) -> bool:
     return name in RUN_FILES or any(fnmatch.fnmatch(name, p) for p in RUN_PATTERNS)
+
+
+def _rescue_other_files(staging: Path, run_dir: Path) -> None:
+    """Move files that are not run files (the user's, carried over by a swap) back to ``run_dir``."""
+    for item in staging.iterdir():
+        if not item.name.startswith(".") and not is_run_file(item.name) and not (run_dir / item.name).exists():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            item.rename(run_dir / item.name)
 
 
 def status(run_dir: Path) -> tuple[str, list[str]]:
@@ -166,9 +175,16 @@ class Staging:
         return self.path
 
     def commit(self) -> None:
-        """Put the finished replacement in place of the earlier run (two renames, then a delete)."""
+        """Put the finished replacement in place of the earlier run.
+
+        Files of the user's in the run folder (anything not a run file) move into the new
+        run first; then two renames swap the folders and the old run is deleted. A process
+        killed at any point leaves what :func:`clean_stale` turns back into one whole run.
+        """
         old = self.run_dir.parent / f".{self.run_dir.name}{OLD_TAG}{os.getpid()}"
         if self.run_dir.exists():
+            for name in status(self.run_dir)[1]:
+                (self.run_dir / name).rename(self.path / name)
             self.run_dir.rename(old)
         self.path.rename(self.run_dir)
         shutil.rmtree(old, ignore_errors=True)
