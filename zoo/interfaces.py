@@ -310,12 +310,12 @@ class Task(ABC):
         return err
 
     @classmethod
-    def text_input(cls, index: int, value: Any, *, what: str = "a text", empty_ok: bool = False) -> str:
+    def text_input(cls, index: int, value: Any, *, what: str = "text", empty_ok: bool = False) -> str:
         """``value`` when it is a string (non-blank unless ``empty_ok``); otherwise :meth:`input_error`."""
         if not isinstance(value, str):
-            raise cls.input_error(index, f"expected {what} (a string), got {type(value).__name__}")
+            raise cls.input_error(index, f"expected a {what} (a string), got {type(value).__name__}")
         if not empty_ok and not value.strip():
-            raise cls.input_error(index, f"{what} is empty; give some text")
+            raise cls.input_error(index, f"the {what} is empty; give some text")
         return value
 
     @staticmethod

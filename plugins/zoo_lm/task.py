@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from zoo import DataError, Task
+from zoo import ConfigError, DataError, Task
 
 LN2 = math.log(2)
 
@@ -130,3 +130,38 @@ class LMTask(Task):
             yield text
         if pending:
             yield tok.decode(pending)
+
+    # -- inference on raw prompts (zoo predict) ------------------------------------------------------
+    predict_input = ("a prompt (str) to continue; '' starts from nothing, as zoo generate does. A prompt longer than "
+                     "task.block_size tokens is allowed: the model sees its last block_size tokens")
+    predict_record = '{"text": the continuation of the prompt (without the prompt)}'
+    predict_options = {
+        "max_new_tokens": "tokens to generate (default 200, as zoo generate)",
+        "temperature": "sampling temperature; 0 is greedy (default 0.8, as zoo generate)",
+        "top_k": "sample among the k likeliest tokens (default: all)",
+        "seed": "seed of each prompt's sampler (default 0: the same prompt gives the same text; None: a fresh draw)",
+    }
+
+    @torch.no_grad()
+    def predict(self, model: Any, inputs: Sequence[Any], max_new_tokens: int = 200, temperature: float = 0.8,
+                top_k: int | None = None, seed: int | None = 0, **options: Any) -> list[dict[str, Any]]:
+        """One prompt at a time (prompts differ in length), each with its own sampler seeded alike."""
+        check_sampling(max_new_tokens, temperature, top_k, seed)
+        prompts = [self.text_input(i, x, what="prompt", empty_ok=True) for i, x in enumerate(inputs)]
+        return [{"text": "".join(self.generate(model, p, max_new_tokens=max_new_tokens, temperature=temperature,
+                                               top_k=top_k, seed=seed))} for p in prompts]
+
+
+def check_sampling(max_new_tokens: Any, temperature: Any, top_k: Any, seed: Any) -> None:
+    """Refuse sampling options of the wrong type or range, naming the option."""
+    def bad(name: str, value: Any, want: str) -> ConfigError:
+        return ConfigError(f"predict option {name} must be {want}, got {value!r}")
+
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise bad("max_new_tokens", max_new_tokens, "an integer >= 0")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0:
+        raise bad("temperature", temperature, "a number >= 0")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise bad("top_k", top_k, "an integer >= 1 or None")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise bad("seed", seed, "an integer or None")

@@ -23,6 +23,7 @@ Metrics: token cross-entropy (``loss``) and ``perplexity`` over target tokens wi
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -225,12 +226,27 @@ class CodeGenTask(Task):
                 words.append(tok.itos[i])
         return restore(tok.join(words), meta["slots"])
 
-    def generate_ids(self, model: Any, batch: Mapping[str, Any]) -> list[list[int]]:
+    def generate_ids(self, model: Any, batch: Mapping[str, Any], *, beam: int | None = None,
+                     max_len: int | None = None) -> list[list[int]]:
+        """The generated ids of every example: beam search, or greedy with a beam of 1 (default: the config's)."""
         tok, cfg = self.tokenizers["tgt"], self.config
-        if cfg.beam == 1:
-            return model.greedy(batch["src"], batch["src_ext"], cfg.max_decode_len, tok.bos_id, tok.eos_id)
-        return model.beam_search(batch["src"], batch["src_ext"], cfg.max_decode_len, tok.bos_id, tok.eos_id,
-                                 beam=cfg.beam, length_penalty=cfg.length_penalty)
+        beam, max_len = beam or cfg.beam, max_len or cfg.max_decode_len
+        if beam == 1:
+            return model.greedy(batch["src"], batch["src_ext"], max_len, tok.bos_id, tok.eos_id)
+        return model.beam_search(batch["src"], batch["src_ext"], max_len, tok.bos_id, tok.eos_id,
+                                 beam=beam, length_penalty=cfg.length_penalty)
+
+    def n_best_ids(self, model: Any, batch: Mapping[str, Any], n_best: int, *, beam: int | None = None,
+                   max_len: int | None = None) -> list[list[tuple[float, list[int]]]]:
+        """Up to ``n_best`` (score, ids) hypotheses of every example, best first, from a beam of at least
+        ``n_best``; the score is the beam's (log-probability / length ** length_penalty)."""
+        if "n_best" not in inspect.signature(model.beam_search).parameters:
+            raise ConfigError(f"n_best={n_best}: model {type(model).__name__}'s beam_search returns one "
+                              "hypothesis per example (it takes no n_best); use n_best=1")
+        tok, cfg = self.tokenizers["tgt"], self.config
+        beam = max(beam or cfg.beam, n_best)
+        return model.beam_search(batch["src"], batch["src_ext"], max_len or cfg.max_decode_len, tok.bos_id,
+                                 tok.eos_id, beam=beam, length_penalty=cfg.length_penalty, n_best=n_best)
 
     def eval_outputs(self, model: Any, batch: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
         loss_sum, mask = self._nll(model, batch, 0.0, "sum")
@@ -293,3 +309,44 @@ class CodeGenTask(Task):
         if cfg.vectors in ("word2vec", "fasttext"):
             return {VECTORS_FILE: functools.partial(save_vectors, vecs)}
         return {}
+
+    # -- inference on raw intents (zoo predict) ------------------------------------------------------
+    predict_input = ("an English intent (a str, or a mapping with a 'src' key), e.g. "
+                     "\"sort list `lst` by key 'name'\"; with task.slots, quoted values become slots and come back "
+                     "in the code. Intents longer than task.max_src_len words are cut, with a logged warning")
+    predict_record = ('{"code": the generated Python, slots filled back in}; with n_best > 1 also "candidates": '
+                      '[{"code": ..., "score": log-probability / length ** task.length_penalty}, ...], best first')
+    predict_options = {"n_best": "hypotheses to return per intent, with scores (default 1: the code only)",
+                       "beam": "beam width (default: task.beam; raised to n_best when smaller; 1 is greedy)",
+                       "max_len": "tokens to generate at most (default: task.max_decode_len)"}
+
+    def intent_input(self, index: int, value: Any) -> dict[str, str]:
+        """One raw intent as an example without code; warns when it is longer than the model reads."""
+        if isinstance(value, Mapping):
+            if "src" not in value:
+                raise self.input_error(index, f"a mapping input needs a 'src' key (the intent), "
+                                              f"found {sorted(value)}")
+            value = value["src"]
+        example = {"src": self.text_input(index, value, what="intent"), "tgt": ""}
+        n = len(self.tokenizers["src"].split(self.prepare(example, index)[0]))
+        if n > self.config.max_src_len:
+            log.warning("code-generation: input %d has %d words; the model reads the first task.max_src_len=%d",
+                        index, n, self.config.max_src_len)
+        return example
+
+    @torch.no_grad()
+    def predict(self, model: Any, inputs: Sequence[Any], n_best: int = 1, beam: int | None = None,
+                max_len: int | None = None, **options: Any) -> list[dict[str, Any]]:
+        for name, value in (("n_best", n_best), ("beam", beam), ("max_len", max_len)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"predict option {name} must be a positive integer, got {value!r}")
+        encoded = self.encode([self.intent_input(i, x) for i, x in enumerate(inputs)])
+        batch = self.on_device(model, next(self.batches(encoded, len(inputs), shuffle=False, seed=0)))
+        if n_best == 1:
+            return [{"code": self.decode_ids(ids, meta)}
+                    for ids, meta in zip(self.generate_ids(model, batch, beam=beam, max_len=max_len), batch["meta"])]
+        records = []
+        for hyps, meta in zip(self.n_best_ids(model, batch, n_best, beam=beam, max_len=max_len), batch["meta"]):
+            candidates = [{"code": self.decode_ids(ids, meta), "score": round(float(score), 6)} for score, ids in hyps]
+            records.append({"code": candidates[0]["code"] if candidates else "", "candidates": candidates})
+        return records

@@ -10,6 +10,7 @@ The decoder reads ``<bos> + target`` and predicts ``target + <eos>``.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import DataError, Task
+from zoo import ConfigError, DataError, Task
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +67,10 @@ class Seq2SeqTask(Task):
                 raise DataError(f"seq2seq: example {i} has an empty source")
             srcs.append(s)
             tgts.append(tgt_tok.encode(ex["tgt"])[: cfg.max_tgt_len])
+        return self._encoded(srcs, tgts)
+
+    def _encoded(self, srcs: list[list[int]], tgts: list[list[int]]) -> dict[str, torch.Tensor]:
+        tgt_tok = self.tokenizers["tgt"]
         pad = tgt_tok.pad_id
         return {
             "src": _pad(srcs, pad),
@@ -105,7 +112,8 @@ class Seq2SeqTask(Task):
     def batch_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
         return float((batch["tgt_out"] != self.tokenizers["tgt"].pad_id).sum())  # the tokens loss() averages over
 
-    def predict(self, model: Any, batch: Mapping[str, torch.Tensor], max_len: int) -> torch.Tensor:
+    def greedy(self, model: Any, batch: Mapping[str, torch.Tensor], max_len: int) -> torch.Tensor:
+        """Greedy decoding of a batch: ids (B, max_len), <eos> then padding after each row's end."""
         tok = self.tokenizers["tgt"]
         return model.generate(batch["src"], batch["src_lengths"], max_len, tok.bos_id, tok.eos_id)
 
@@ -116,7 +124,7 @@ class Seq2SeqTask(Task):
         loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), tgt_out.flatten(), ignore_index=pad,
                                    reduction="sum")
         mask = tgt_out != pad
-        pred = self.predict(model, batch, tgt_out.size(1))  # (B, T) greedy, own predictions fed back
+        pred = self.greedy(model, batch, tgt_out.size(1))  # (B, T) greedy, own predictions fed back
         hit = (pred == tgt_out) & mask
         return {
             "loss_sum": float(loss_sum),
@@ -135,3 +143,48 @@ class Seq2SeqTask(Task):
             "token_accuracy": sums.get("correct", 0.0) / tokens,
             "perplexity": math.exp(min(loss, 50.0)),
         }
+
+    # -- inference on raw sources (zoo predict) ------------------------------------------------------
+    predict_input = ("the source text as the dataset's 'src' field has it (a str, or a mapping with a 'src' key); "
+                     "for subseq-gru 'START LENGTH D0 .. D7', e.g. '2 3 7 1 9 4 4 0 2 8' (spaces optional: the digits "
+                     "tokenizer reads digits). Sources longer than task.max_src_len tokens are cut, with a logged "
+                     "warning; tokens the source vocabulary lacks read as <unk>, also with a warning")
+    predict_record = '{"output": the target text, decoded greedily as in evaluation}'
+    predict_options = {"max_len": "tokens to generate at most (default: twice the source's tokens plus 10, "
+                                  "at most task.max_tgt_len)"}
+
+    def source_input(self, index: int, value: Any) -> list[int]:
+        """The source ids of one raw input, with warnings for a cut or unknown tokens."""
+        if isinstance(value, Mapping):
+            if "src" not in value:
+                raise self.input_error(index, f"a mapping input needs a 'src' key, found {sorted(value)}")
+            value = value["src"]
+        tok = self.tokenizers["src"]
+        ids = tok.encode(self.text_input(index, value, what="source text"))
+        if not ids:
+            raise self.input_error(index, "the source text has no tokens")
+        if len(ids) > self.config.max_src_len:
+            log.warning("seq2seq: input %d has %d tokens; the model reads the first task.max_src_len=%d",
+                        index, len(ids), self.config.max_src_len)
+        if tok.unk_id in ids:
+            log.warning("seq2seq: input %d has %d tokens the source vocabulary lacks; they read as <unk>",
+                        index, ids.count(tok.unk_id))
+        return ids[: self.config.max_src_len]
+
+    @torch.no_grad()
+    def predict(self, model: Any, inputs: Sequence[Any], max_len: int | None = None,
+                **options: Any) -> list[dict[str, Any]]:
+        if max_len is not None and (not isinstance(max_len, int) or max_len < 1):
+            raise ConfigError(f"predict option max_len must be a positive integer, got {max_len!r}")
+        srcs = [self.source_input(i, x) for i, x in enumerate(inputs)]
+        limits = [max_len or min(self.config.max_tgt_len, 2 * len(s) + 10) for s in srcs]
+        batch = self.on_device(model, self._encoded(srcs, [[] for _ in srcs]))
+        pred = self.greedy(model, batch, max(limits)).tolist()  # (B, T): <eos>, then padding
+        tok = self.tokenizers["tgt"]
+        records = []
+        for ids, limit in zip(pred, limits):
+            ids = ids[:limit]
+            if tok.eos_id in ids:
+                ids = ids[: ids.index(tok.eos_id)]
+            records.append({"output": tok.decode(ids)})
+        return records

@@ -126,34 +126,42 @@ class TaggingTask(Task):
         Besides the padded ``words``, ``tags`` and ``form_ids`` (B, T), ``forms`` holds
         the characters of every distinct word of the split (row 0: padding).
         """
-        cfg, words_tok, chars_tok = self.config, self.tokenizers["words"], self.tokenizers["chars"]
         if not examples:
             raise DataError("tagging: a split has no sentences")
         classes = {lab: k for k, lab in enumerate(self.labels)}
-        forms: dict[str, int] = {"": 0}
         unknown: Counter[str] = Counter()
-        word_rows, tag_rows, form_rows = [], [], []
+        sentences, tag_rows = [], []
         for i, ex in enumerate(examples):
             tokens, tags = list(ex["tokens"]), list(ex["tags"])
             if not tokens:
                 raise DataError(f"tagging: sentence {i} has no tokens")
             if len(tokens) != len(tags):
                 raise DataError(f"tagging: sentence {i} has {len(tokens)} tokens but {len(tags)} labels")
-            ids = words_tok.encode(" ".join(tokens))
-            if len(ids) != len(tokens):
-                raise DataError(f"tagging: sentence {i} has a token that is empty or holds whitespace: {tokens!r}")
             tag_ids = [classes.get(t, UNKNOWN) for t in tags]
             if UNKNOWN in tag_ids:
                 unknown.update(t for t, k in zip(tags, tag_ids) if k == UNKNOWN)
-            form_ids = [forms.setdefault(w, len(forms)) for w in tokens]
-            for s in range(0, len(tokens), cfg.max_len):
-                word_rows.append(ids[s : s + cfg.max_len])
-                tag_rows.append(tag_ids[s : s + cfg.max_len])
-                form_rows.append(form_ids[s : s + cfg.max_len])
+            sentences.append(tokens)
+            tag_rows.append(tag_ids)
         if unknown:
             log.warning("tagging: %d tokens carry %d labels never seen in training (%s); they count as errors "
                         "and as unknown_labels", sum(unknown.values()), len(unknown),
                         ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
+        return {**self.encode_sentences(sentences, tag_rows), "unknown": dict(unknown)}
+
+    def encode_sentences(self, sentences: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]]) -> dict[str, Any]:
+        """The padded rows of tokenised sentences and their class ids: pieces of at most ``max_len`` tokens."""
+        cfg, words_tok, chars_tok = self.config, self.tokenizers["words"], self.tokenizers["chars"]
+        forms: dict[str, int] = {"": 0}
+        word_rows, tag_rows, form_rows = [], [], []
+        for i, (tokens, tags) in enumerate(zip(sentences, tag_ids)):
+            ids = words_tok.encode(" ".join(tokens))
+            if len(ids) != len(tokens):
+                raise DataError(f"tagging: sentence {i} has a token that is empty or holds whitespace: {tokens!r}")
+            form_ids = [forms.setdefault(w, len(forms)) for w in tokens]
+            for s in range(0, len(tokens), cfg.max_len):
+                word_rows.append(ids[s : s + cfg.max_len])
+                tag_rows.append(list(tags[s : s + cfg.max_len]))
+                form_rows.append(form_ids[s : s + cfg.max_len])
         half = cfg.max_word_chars // 2
         char_rows = [[]] + [ids if len(ids) <= cfg.max_word_chars else ids[:half] + ids[len(ids) - half:]
                             for ids in (chars_tok.encode(w) for w in list(forms)[1:])]
@@ -163,7 +171,6 @@ class TaggingTask(Task):
             "form_ids": _pad(form_rows, 0),
             "lengths": torch.tensor([len(r) for r in word_rows], dtype=torch.long),
             "forms": _pad(char_rows, chars_tok.pad_id, cfg.max_word_chars),
-            "unknown": dict(unknown),
         }
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
@@ -263,3 +270,44 @@ class TaggingTask(Task):
             rows.append({"label": lab, "support": int(tp + fn), "predicted": int(tp + fp), "precision": p,
                          "recall": r, "f1": f})
         return sorted(rows, key=lambda row: -row["support"])
+
+    # -- inference on raw sentences (zoo predict) ----------------------------------------------------
+    predict_input = ("a sentence: a text (str), split into words at whitespace, or a list of words. A list is a batch "
+                     "to zoo.load(...).predict, so one word list goes in wrapped: predict([['The', 'cat', 'sat']]). "
+                     "Any length: sentences longer than task.max_len are tagged in pieces, as in evaluation")
+    predict_record = ('{"words": [word, ...], "tags": [one label per word], and for BIO label sets "spans": '
+                      '[{"start": first word, "end": one past the last, "type": chunk type, "text": its words}, ...]}')
+
+    def words_input(self, index: int, value: Any) -> list[str]:
+        """The words of one raw sentence: a text split at whitespace, or a list of words (checked)."""
+        if isinstance(value, str):
+            return self.text_input(index, value, what="sentence").split()
+        if not isinstance(value, (list, tuple)):
+            raise self.input_error(index, f"expected a sentence (a string or a list of words), got "
+                                          f"{type(value).__name__}")
+        if not value:
+            raise self.input_error(index, "the sentence has no words")
+        for k, w in enumerate(value):
+            if not isinstance(w, str) or not w or any(c.isspace() for c in w):
+                raise self.input_error(index, f"word {k} ({w!r}) is not a non-empty string without whitespace")
+        return list(value)
+
+    @torch.no_grad()
+    def predict(self, model: Any, inputs: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
+        sentences = [self.words_input(i, x) for i, x in enumerate(inputs)]
+        encoded = self.encode_sentences(sentences, [[PAD] * len(w) for w in sentences])
+        batch = self.on_device(model, self._batch(encoded, torch.arange(len(encoded["lengths"]))))
+        pred = self.logits(model, batch).argmax(-1).tolist()  # (rows, T): a sentence's pieces are consecutive rows
+        lengths, labels, bio, row = encoded["lengths"].tolist(), self.labels, is_bio(self.labels), 0
+        records = []
+        for words in sentences:
+            tags: list[str] = []
+            while len(tags) < len(words):
+                tags += [labels[c] for c in pred[row][: lengths[row]]]
+                row += 1
+            record: dict[str, Any] = {"words": words, "tags": tags}
+            if bio:
+                record["spans"] = [{"start": a, "end": b, "type": t, "text": " ".join(words[a:b])}
+                                   for t, a, b in sorted(spans(tags), key=lambda sp: sp[1])]
+            records.append(record)
+        return records

@@ -16,6 +16,7 @@ and takes no part in the loss.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo import DataError, Task, length_batches
+
+log = logging.getLogger(__name__)
 
 UNKNOWN = -1  # a label the training split never had
 
@@ -72,22 +75,30 @@ class ClassificationTask(Task):
     def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if not examples:
             raise DataError("classification: a split has no examples")
-        tok, cfg = self.tokenizers["text"], self.config
         classes = {lab: k for k, lab in enumerate(self.labels)}
         rows, labels = [], []
         for ex in examples:
-            ids = tok.encode(str(ex["text"])) or [tok.unk_id]  # a text with no word still has a length
-            if len(ids) > cfg.max_len:
-                if cfg.truncate == "head":
-                    ids = ids[: cfg.max_len]
-                else:
-                    half = cfg.max_len // 2
-                    ids = ids[:half] + ids[len(ids) - (cfg.max_len - half):]
-            rows.append(torch.tensor(ids, dtype=torch.long))
+            rows.append(self.text_ids(str(ex["text"]))[0])
             labels.append(classes.get(str(ex["label"]), UNKNOWN))
+        return self._encoded(rows, labels, [ex.get("id", i) for i, ex in enumerate(examples)])
+
+    def text_ids(self, text: str) -> tuple[torch.Tensor, int]:
+        """The ids the model reads for ``text`` (at most ``max_len``), and how many tokens the text has."""
+        tok, cfg = self.tokenizers["text"], self.config
+        ids = tok.encode(text) or [tok.unk_id]  # a text with no word still has a length
+        n = len(ids)
+        if n > cfg.max_len:
+            if cfg.truncate == "head":
+                ids = ids[: cfg.max_len]
+            else:
+                half = cfg.max_len // 2
+                ids = ids[:half] + ids[n - (cfg.max_len - half):]
+        return torch.tensor(ids, dtype=torch.long), n
+
+    @staticmethod
+    def _encoded(rows: list[torch.Tensor], labels: list[int], keys: list[Any]) -> dict[str, Any]:
         return {"ids": rows, "lengths": torch.tensor([len(r) for r in rows], dtype=torch.long),
-                "labels": torch.tensor(labels, dtype=torch.long),
-                "keys": [ex.get("id", i) for i, ex in enumerate(examples)]}
+                "labels": torch.tensor(labels, dtype=torch.long), "keys": keys}
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
         return math.ceil(len(encoded["lengths"]) / batch_size)
@@ -190,11 +201,40 @@ class ClassificationTask(Task):
         gold = batch["labels"]  # (B,)
         logits = self.logits(model, batch).float()  # (B, K)
         sums = self._sums(logits, gold)
-        probs = torch.softmax(logits, dim=-1).tolist()
         names = self.labels
         records = []
-        for i, g, row in zip(batch["index"].tolist(), gold.tolist(), probs):
-            best = max(range(len(names)), key=row.__getitem__)
-            records.append({"index": i, "label": names[g] if g >= 0 else "?", "predicted": names[best],
-                            "probabilities": {lab: round(p, 6) for lab, p in zip(names, row)}})
+        for i, g, row in zip(batch["index"].tolist(), gold.tolist(), self.probabilities(logits)):
+            probs = dict(row)
+            records.append({"index": i, "label": names[g] if g >= 0 else "?", "predicted": row[0][0],
+                            "probabilities": {lab: round(probs[lab], 6) for lab in names}})
         return sums, records
+
+    def probabilities(self, logits: torch.Tensor) -> list[list[tuple[str, float]]]:
+        """Per row of ``logits`` (B, K): (label, probability) of every class, likeliest first
+        (equal ones in class order, so the first is the argmax)."""
+        names = self.labels
+        return [sorted(zip(names, row), key=lambda r: -r[1]) for row in torch.softmax(logits.float(), -1).tolist()]
+
+    # -- inference on raw texts (zoo predict) --------------------------------------------------------
+    predict_input = ("a text (str), read as in training: its first task.max_len tokens (or first and last halves "
+                     "with task.truncate = 'head+tail'); a longer text is cut with a logged warning")
+    predict_record = ('{"label": the likeliest class, "probability": its probability, "probabilities": '
+                      '[{"label": ..., "probability": ...} for every class, likeliest first]}')
+
+    @torch.no_grad()
+    def predict(self, model: Any, inputs: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
+        rows, cut = [], []
+        for i, value in enumerate(inputs):
+            ids, n = self.text_ids(self.text_input(i, value))
+            rows.append(ids)
+            if n > len(ids):
+                cut.append(f"input {i} ({n} tokens)")
+        if cut:
+            log.warning("classification: %s longer than task.max_len=%d tokens; the model reads %s of %s",
+                        ", ".join(cut[:5]) + (f" and {len(cut) - 5} more" if len(cut) > 5 else ""),
+                        self.config.max_len, self.config.truncate, "them" if len(cut) > 1 else "it")
+        encoded = self._encoded(rows, [UNKNOWN] * len(rows), list(range(len(rows))))
+        batch = self.on_device(model, self._batch(encoded, torch.arange(len(rows))))
+        return [{"label": row[0][0], "probability": round(row[0][1], 6),
+                 "probabilities": [{"label": lab, "probability": round(p, 6)} for lab, p in row]}
+                for row in self.probabilities(self.logits(model, batch))]
