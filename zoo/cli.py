@@ -314,3 +314,4 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     group.main(args=argv, prog_name="zoo")
+from .cli_predict import predict_cmd; cli.add_command(predict_cmd)  # noqa: E402, E702 - zoo predict (issue 16)

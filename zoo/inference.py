@@ -65,7 +65,7 @@ def predict(loaded: Any, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, d
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    runner = _Runner(loaded, device, options)
+    runner = Predictor(loaded, device, options)
     if _is_single(inputs):
         return runner.run([inputs], 0)[0]
     if isinstance(inputs, (list, tuple)):
@@ -82,7 +82,7 @@ def _is_single(inputs: Any) -> bool:
     return isinstance(inputs, (str, bytes, Mapping)) or not isinstance(inputs, Iterable)
 
 
-def _stream(runner: _Runner, it: Iterator[Any], batch_size: int) -> Iterator[dict[str, Any]]:
+def _stream(runner: Predictor, it: Iterator[Any], batch_size: int) -> Iterator[dict[str, Any]]:
     start = 0
     while batch := list(itertools.islice(it, batch_size)):
         yield from runner.run(batch, start)
@@ -98,10 +98,15 @@ def check_options(task: Any, options: Mapping[str, Any]) -> None:
                           f"(its options: {known})")
 
 
-class _Runner:
-    """Runs batches of one predict call: eval mode, no gradients, the run's autocast."""
+class Predictor:
+    """Runs batches of raw inputs through a loaded model: eval mode, no gradients, the run's autocast.
 
-    def __init__(self, loaded: Any, device: Any, options: dict[str, Any]):
+    Checks the options once; :meth:`run` then takes one batch at a time (``zoo predict`` and
+    ``zoo serve`` keep one for a stream of batches).
+    """
+
+    def __init__(self, loaded: Any, device: Any = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
         import torch
 
         from .training import autocast_dtype, resolve_device
@@ -118,8 +123,12 @@ class _Runner:
         self.amp_dtype = autocast_dtype(amp, self.device)
         self.loaded, self.options = loaded, options
 
-    def run(self, batch: Sequence[Any], start: int) -> list[dict[str, Any]]:
-        """The records of ``batch``, whose first input is input ``start`` of the whole call."""
+    def run(self, batch: Sequence[Any], start: int = 0) -> list[dict[str, Any]]:
+        """The records of ``batch``, whose first input is input ``start`` of the whole stream.
+
+        A bad input raises :class:`DataError` naming it by its position in the stream, with that
+        position and the problem alone as its ``index`` and ``problem`` attributes.
+        """
         import torch
 
         from .training import autocast
