@@ -314,4 +314,5 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     group.main(args=argv, prog_name="zoo")
+from .serve.cli import serve_cmd; cli.add_command(serve_cmd)  # noqa: E402, E702 - zoo serve (issue 16)
 from .cli_predict import predict_cmd; cli.add_command(predict_cmd)  # noqa: E402, E702 - zoo predict (issue 16)

@@ -1,0 +1,203 @@
+"""The Starlette app of ``zoo serve``: JSON endpoints, server-sent events and the try-it page.
+
+Every refusal is JSON ``{"error": "..."}`` with a 4xx status (503 when the server is full);
+predictions run in one thread per model (:class:`~zoo.serve.runner.BatchRunner`), generation
+in Starlette's thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from .. import __version__
+from ..errors import ZooError
+from . import Limits, openapi
+from .models import ServedModel
+from .requests import RequestError, generate_request, predict_request, read_json
+from .runner import Admission, BatchRunner, Busy
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+class _HeldStream(StreamingResponse):
+    """A stream that gives its admission slot back however it ends (done, error, client gone)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], None]):
+        super().__init__(content, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+            with contextlib.suppress(Exception):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+def sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _unknown_chars(served: ServedModel, text: str) -> list[str]:
+    found: list[str] = []
+    for tok in served.loaded.tokenizers.values():
+        if hasattr(tok, "unknown_chars"):
+            found += [c for c in tok.unknown_chars(text) if c not in found]
+    return found
+
+
+class Server:
+    """One app's state: the models, a prediction thread each, the admission bound and the limits."""
+
+    def __init__(self, models: dict[str, ServedModel], limits: Limits):
+        limits.validate()
+        self.models, self.limits = models, limits
+        self.admission = Admission(limits.max_pending)
+        self.runners = {name: BatchRunner(m.predict, max_batch=limits.max_batch, merge=not m.generates, name=name)
+                        for name, m in models.items()}
+        self.started = time.monotonic()
+
+    def close(self) -> None:
+        for runner in self.runners.values():
+            runner.close()
+
+    # -- endpoints ---------------------------------------------------------------------------------
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "models": list(self.models), "pending": self.admission.held,
+                             "max_pending": self.limits.max_pending,
+                             "uptime_s": round(time.monotonic() - self.started, 3)})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi.schema(list(self.models), self.limits, __version__))
+
+    async def list_models(self, request: Request) -> Response:
+        return JSONResponse({"models": [m.describe() for m in self.models.values()]})
+
+    async def one_model(self, request: Request) -> Response:
+        return JSONResponse(self._model(request).describe())
+
+    async def predict(self, request: Request) -> Response:
+        served = self._model(request)
+        body = await self._body(request)
+        inputs, options = predict_request(body, served.options, self.limits)
+        try:
+            with self.admission.slot():
+                records = await asyncio.wrap_future(self.runners[served.name].submit(inputs, options))
+        except Busy as exc:
+            raise RequestError(503, str(exc)) from None
+        except ZooError as exc:  # the model refused an input (empty, unreadable) or an option's value
+            problem = getattr(exc, "problem", None)
+            index = getattr(exc, "index", None)
+            message = f"inputs[{index}]: {problem}" if problem and isinstance(index, int) else str(exc)
+            raise RequestError(422, message) from None
+        return JSONResponse({"model": served.name, "records": records})
+
+    async def generate(self, request: Request) -> Response:
+        served = self._model(request)
+        if not served.generates:
+            raise RequestError(422, f"model '{served.name}' ({served.loaded.metadata.get('task', 'its task')}) "
+                                    f"does not generate text; POST /api/models/{served.name}/predict instead")
+        prompt, options = generate_request(await self._body(request), self.limits)
+        try:
+            self.admission.acquire()
+        except Busy as exc:
+            raise RequestError(503, str(exc)) from None
+        try:
+            pieces = served.loaded.task.generate(served.loaded.model, prompt, use_cache=True, **options)
+            return _HeldStream(self._events(served, prompt, pieces), self.admission.release)
+        except BaseException:
+            self.admission.release()
+            raise
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _model(self, request: Request) -> ServedModel:
+        name = request.path_params["name"]
+        if name not in self.models:
+            raise RequestError(404, f"no model named '{name}'; this server has: {', '.join(self.models)}")
+        return self.models[name]
+
+    async def _body(self, request: Request) -> Any:
+        return await read_json(request.stream(), request.headers.get("content-length"), self.limits.max_body_bytes)
+
+    async def _events(self, served: ServedModel, prompt: str, pieces: Iterator[str]) -> AsyncIterator[str]:
+        yield sse("start", {"model": served.name, "prompt": prompt, "warnings": [
+            f"characters the tokenizer never saw, read as <unk>: {''.join(chars)!r}"
+            for chars in [_unknown_chars(served, prompt)] if chars]})
+        text: list[str] = []
+        t0 = time.perf_counter()
+        try:
+            async for piece in iterate_in_threadpool(pieces):
+                text.append(piece)
+                yield sse("token", {"text": piece})
+        except ZooError as exc:
+            yield sse("error", {"error": str(exc)})
+            return
+        except Exception as exc:  # noqa: BLE001 - the stream has begun: report it in the stream
+            log.exception("generation with %s failed", served.name)
+            yield sse("error", {"error": f"internal error: {type(exc).__name__}: {exc}"})
+            return
+        yield sse("done", {"text": "".join(text), "pieces": len(text),
+                           "seconds": round(time.perf_counter() - t0, 4)})
+
+
+async def _request_error(request: Request, exc: RequestError) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    says = {404: f"no such endpoint: {request.url.path} (see /openapi.json)",
+            405: f"{request.method} is not allowed on {request.url.path} (see /openapi.json)"}
+    return JSONResponse({"error": says.get(exc.status_code, str(exc.detail))}, status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+def create_app(models: dict[str, ServedModel], limits: Limits | None = None) -> Starlette:
+    """The ASGI app serving ``models`` (from :func:`zoo.serve.models.load_models`)."""
+    server = Server(models, limits or Limits())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(server.close)
+
+    routes = [
+        Route("/", server.page),
+        Route("/health", server.health),
+        Route("/openapi.json", server.openapi),
+        Route("/api/models", server.list_models),
+        Route("/api/models/{name}", server.one_model),
+        Route("/api/models/{name}/predict", server.predict, methods=["POST"]),
+        Route("/api/models/{name}/generate", server.generate, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    handlers = {RequestError: _request_error, HTTPException: _http_error, Exception: _internal_error}
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.server = server
+    return app
