@@ -3,21 +3,70 @@
 Every component declares a ``Config`` dataclass. Unknown keys and values of the
 wrong type are :class:`ConfigError` naming the full key (``model.hidden``).
 ``None`` is written as the string ``"none"`` because TOML has no null.
+Allowed values are declared beside the type, with :class:`Range` in ``Annotated``::
+
+    hidden: Annotated[int, Range(1, 65536)] = 256        # 1 <= hidden <= 65536
+    lr: Annotated[float, Range(gt=0, le=100)] = 1e-3     # 0 < lr <= 100
+    dropout: Annotated[float, Range(0, lt=1)] = 0.1      # [0, 1)
+    clip_norm: Annotated[float, Range(gt=0, note="none: no clipping")] | None = 1.0
+    betas: Annotated[tuple[float, float], Range(0, lt=1)] = (0.9, 0.999)  # each item
+
+``Range(lo, hi)`` is closed; ``gt`` / ``lt`` make an end open; either end may be
+left out; on a list, tuple or dict it holds for every item; ``None`` passes.
+:func:`build` enforces ranges after types and before ``validate()``, naming the
+key, the value and the range. For every field, declared or not, a float must be
+finite (unless ``Range(finite=False)``) and an int must fit in 64 bits.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import operator
 import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from .errors import ConfigError
 
 NONE = "none"
+INT64 = (-(2**63), 2**63 - 1)  # what torch and numpy hold in an integer
+_BOUNDS = (("ge", operator.ge), ("gt", operator.gt), ("le", operator.le), ("lt", operator.lt))
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The values a numeric config field allows; see the module docstring."""
+
+    ge: float | None = None  # value >= ge
+    le: float | None = None  # value <= le
+    gt: float | None = None  # value > gt
+    lt: float | None = None  # value < lt
+    finite: bool = True  # a float must not be nan or +-inf
+    note: str = ""  # added to the error message: what the bounds mean, what to use instead
+
+    def __contains__(self, value: float) -> bool:  # nan is in no range with a bound
+        return all(getattr(self, name) is None or ok(value, getattr(self, name)) for name, ok in _BOUNDS)
+
+    def describe(self) -> str:
+        """``in [0, 1)``, ``>= 1``, ``> 0``..."""
+        lo = self.ge if self.ge is not None else self.gt
+        hi = self.le if self.le is not None else self.lt
+        if lo is not None and hi is not None:
+            return f"in {'[' if self.gt is None else '('}{_num(lo)}, {_num(hi)}{']' if self.lt is None else ')'}"
+        if lo is not None:
+            return f"{'>=' if self.gt is None else '>'} {_num(lo)}"
+        return f"{'<=' if self.lt is None else '<'} {_num(hi)}" if hi is not None else "any number"
+
+
+SEED = Range(0, 2**32 - 1)  # every seed random, numpy, torch and gensim take, with room for derived seeds
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 @dataclasses.dataclass
@@ -63,6 +112,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _type_name(tp: Any) -> str:
+    tp = _strip(tp)[0]
     if tp is type(None):
         return NONE
     origin = typing.get_origin(tp)
@@ -75,6 +125,7 @@ def _type_name(tp: Any) -> str:
 
 def coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to float)."""
+    tp = _strip(tp)[0]
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
@@ -98,7 +149,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ConfigError(f"'{key}' is too large for a float (above 1.8e308)") from None
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -120,6 +174,70 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
 
 
+def _strip(tp: Any) -> tuple[Any, tuple[Range, ...]]:
+    """``Annotated[T, Range(...), ...]`` -> (T, its ranges); any other type -> (tp, ())."""
+    if typing.get_origin(tp) is Annotated:
+        return tp.__origin__, tuple(m for m in tp.__metadata__ if isinstance(m, Range))
+    return tp, ()
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    try:
+        coerce(value, tp, "")
+    except ConfigError:
+        return False
+    return True
+
+
+def check(value: Any, tp: Any, key: str, ranges: tuple[Range, ...] = ()) -> None:
+    """Refuse a value (already coerced to ``tp``) outside its ranges, a float that is not finite, or an
+    int beyond 64 bits; the ranges of a container hold for each of its items."""
+    tp, more = _strip(tp)
+    ranges += more
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if value is None:
+        return
+    if origin in (Union, types.UnionType):
+        arm = next((a for a in sorted(args, key=lambda a: a is not type(None)) if _fits(value, a)), Any)
+        check(value, arm, key, ranges)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check(v, args[1] if len(args) == 2 else Any, f"{key}.{k}", ranges)
+    elif isinstance(value, (list, tuple)):
+        fixed = origin is tuple and args and args[-1] is not Ellipsis
+        items = args if fixed else (args[0] if args else Any,) * len(value)
+        for i, (v, t) in enumerate(zip(value, items)):
+            check(v, t, f"{key}[{i}]", ranges)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        _check_number(value, key, ranges)
+
+
+def _check_number(value: float, key: str, ranges: tuple[Range, ...]) -> None:
+    for r in ranges:
+        note = f" ({r.note})" if r.note else ""
+        if isinstance(value, float) and not math.isfinite(value) and r.finite:
+            raise ConfigError(f"{key} must be a finite number {r.describe()}, got {value}{note}")
+        if value not in r:
+            raise ConfigError(f"{key} must be {r.describe()}, got {value!r}{note}")
+    if isinstance(value, float) and not math.isfinite(value) and not ranges:
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+        raise ConfigError(f"{key} must fit in 64 bits ({INT64[0]}..{INT64[1]}), got {value}")
+
+
+def field_ranges(cls: type) -> dict[str, tuple[Range, ...]]:
+    """Each field of config dataclass ``cls`` -> the ranges declared anywhere in its annotation."""
+
+    def walk(tp: Any) -> tuple[Range, ...]:
+        tp, found = _strip(tp)
+        for arg in typing.get_args(tp) if typing.get_origin(tp) is not Literal else ():
+            found += walk(arg)
+        return found
+
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {f.name: walk(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
+
+
 def build(cls: type, values: dict[str, Any] | None, section: str) -> Any:
     """Instantiate config dataclass ``cls`` from ``values``; errors name ``section.key``."""
     values = dict(values or {})
@@ -128,12 +246,14 @@ def build(cls: type, values: dict[str, Any] | None, section: str) -> Any:
     if unknown:
         valid = ", ".join(sorted(fields)) or "(none)"
         raise ConfigError(f"unknown key '{section}.{unknown[0]}'; valid keys of [{section}]: {valid}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     kwargs = {k: coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{section}]: {exc}") from exc
+    for name in fields:  # defaults too: a default outside its own range is a bug worth hearing about
+        check(getattr(obj, name), hints[name], f"{section}.{name}")
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
@@ -164,11 +284,20 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a file that is not UTF-8 or not TOML is a ConfigError naming it (and the line)."""
     from .errors import ZooError
 
     try:
-        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except OSError as exc:
-        raise ZooError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise ZooError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                          "a config file is TOML, saved as UTF-8") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None

@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo import Model
+from zoo.config import Range
 from zoo.ops import attention, float32_linear
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, nh, T, hs)
@@ -26,19 +27,17 @@ KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B,
 
 @dataclass
 class GPTConfig:
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
+    n_layer: Annotated[int, Range(1, 1024)] = 4
+    n_head: Annotated[int, Range(1, 1024)] = 4
+    n_embd: Annotated[int, Range(1, 65536)] = 128
+    dropout: Annotated[float, Range(0, lt=1)] = 0.0
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
     activation: Literal["gelu", "relu"] = "gelu"
-    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * n_embd
+    mlp_ratio: Annotated[int, Range(1, 64)] = 4  # MLP hidden width = mlp_ratio * n_embd
 
     def validate(self) -> None:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class CausalSelfAttention(nn.Module):

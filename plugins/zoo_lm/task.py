@@ -15,27 +15,23 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from zoo import ConfigError, DataError, Task
+from zoo.config import Range
 
 LN2 = math.log(2)
 
 
 @dataclass
 class LMConfig:
-    block_size: int = 64  # tokens per block: the model's context length
-    eval_blocks: int | None = None  # blocks per evaluation, evenly spaced; none: every non-overlapping block
+    block_size: Annotated[int, Range(1, 2**20)] = 64  # tokens per block: the model's context length
+    # blocks per evaluation, evenly spaced; none: every non-overlapping block
+    eval_blocks: Annotated[int, Range(1, note="none: every block")] | None = None
     separator: str = "\n"  # joins the examples of a split
-
-    def validate(self) -> None:
-        if self.block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {self.block_size}")
-        if self.eval_blocks is not None and self.eval_blocks < 1:
-            raise ValueError(f"eval_blocks must be >= 1 or none, got {self.eval_blocks}")
 
 
 class LMTask(Task):

@@ -13,9 +13,10 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from zoo import DataError, Dataset, Source, read_text
+from zoo.config import SEED, Range
 
 Example = dict[str, Any]
 # the official archive holds conala-corpus/conala-{train,test}.json
@@ -91,14 +92,11 @@ def carve(examples: list[Example], size: int, seed: int, key: str | None = None)
 
 @dataclass
 class CoNaLaConfig:
-    val_size: int = 200  # records carved from train for validation (whole question_ids, fixed seed)
-    seed: int = 0  # of the validation carve
+    # records carved from train for validation (whole question_ids, fixed seed)
+    val_size: Annotated[int, Range(1, 100_000)] = 200
+    seed: Annotated[int, SEED] = 0  # of the validation carve
     both_intents: bool = False  # augmentation: also train on each record's original title (train split only)
-    limit: int | None = None  # keep the first N examples of each split (quick runs and tests)
-
-    def validate(self) -> None:
-        if self.val_size < 1:
-            raise ValueError(f"val_size must be >= 1, got {self.val_size}")
+    limit: Annotated[int, Range(1)] | None = None  # keep the first N examples of each split (quick runs and tests)
 
 
 class CoNaLa(Dataset):
@@ -135,16 +133,13 @@ class PairsConfig:
     test_file: str | None = None  # none: carve test_fraction of train
     src_field: str = "src"  # key (JSONL) or column (CSV) of the English text
     tgt_field: str = "tgt"  # key or column of the code
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    seed: int = 0  # of the carves
+    val_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.1
+    test_fraction: Annotated[float, Range(gt=0, lt=1)] = 0.1
+    seed: Annotated[int, SEED] = 0  # of the carves
 
     def validate(self) -> None:
         if not self.train_file:
             raise ValueError("train_file is required: --set dataset.train_file=pairs.jsonl")
-        for name in ("val_fraction", "test_fraction"):
-            if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}")
 
 
 def read_pairs(path: Path, src_field: str, tgt_field: str) -> list[Example]:

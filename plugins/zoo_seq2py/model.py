@@ -20,34 +20,31 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from zoo import Model
+from zoo.config import Range
 from zoo.ops import attention, float32_linear
 
 
 @dataclass
 class TransformerSeq2SeqConfig:
-    d_model: int = 256
-    n_head: int = 8
-    d_ff: int = 512  # hidden size of each block's MLP
-    enc_layers: int = 3
-    dec_layers: int = 4
-    dropout: float = 0.15
-    max_len: int = 1000  # learned positions, source and target each
+    d_model: Annotated[int, Range(1, 65536)] = 256
+    n_head: Annotated[int, Range(1, 1024)] = 8
+    d_ff: Annotated[int, Range(1, 262_144)] = 512  # hidden size of each block's MLP
+    enc_layers: Annotated[int, Range(1, 1024)] = 3
+    dec_layers: Annotated[int, Range(1, 1024)] = 4
+    dropout: Annotated[float, Range(0, lt=1)] = 0.15
+    max_len: Annotated[int, Range(1, 2**20)] = 1000  # learned positions, source and target each
     copy: bool = True  # pointer-generator copying from the source
 
     def validate(self) -> None:
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        for name in ("enc_layers", "dec_layers", "max_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
 class Attention(nn.Module):

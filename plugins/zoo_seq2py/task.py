@@ -29,12 +29,13 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from zoo import ConfigError, DataError, Task, embedding_matrix, load_vectors, save_vectors, train_vectors
+from zoo.config import Range
 
 from . import bleu
 from .slots import MAX_SLOTS, restore, slot_code, slot_intent
@@ -47,26 +48,20 @@ VECTORS_FILE = "vectors.txt"
 @dataclass
 class CodeGenConfig:
     slots: bool = True  # CoNaLa preprocessing: quoted values in the intent -> var_N / str_N slots
-    rename_slots: float = 0.0  # augmentation: chance that a training example's slot numbers are shuffled
-    max_src_len: int = 100  # longer intents are cut
-    max_tgt_len: int = 200  # longer code is cut (before <eos>)
-    label_smoothing: float = 0.1
-    beam: int = 5  # beam width at evaluation; 1 is greedy
-    length_penalty: float = 1.0  # ended beams rank by log-prob / length ** this
-    max_decode_len: int = 100  # generated tokens at most (the longest CoNaLa training snippet has 83)
+    # augmentation: chance that a training example's slot numbers are shuffled
+    rename_slots: Annotated[float, Range(0, 1)] = 0.0
+    max_src_len: Annotated[int, Range(1, 2**20)] = 100  # longer intents are cut
+    max_tgt_len: Annotated[int, Range(1, 2**20)] = 200  # longer code is cut (before <eos>)
+    label_smoothing: Annotated[float, Range(0, lt=1)] = 0.1
+    beam: Annotated[int, Range(1, 1024)] = 5  # beam width at evaluation; 1 is greedy
+    length_penalty: Annotated[float, Range(0, 10)] = 1.0  # ended beams rank by log-prob / length ** this
+    # generated tokens at most (the longest CoNaLa training snippet has 83)
+    max_decode_len: Annotated[int, Range(1, 2**20)] = 100
     # pretrained embeddings: "none", "word2vec" or "fasttext" (trained with gensim on the training
     # intents and code, saved in the run as vectors.txt), or the path of a GloVe / word2vec file
     vectors: str = "word2vec"
     vectors_project: bool = False  # vectors of another size than d_model: project them (PCA / padding) instead of failing
-    vectors_epochs: int = 20  # gensim training epochs (a small corpus needs many)
-
-    def validate(self) -> None:
-        if not 0.0 <= self.rename_slots <= 1.0:
-            raise ValueError(f"rename_slots must be in [0, 1], got {self.rename_slots}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.beam < 1:
-            raise ValueError(f"beam must be >= 1, got {self.beam}")
+    vectors_epochs: Annotated[int, Range(1, 10_000)] = 20  # gensim training epochs (a small corpus needs many)
 
 
 def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:

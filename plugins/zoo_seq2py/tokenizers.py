@@ -10,8 +10,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
 from zoo import DataError, VocabTokenizer
+from zoo.config import Range
 
 from .slots import slot_names
 
@@ -35,14 +37,9 @@ def _by_frequency(counts: Counter) -> list[str]:
 
 @dataclass
 class VocabConfig:
-    min_freq: int = 1  # tokens seen fewer times in training read as <unk> (the copy mechanism can still emit them)
-    max_size: int | None = None  # keep only the most frequent tokens
-
-    def validate(self) -> None:
-        if self.min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
-        if self.max_size is not None and self.max_size < 1:
-            raise ValueError(f"max_size must be >= 1 or none, got {self.max_size}")
+    # tokens seen fewer times in training read as <unk> (the copy mechanism can still emit them)
+    min_freq: Annotated[int, Range(1)] = 1
+    max_size: Annotated[int, Range(1, note="none: every token")] | None = None  # keep only the most frequent tokens
 
 
 class _Fitted(VocabTokenizer):

@@ -6,22 +6,25 @@ Attention is Luong-style without input feeding, so with full teacher forcing the
 whole target sequence runs through the decoder GRU in a single fused call.
 """
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo import Model
+from zoo.config import Range
 
 
 @dataclass
 class GRUSeq2SeqConfig:
-    emb_dim: int = 128  # token embedding size (encoder and decoder)
-    hidden: int = 256  # GRU hidden size (bidirectional encoder: hidden // 2 per direction)
-    layers: int = 3  # stacked GRU layers in encoder and decoder
-    dropout: float = 0.5  # on embeddings, between GRU layers and before the output layer
-    init_range: float = 0.08  # every parameter ~ U(-init_range, init_range); <= 0 keeps PyTorch init
+    emb_dim: Annotated[int, Range(1, 65536)] = 128  # token embedding size (encoder and decoder)
+    # GRU hidden size (bidirectional encoder: hidden // 2 per direction)
+    hidden: Annotated[int, Range(1, 65536)] = 256
+    layers: Annotated[int, Range(1, 1024)] = 3  # stacked GRU layers in encoder and decoder
+    dropout: Annotated[float, Range(0, lt=1)] = 0.5  # on embeddings, between GRU layers and before the output layer
+    # every parameter ~ U(-init_range, init_range); <= 0 keeps PyTorch init
+    init_range: Annotated[float, Range(le=10, note="<= 0 keeps PyTorch's init")] = 0.08
     bidirectional_encoder: bool = False  # fwd/bwd final states are concatenated per layer
     attention: Literal["none", "dot", "general"] = "none"  # Luong attention over encoder outputs
     tie_embeddings: bool = False  # decoder output layer shares the decoder embedding (needs emb_dim == hidden)
@@ -31,8 +34,6 @@ class GRUSeq2SeqConfig:
             raise ValueError(f"bidirectional_encoder needs an even hidden size, got {self.hidden}")
         if self.tie_embeddings and self.emb_dim != self.hidden:
             raise ValueError(f"tie_embeddings needs emb_dim == hidden, got {self.emb_dim} and {self.hidden}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class Encoder(nn.Module):

@@ -14,27 +14,25 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from zoo import ConfigError, DataError, Task
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Seq2SeqConfig:
-    teacher_forcing: float = 1.0  # chance of feeding the gold token (not the model's own) while training
-    max_src_len: int = 512  # longer sources are cut
-    max_tgt_len: int = 512  # longer targets are cut (before <eos>)
-    label_smoothing: float = 0.0
+    # chance of feeding the gold token (not the model's own) while training
+    teacher_forcing: Annotated[float, Range(0, 1)] = 1.0
+    max_src_len: Annotated[int, Range(1, 2**20)] = 512  # longer sources are cut
+    max_tgt_len: Annotated[int, Range(1, 2**20)] = 512  # longer targets are cut (before <eos>)
+    label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
     decode: Literal["greedy"] = "greedy"
-
-    def validate(self) -> None:
-        if not 0.0 <= self.teacher_forcing <= 1.0:
-            raise ValueError(f"teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
 
 
 def _pad(seqs: list[list[int]], pad: int) -> torch.Tensor:

@@ -16,24 +16,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Annotated
 
 from zoo import Dataset
+from zoo.config import SEED, Range
 
 
 @dataclass
 class SubseqConfig:
-    seq_len: int = 8  # digits per sequence (start and length are single digits, so at most 10)
-    train_size: int = 100_000
-    val_size: int = 2_000
-    test_size: int = 10_000
-    seed: int = 0  # train uses seed, val seed + 1, test seed + 2
-
-    def validate(self) -> None:
-        if not 1 <= self.seq_len <= 10:
-            raise ValueError(f"seq_len must be in 1..10 (start and length are single digits), got {self.seq_len}")
-        for name in ("train_size", "val_size", "test_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+    # digits per sequence (start and length are single digits, so at most 10)
+    seq_len: Annotated[int, Range(1, 10, note="start and length are single digits")] = 8
+    train_size: Annotated[int, Range(1, 10_000_000)] = 100_000
+    val_size: Annotated[int, Range(1, 10_000_000)] = 2_000
+    test_size: Annotated[int, Range(1, 10_000_000)] = 10_000
+    seed: Annotated[int, SEED] = 0  # train uses seed, val seed + 1, test seed + 2
 
 
 def make_example(rng: random.Random, n: int, pairs: list[tuple[int, int]]) -> dict[str, str]:

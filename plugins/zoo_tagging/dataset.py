@@ -17,9 +17,10 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from zoo import DataError, Dataset, Source, read_text
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,10 @@ def read_conll(path: Path, word_column: int = 0, label_column: int = -1, columns
 @dataclass
 class CoNLL2000Config:
     label: Literal["pos", "chunk"] = "pos"  # which column is the label: POS tags or chunk tags (BIO, IOB2)
-    val_sentences: int = 0  # move the last N training sentences into a "val" split; 0: splits train and test only
-    limit: int | None = None  # keep only the first N sentences of each split (quick tries and tests)
-
-    def validate(self) -> None:
-        if not 0 <= self.val_sentences < 8936:
-            raise ValueError(f"val_sentences must be in 0..8935, got {self.val_sentences}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be >= 1 or none, got {self.limit}")
+    # move the last N training sentences into a "val" split; 0: splits train and test only
+    val_sentences: Annotated[int, Range(0, 8935, note="the training split has 8936 sentences")] = 0
+    # keep only the first N sentences of each split (quick tries and tests)
+    limit: Annotated[int, Range(1, note="none: every sentence")] | None = None
 
 
 class CoNLL2000(Dataset):
@@ -171,19 +168,17 @@ class CoNLLFilesConfig:
     train_file: str = ""  # training sentences, CoNLL format (required)
     val_file: str | None = None  # validation sentences; none: the last val_fraction of train_file's sentences
     test_file: str | None = None  # test sentences; none: no test split (results are reported on val)
-    val_fraction: float = 0.1  # without val_file; 0: no val split
-    word_column: int = 0  # column of the word, counted from 0
-    label_column: int = -1  # column of the label, counted from 0; -1: the last column
-    columns: int | None = None  # columns every line must have; none: as many as the first line of each file
+    val_fraction: Annotated[float, Range(0, lt=1)] = 0.1  # without val_file; 0: no val split
+    word_column: Annotated[int, Range(-1024, 1023)] = 0  # column of the word, counted from 0
+    # column of the label, counted from 0; -1: the last column
+    label_column: Annotated[int, Range(-1024, 1023, note="-1: the last column")] = -1
+    # columns every line must have; none: as many as the first line of each file
+    columns: Annotated[int, Range(1, 1024)] | None = None
     encoding: str = "utf-8"
 
     def validate(self) -> None:
         if not self.train_file:
             raise ValueError("train_file is empty: give your CoNLL file, e.g. --set dataset.train_file=train.conll")
-        if not self.val_file and not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        if self.columns is not None and self.columns < 1:
-            raise ValueError(f"columns must be >= 1 or none, got {self.columns}")
         try:
             codecs.lookup(self.encoding)
         except LookupError:

@@ -17,40 +17,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo import Model
+from zoo.config import Range
 
 
 @dataclass
 class TransformerTaggerConfig:
-    n_layer: int = 3
-    n_head: int = 4
-    d_model: int = 128
-    mlp_ratio: int = 4  # MLP hidden width = mlp_ratio * d_model
-    dropout: float = 0.1  # on embeddings, attention weights and residual branches
+    n_layer: Annotated[int, Range(1, 1024)] = 3
+    n_head: Annotated[int, Range(1, 1024)] = 4
+    d_model: Annotated[int, Range(1, 65536)] = 128
+    mlp_ratio: Annotated[int, Range(1, 64)] = 4  # MLP hidden width = mlp_ratio * d_model
+    dropout: Annotated[float, Range(0, lt=1)] = 0.1  # on embeddings, attention weights and residual branches
     activation: Literal["gelu", "relu"] = "gelu"
-    word_dropout: float = 0.0  # chance, while training, that a word reads as <unk>: trains the <unk> vector
+    # chance, while training, that a word reads as <unk>: trains the <unk> vector
+    word_dropout: Annotated[float, Range(0, lt=1)] = 0.0
     char_features: bool = False  # add a character CNN's view of each word: helps with words never seen in training
-    char_dim: int = 32  # character embedding width
-    char_channels: int = 128  # CNN filters: the width of a word's character features
-    char_kernel: int = 3  # CNN window, in characters
-    rel_pos: int = 0  # also a learned attention bias per head and relative distance, clipped at +-rel_pos (0: none)
+    char_dim: Annotated[int, Range(1, 4096)] = 32  # character embedding width
+    char_channels: Annotated[int, Range(1, 65536)] = 128  # CNN filters: the width of a word's character features
+    char_kernel: Annotated[int, Range(1, 63, note="an odd number")] = 3  # CNN window, in characters
+    # also a learned attention bias per head and relative distance, clipped at +-rel_pos (0: none)
+    rel_pos: Annotated[int, Range(0, 65536)] = 0
 
     def validate(self) -> None:
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
-        for name in ("dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.char_kernel < 1 or self.char_kernel % 2 == 0:
-            raise ValueError(f"char_kernel must be odd and >= 1, got {self.char_kernel}")
-        if self.rel_pos < 0:
-            raise ValueError(f"rel_pos must be >= 0, got {self.rel_pos}")
+        if self.char_kernel % 2 == 0:
+            raise ValueError(f"char_kernel must be odd, got {self.char_kernel}")
 
 
 class SelfAttention(nn.Module):

@@ -26,12 +26,13 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
 from zoo import DataError, Task, length_batches
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +42,14 @@ UNKNOWN = -1  # a label the training split never had
 
 @dataclass
 class TaggingConfig:
-    max_len: int = 128  # tokens per model input: longer sentences are cut into pieces (every token is still tagged)
-    max_word_chars: int = 16  # characters per word for character features; longer words keep their two ends
-    label_smoothing: float = 0.0
+    # tokens per model input: longer sentences are cut into pieces (every token is still tagged)
+    max_len: Annotated[int, Range(1, 2**20)] = 128
+    # characters per word for character features; longer words keep their two ends
+    max_word_chars: Annotated[int, Range(2, 1024)] = 16
+    label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
     bucket: bool = True  # training batches of sentences of similar length (less padding); the order follows the seed
     span_f1: bool | None = None  # chunk precision / recall / F1 (conlleval); none: when every label is O, B-X or I-X
     per_class: bool = False  # also report f1/LABEL of every label among the metrics
-
-    def validate(self) -> None:
-        if self.max_len < 1:
-            raise ValueError(f"max_len must be >= 1, got {self.max_len}")
-        if self.max_word_chars < 2:
-            raise ValueError(f"max_word_chars must be >= 2, got {self.max_word_chars}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
 
 def is_bio(labels: Sequence[str]) -> bool:

@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from zoo import DataError, VocabTokenizer
+from zoo.config import Range
 
 
 def _by_frequency(counts: Counter) -> list[str]:
@@ -19,16 +21,10 @@ def _by_frequency(counts: Counter) -> list[str]:
 
 @dataclass
 class WordConfig:
-    min_freq: int = 1  # words seen fewer times in training read as <unk>
+    min_freq: Annotated[int, Range(1)] = 1  # words seen fewer times in training read as <unk>
     lowercase: bool = False  # fold case first (POS tags depend on case: NNP; char features still see it)
     digits_to_zero: bool = False  # read every digit as 0, so unseen numbers share the ids of seen ones
-    max_size: int | None = None  # keep only the most frequent words
-
-    def validate(self) -> None:
-        if self.min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
-        if self.max_size is not None and self.max_size < 1:
-            raise ValueError(f"max_size must be >= 1 or none, got {self.max_size}")
+    max_size: Annotated[int, Range(1, note="none: every word")] | None = None  # keep only the most frequent words
 
 
 class WordTokenizer(VocabTokenizer):

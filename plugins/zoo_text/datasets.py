@@ -11,8 +11,10 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from zoo import DataError, Dataset, Source, read_text
+from zoo.config import Range
 
 
 def decode_file(path: Path, encoding: str = "utf-8") -> str:
@@ -63,7 +65,8 @@ class TinyShakespeare(Dataset):
 class TextFilesConfig:
     files: list[str] = field(default_factory=list)  # training files; globs allowed ("corpus/*.txt", "**/*.md")
     val_files: list[str] = field(default_factory=list)  # validation files; when empty, the end of each file
-    val_fraction: float = 0.1  # without val_files: the last 10% of each file's characters are val
+    # without val_files: the last 10% of each file's characters are val
+    val_fraction: Annotated[float, Range(0, lt=1)] = 0.1
     encoding: str = "utf-8"  # of every file; any name Python's codecs know
 
     def validate(self) -> None:

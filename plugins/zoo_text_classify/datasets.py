@@ -16,9 +16,10 @@ import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from zoo import DataError, Dataset, Source, read_text
+from zoo.config import SEED, Range
 
 # --- IMDB -----------------------------------------------------------------------------------------
 
@@ -28,16 +29,14 @@ MEMBER_RE = re.compile(r"aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt")  # th
 
 @dataclass
 class IMDBConfig:
-    val_size: int = 2500  # training reviews held out for validation (10%); 0: no val split
-    split_seed: int = 0  # which reviews are held out; fixed so every run validates on the same ones
-    limit: int | None = None  # keep only this many reviews per split (classes balanced): for quick trials and tests
+    # training reviews held out for validation (10%); 0: no val split
+    val_size: Annotated[int, Range(0, 24_999, note="IMDB has 25000 training reviews")] = 2500
+    split_seed: Annotated[int, SEED] = 0  # which reviews are held out; fixed so every run validates on the same ones
+    # keep only this many reviews per split (classes balanced): for quick trials and tests
+    limit: Annotated[int, Range(2, note="none: every review")] | None = None
     source: str = "auto"  # "jsonl" (the imdb/*.jsonl.gz mirror), "tar" (aclImdb_v1.tar.gz) or auto: whichever is there
 
     def validate(self) -> None:
-        if self.val_size < 0:
-            raise ValueError(f"val_size must be >= 0, got {self.val_size}")
-        if self.limit is not None and self.limit < 2:
-            raise ValueError(f"limit must be >= 2 or none, got {self.limit}")
         if self.source not in ("auto", "jsonl", "tar"):
             raise ValueError(f"source must be auto, jsonl or tar, got {self.source!r}")
 
@@ -191,10 +190,11 @@ class TextClassificationConfig:
     test_file: str | None = None  # none: no test split (results are reported on val)
     text_column: str = "text"
     label_column: str = "label"
-    val_fraction: float = 0.1  # without val_file: this share of train, drawn with split_seed
-    split_seed: int = 0
+    val_fraction: Annotated[float, Range(0, lt=1)] = 0.1  # without val_file: this share of train, drawn with split_seed
+    split_seed: Annotated[int, SEED] = 0
     encoding: str = "utf-8"
-    limit: int | None = None  # keep only the first N rows of each split (quick trials)
+    # keep only the first N rows of each split (quick trials)
+    limit: Annotated[int, Range(1, note="none: every row")] | None = None
 
     def validate(self) -> None:
         if not self.train_file:

@@ -17,13 +17,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from zoo import Model
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +34,26 @@ POOLINGS = ("last", "mean", "max")
 @dataclass
 class RNNClassifierConfig:
     cell: Literal["lstm", "gru"] = "lstm"
-    emb_dim: int = 32
-    hidden: int = 100  # per direction
-    layers: int = 1
+    emb_dim: Annotated[int, Range(1, 65536)] = 32
+    hidden: Annotated[int, Range(1, 65536)] = 100  # per direction
+    layers: Annotated[int, Range(1, 1024)] = 1
     bidirectional: bool = False
     pooling: str = "last"  # "last", "mean", "max", or several joined by "+" (e.g. "max+mean"), concatenated
-    dropout: float = 0.0  # on the embeddings, between recurrent layers and before the head
+    dropout: Annotated[float, Range(0, lt=1)] = 0.0  # on the embeddings, between recurrent layers and before the head
     # GloVe / word2vec file (a relative path not found here is looked up in the data dir, $ZOO_DATA_DIR),
     # or "gensim" (Word2Vec trained on the training texts); none: random
     vectors: str | None = None
     freeze_embedding: bool = False  # keep pretrained vectors fixed (words without one stay random, fixed too)
-    gensim_epochs: int = 5  # Word2Vec passes over the training texts when vectors = "gensim"
+    gensim_epochs: Annotated[int, Range(1, 10_000)] = 5  # Word2Vec passes over the training texts (vectors = "gensim")
     # hashed word-pair embeddings: each word's input also gets the vector of (previous word, word), one of this
     # many buckets (started at zero; a region embedding of size 2); 0: none
-    bigrams: int = 0
-    trigrams: int = 0  # the same for the three words ending at each position, a table of its own; 0: none
+    bigrams: Annotated[int, Range(0, 2**24, note="0: none")] = 0
+    # the same for the three words ending at each position, a table of its own; 0: none
+    trigrams: Annotated[int, Range(0, 2**24, note="0: none")] = 0
     packed: bool = True  # pack_padded_sequence; false: padded tensors laid out so padding still never reaches a
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
 
     def validate(self) -> None:
-        for name in ("bigrams", "trigrams"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0: none), got {getattr(self, name)}")
-        for name in ("emb_dim", "hidden", "layers", "gensim_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         bad = [p for p in self.pooling.split("+") if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling: unknown {bad[0] if bad else ''!r}; use last, mean, max or a '+' list of them")

@@ -20,12 +20,13 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 
 from zoo import DataError, Task, length_batches
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +35,11 @@ UNKNOWN = -1  # a label the training split never had
 
 @dataclass
 class ClassificationConfig:
-    max_len: int = 400  # tokens per text the model reads (IMDB reviews: median ~230 words)
+    # tokens per text the model reads (IMDB reviews: median ~230 words)
+    max_len: Annotated[int, Range(2, 2**20)] = 400
     truncate: Literal["head", "head+tail"] = "head"  # which tokens of a longer text are kept
     bucket: bool = True  # training batches of texts of similar length (cheap packing); the order follows the seed
-    label_smoothing: float = 0.0
-
-    def validate(self) -> None:
-        if self.max_len < 2:
-            raise ValueError(f"max_len must be >= 2, got {self.max_len}")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+    label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
 
 
 def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:

@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from zoo import DataError, VocabTokenizer, read_text
+from zoo.config import Range
 
 # "<unk>" (so decoded text encodes back to the same ids), a word (letters/digits, with inner
 # apostrophes or hyphens: "don't", "well-made") or one punctuation mark ("!" and "?" carry sentiment).
@@ -36,15 +37,10 @@ def _by_frequency(counts: Counter) -> list[str]:
 class WordConfig:
     lowercase: bool = True
     strip_html: bool = True  # read HTML line breaks (IMDB's "<br /><br />") as spaces
-    min_freq: int = 1  # words seen fewer times in training read as <unk>
-    max_size: int | None = None  # keep only the most frequent words (specials not counted)
+    min_freq: Annotated[int, Range(1)] = 1  # words seen fewer times in training read as <unk>
+    # keep only the most frequent words (specials not counted)
+    max_size: Annotated[int, Range(1, note="none: every word")] | None = None
     stopwords: str | None = None  # "english" (a built-in list of function words) or a file, one word per line
-
-    def validate(self) -> None:
-        if self.min_freq < 1:
-            raise ValueError(f"min_freq must be >= 1, got {self.min_freq}")
-        if self.max_size is not None and self.max_size < 1:
-            raise ValueError(f"max_size must be >= 1 or none, got {self.max_size}")
 
 
 class WordTokenizer(VocabTokenizer):

@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import tokenizers as hf
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from zoo import DataError, Tokenizer, ZooError
+from zoo.config import Range
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ MIN_VOCAB = BYTE_ALPHABET + len(SPECIALS)
 
 @dataclass
 class BPEConfig:
-    vocab_size: int = 4096  # at most this many ids: 4 specials + 256 byte symbols + merges
-    min_frequency: int = 2  # a pair seen fewer times in the training text is never merged
+    # at most this many ids: 4 specials + 256 byte symbols + merges (the lower bound is checked in validate)
+    vocab_size: Annotated[int, Range(le=2**20)] = 4096
+    min_frequency: Annotated[int, Range(1)] = 2  # a pair seen fewer times in the training text is never merged
 
     def validate(self) -> None:
         if self.vocab_size < MIN_VOCAB:
@@ -41,8 +43,6 @@ class BPEConfig:
                 f"vocab_size must be at least {MIN_VOCAB} ({BYTE_ALPHABET} byte symbols + "
                 f"{len(SPECIALS)} specials), got {self.vocab_size}"
             )
-        if self.min_frequency < 1:
-            raise ValueError(f"min_frequency must be >= 1, got {self.min_frequency}")
 
 
 def _empty() -> hf.Tokenizer:

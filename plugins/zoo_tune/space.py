@@ -31,10 +31,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import zoo
 from zoo import ConfigError
+from zoo.config import SEED, Range
 
 TYPES = ("float", "int", "categorical")
 PARAM_KEYS = {
@@ -52,18 +53,16 @@ class Settings:
     metric: str | None = None
     direction: Literal["minimize", "maximize"] | None = None  # none: the way the task ranks the metric
     pruner: Literal["hyperband", "median", "none"] = "hyperband"
-    reduction_factor: int = 3  # hyperband: about 1 in reduction_factor trials goes on at each rung
-    startup_trials: int = 5  # median: trials that are never pruned, to learn the median from
-    seed: int | None = None  # sampler seed; none: a fresh random one each run
+    # hyperband: about 1 in reduction_factor trials goes on at each rung
+    reduction_factor: Annotated[int, Range(2, 100)] = 3
+    # median: trials that are never pruned, to learn the median from
+    startup_trials: Annotated[int, Range(0, 10_000)] = 5
+    seed: Annotated[int, SEED] | None = None  # sampler seed; none: a fresh random one each run
     baseline: bool = True  # a new study's first trial is the entry's own configuration, when it lies inside the space
 
     def validate(self) -> None:
         if self.metric is not None and not self.metric.startswith("val_"):
             raise ValueError(f"metric must be a validation metric such as 'val_loss', got {self.metric!r}")
-        if self.reduction_factor < 2:
-            raise ValueError(f"reduction_factor must be >= 2, got {self.reduction_factor}")
-        if self.startup_trials < 0:
-            raise ValueError(f"startup_trials must be >= 0, got {self.startup_trials}")
 
 
 @dataclass(frozen=True)
