@@ -7,19 +7,25 @@ one), so the ``classification`` task serves both.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import ctypes
 import io
 import json
 import random
 import re
 import tarfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from zoo import DataError, Dataset, Source, read_text
 from zoo.config import SEED, Range
+
+# the longest CSV field the C reader can hold: a C long (sys.maxsize overflows it where a long is 32 bits)
+CSV_FIELD_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
 
 # --- IMDB -----------------------------------------------------------------------------------------
 
@@ -283,6 +289,11 @@ def _check(path: Path, line: int, text: Any, label: Any, cfg: TextClassification
 
 
 def _read_csv(path: Path, text: str, cfg: TextClassificationConfig, delimiter: str) -> list[dict[str, Any]]:
+    with _csv_fields_unlimited():  # a review may be longer than csv's default limit of 131,072 characters
+        return _read_csv_rows(path, text, cfg, delimiter)
+
+
+def _read_csv_rows(path: Path, text: str, cfg: TextClassificationConfig, delimiter: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
@@ -308,6 +319,17 @@ def _read_csv(path: Path, text: str, cfg: TextClassificationConfig, delimiter: s
     except csv.Error as exc:
         raise DataError(f"{path}:{reader.line_num}: {exc}") from None
     return rows
+
+
+@contextlib.contextmanager
+def _csv_fields_unlimited() -> Iterator[None]:
+    """csv's field size limit raised to the largest the C reader can count, for one read (the limit is global)."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(CSV_FIELD_MAX)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def _read_jsonl(path: Path, text: str, cfg: TextClassificationConfig) -> list[dict[str, Any]]:
