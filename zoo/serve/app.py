@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -72,7 +73,8 @@ class Server:
         limits.validate()
         self.models, self.limits = models, limits
         self.admission = Admission(limits.max_pending)
-        self.runners = {name: BatchRunner(m.predict, max_batch=limits.max_batch, merge=not m.generates, name=name)
+        self.runners = {name: BatchRunner(functools.partial(m.predict, batch_size=limits.max_batch),
+                                          max_batch=limits.max_batch, merge=not m.generates, name=name)
                         for name, m in models.items()}
         self.started = time.monotonic()
 

@@ -35,8 +35,9 @@ class ServedModel:
         """The predict options of the model's task: name -> what it does."""
         return dict(getattr(self.loaded.task, "predict_options", {}))
 
-    def predict(self, inputs: list[Any], options: dict[str, Any]) -> list[dict[str, Any]]:
-        return self.loaded.predict(inputs, **options)
+    def predict(self, inputs: list[Any], options: dict[str, Any], batch_size: int = 64) -> list[dict[str, Any]]:
+        """Records of ``inputs`` (:meth:`zoo.api.LoadedModel.predict`), ``batch_size`` per forward pass."""
+        return self.loaded.predict(inputs, batch_size=batch_size, **options)
 
     def describe(self) -> dict[str, Any]:
         """The JSON that GET /api/models lists for this model."""

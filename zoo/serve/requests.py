@@ -38,7 +38,7 @@ async def read_json(chunks: AsyncIterator[bytes], content_length: str | None, li
     if not body.strip():
         raise RequestError(400, 'empty request body: send a JSON object, e.g. {"inputs": ["some text"]}')
     try:
-        return json.loads(bytes(body))
+        return json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259)
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"request body is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
