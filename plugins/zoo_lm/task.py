@@ -8,6 +8,9 @@ Models used with it implement ``forward(idx) -> logits (B, T, V)`` and, for
 ``zoo generate``, ``generate(idx, max_new_tokens, temperature, top_k, generator,
 use_cache) -> iterator of next tokens (B,)``. They are built with the sizes
 ``vocab_size`` and ``block_size`` (the task owns the context length).
+
+Inference (:meth:`predict`): a prompt in (``""`` starts from nothing); ``{"text": ...}`` out,
+the continuation sampled with ``zoo generate``'s options (seed 0 unless told otherwise).
 """
 
 from __future__ import annotations

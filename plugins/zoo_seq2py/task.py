@@ -18,6 +18,10 @@ Metrics: token cross-entropy (``loss``) and ``perplexity`` over target tokens wi
 <eos>, ``bleu`` (corpus BLEU-4, CoNaLa tokenisation, ``smooth=False`` as in
 ``conala_eval.py``), ``bleu_smooth`` (the same with add-one smoothing) and
 ``exact_match`` (tokenised hypothesis equals tokenised reference), all in 0..1.
+
+Inference (:meth:`predict`): an English intent in; ``{"code": ...}`` out with the slots'
+values put back, and with ``n_best > 1`` also ``candidates`` (code and beam score, best
+first). An intent longer than ``max_src_len`` words is cut, with a logged warning.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ Models used with it implement::
     generate(src, src_lengths, max_len, bos_id, eos_id) -> ids (B, max_len)
 
 The decoder reads ``<bos> + target`` and predicts ``target + <eos>``.
+
+Inference (:meth:`predict`): the source text as the dataset's ``src`` field holds it (for
+subseq-gru ``"START LENGTH D0 .. D7"``); ``{"output": text}`` out, decoded greedily as in
+evaluation. A source longer than ``max_src_len`` is cut, with a logged warning.
 """
 
 from __future__ import annotations

@@ -17,6 +17,11 @@ Labels are classes ``0 .. n_tags - 1`` (the ``tags`` tokenizer's ids minus its
 specials). Padding is ``PAD`` and never counts; a label never seen in training is
 ``UNKNOWN``: it counts as a token the model got wrong and as ``unknown_labels``,
 and takes no part in the loss.
+
+Inference (:meth:`predict`): a sentence in (a text split at whitespace, or a list of
+words); ``{"words", "tags"}`` out, plus ``spans`` (``start``, ``end`` exclusive, ``type``,
+``text``) when the labels are BIO chunk tags. Sentences of any length: longer than
+``max_len`` they are tagged in pieces, as in evaluation.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ A text longer than ``max_len`` tokens keeps its first ``max_len`` (or, with
 ``truncate = "head+tail"``, its first and last halves: reviews often end with the
 verdict). A label never seen in training counts as an error (``unknown_labels``)
 and takes no part in the loss.
+
+Inference (:meth:`predict`): a text in; ``{"label", "probability", "probabilities"}`` out,
+every class's probability listed likeliest first. A text longer than ``max_len`` is cut
+as in training, with a logged warning.
 """
 
 from __future__ import annotations
