@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 import zoo
-from zoo import api, config
+from zoo import api, config, data
 from zoo.inference import Predictor, find_artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,7 +67,7 @@ def trained(tmp_path_factory):
 
 def final_examples(loaded):
     """(name, examples) of the split zoo evaluate reports on (test, or val without a test split)."""
-    dataset = loaded.resolved.cls("dataset")(loaded.resolved.configs["dataset"])
+    dataset = loaded.resolved.cls("dataset")(loaded.resolved.configs["dataset"], data_dir=data.data_dir(None))
     split = api.final_split(dataset)
     return split, dataset.load(split)
 
@@ -171,6 +171,33 @@ def test_lm_continuation_is_what_zoo_generate_writes(trained):
     assert m.predict("The model", **{**opts, "seed": 4}) != m.predict("The model", **opts)
     with pytest.raises(zoo.ConfigError, match="temperature"):
         m.predict("x", temperature=-1.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ["imdb-lstm", "chunk-transformer"])
+def test_entries_on_real_data_predict_what_training_evaluated(entry, tmp_path, data_dir_or_skip):
+    """Tiny models of real-data entries: the test records / metrics of training, again from predict."""
+    from zoo_tagging.task import spans
+
+    folder = zoo.resolve_entry(entry).cls("dataset").folder
+    if not (data_dir_or_skip / folder).is_dir():
+        pytest.skip(f"{entry} needs {folder}/ under ZOO_DATA_DIR ({data_dir_or_skip})")
+    tiny = zoo.registry().get("entry", entry).data["tiny"]
+    run = zoo.train(entry, config.merge(tiny, {"train": {"progress": False, "threads": 1}}), out=tmp_path / "run")
+    m = zoo.load(run.run_dir)
+    examples = final_examples(m)[1]
+    if entry == "imdb-lstm":
+        want = [json.loads(line) for line in (run.run_dir / "outputs.test.jsonl").read_text().splitlines()]
+        got = m.predict([ex["text"] for ex in examples])
+        assert [r["label"] for r in got] == [w["predicted"] for w in want]
+        return
+    got = m.predict([ex["tokens"] for ex in examples], batch_size=256)
+    known = set(m.task.labels)
+    correct = sum(p == g for r, ex in zip(got, examples) for p, g in zip(r["tags"], ex["tags"]))
+    assert correct / sum(len(ex["tags"]) for ex in examples) == pytest.approx(run.metrics["test"]["accuracy"])
+    hits = sum(len({(s["type"], s["start"], s["end"]) for s in r["spans"]}
+                   & spans([t if t in known else "O" for t in ex["tags"]])) for r, ex in zip(got, examples))
+    assert hits / max(sum(len(r["spans"]) for r in got), 1) == pytest.approx(run.metrics["test"]["span_precision"])
 
 
 # --- forms, shape, determinism, errors ---------------------------------------------------------------
