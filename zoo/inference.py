@@ -89,12 +89,12 @@ def _stream(runner: Predictor, it: Iterator[Any], batch_size: int) -> Iterator[d
         start += len(batch)
 
 
-def check_options(task: Any, options: Mapping[str, Any]) -> None:
+def check_options(task: Any, options: Mapping[str, Any], name: str | None = None) -> None:
     """Refuse options the task's :meth:`predict` does not take, naming those it does."""
     unknown = sorted(set(options) - set(task.predict_options))
     if unknown:
         known = ", ".join(sorted(task.predict_options)) or "none"
-        raise ConfigError(f"predict option '{unknown[0]}' does not apply to task {type(task).__name__} "
+        raise ConfigError(f"predict option '{unknown[0]}' does not apply to task {name or type(task).__name__} "
                           f"(its options: {known})")
 
 
@@ -106,15 +106,15 @@ class Predictor:
     """
 
     def __init__(self, loaded: Any, device: Any = None, options: dict[str, Any] | None = None):
-        options = dict(options or {})
         import torch
 
         from .training import autocast_dtype, resolve_device
 
+        options = dict(options or {})
         task = loaded.task
         if not task.supports_predict:
             task.predict(loaded.model, [])  # raises the task's own "does not support predict"
-        check_options(task, options)
+        check_options(task, options, loaded.resolved.specs["task"].id)
         if device is not None:
             loaded.model.to(resolve_device(str(device)))
         param = next(iter(loaded.model.parameters()), None)
@@ -133,6 +133,8 @@ class Predictor:
 
         from .training import autocast
 
+        if not batch:
+            return []
         model, task = self.loaded.model, self.loaded.task
         was_training = model.training
         model.eval()
