@@ -273,13 +273,14 @@ class TransformerSeq2Seq(Model):
 
     @torch.no_grad()
     def beam_search(self, src: torch.Tensor, src_ext: torch.Tensor, max_len: int, bos_id: int, eos_id: int,
-                    beam: int = 5, length_penalty: float = 1.0) -> list[list[int]]:
+                    beam: int = 5, length_penalty: float = 1.0, n_best: int | None = None) -> list:
         """Beam search; an example stops when ``beam`` hypotheses have ended (so ``beam=1`` is greedy),
         and its ended hypotheses are ranked by log-probability / length ** ``length_penalty``.
 
         A hypothesis cut off at ``max_len`` without ``<eos>`` is returned only when none ended:
         with length normalisation, a loop of likely tokens (quote after quote) would otherwise outrank
-        every complete program."""
+        every complete program. With ``n_best``, every example gets its ``n_best`` best hypotheses
+        as (score, ids) pairs, in that order."""
         b, k = src.size(0), beam
         dev = src.device
         rows = torch.arange(b, device=dev).repeat_interleave(k)  # (B*K,) example of each beam row
@@ -326,4 +327,7 @@ class TransformerSeq2Seq(Model):
             self._select(state, flat_rows, memory=False)
             history = torch.cat([history.index_select(0, flat_rows), new_tok.view(-1, 1)], 1)
             ids, scores = new_tok.view(-1), new_scores
-        return [max(f, key=lambda c: c[:2])[2] if f else [] for f in finished]  # ended first, then score
+        ranked = [sorted(f, key=lambda c: c[:2], reverse=True) for f in finished]  # ended first, then score
+        if n_best is None:
+            return [r[0][2] if r else [] for r in ranked]
+        return [[(score, seq) for _, score, seq in r[:n_best]] for r in ranked]
