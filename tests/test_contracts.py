@@ -17,6 +17,7 @@ import torch
 import zoo
 from zoo import artifact, config, data
 from zoo import api
+from zoo.build import build as build_run, final_split
 
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}
 
@@ -48,7 +49,7 @@ def _skip_without_data(entry_id: str) -> None:
 
 
 def _tiny(entry_id: str) -> dict:
-    spec = zoo.registry().get("entry", entry_id)
+    spec = zoo.get_registry().get("entry", entry_id)
     tiny = spec.data.get("tiny") or FALLBACK_TINY
     return config.merge(tiny, {"train": {"progress": False, "threads": 1}})
 
@@ -91,7 +92,7 @@ def test_entry_artifact_round_trip(entry_id, trained):
     for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert torch.equal(pa, pb), name
     dataset = a.resolved.cls("dataset")(a.resolved.configs["dataset"], data_dir=data.data_dir())
-    split = api.final_split(dataset)
+    split = final_split(dataset)
     encoded = a.task.encode(dataset.load(split)[:8])
     batch = next(a.task.batches(encoded, 8, shuffle=False, seed=0))
     with torch.no_grad():
@@ -113,7 +114,7 @@ def test_entry_artifact_round_trip(entry_id, trained):
 def test_entry_one_training_step_changes_weights_and_gives_finite_grads(entry_id):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train",))
+    built = build_run(resolved, None, None, ("train",))
     torch.manual_seed(0)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
     assert isinstance(model, zoo.Model), "models must subclass zoo.Model"
@@ -139,7 +140,7 @@ def _components_used_by_entries(kind: str) -> set[str]:
 
 @pytest.mark.parametrize("kind", ["model", "tokenizer", "dataset", "task"])
 def test_every_component_is_covered_by_an_entry(kind):
-    registered = {s.id for s in zoo.registry().specs(kind)}
+    registered = {s.id for s in zoo.get_registry().specs(kind)}
     missing = registered - _components_used_by_entries(kind)
     assert not missing, f"{kind}s used by no entry (give them one, with tiny overrides): {sorted(missing)}"
 
@@ -160,7 +161,7 @@ def _tokenizer_cases():
 def test_tokenizer_state_round_trip(entry_id, role):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train",))
+    built = build_run(resolved, None, None, ("train",))
     tok = built.tokenizers[role]
     texts = list(built.task.texts(role, built.dataset.load("train")[:50]))
     state = json.loads(json.dumps(tok.get_state()))  # must be JSON
@@ -180,7 +181,7 @@ def test_tokenizer_state_round_trip(entry_id, role):
 def test_dataset_splits_and_deterministic_batches(entry_id):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train", "val", "test"))
+    built = build_run(resolved, None, None, ("train", "val", "test"))
     for split in built.dataset.splits:
         examples = built.dataset.load(split)
         assert len(examples) > 0 and all(hasattr(e, "keys") for e in examples[:10])

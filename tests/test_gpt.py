@@ -123,9 +123,9 @@ def test_gpt2_parameter_names_and_tied_head():
 
 def test_config_is_validated():
     with pytest.raises(zoo.ConfigError, match="multiple of n_head"):
-        config.build(zoo.registry().get("model", "gpt").load().Config, {"n_embd": 10, "n_head": 4}, "model")
+        config.build(zoo.get_registry().get("model", "gpt").load().Config, {"n_embd": 10, "n_head": 4}, "model")
     with pytest.raises(zoo.ConfigError, match="model.activation"):
-        config.build(zoo.registry().get("model", "gpt").load().Config, {"activation": "swish"}, "model")
+        config.build(zoo.get_registry().get("model", "gpt").load().Config, {"activation": "swish"}, "model")
 
 
 def test_relu_activation_and_dropout_train():

@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import ZooError
+from .errors import ZooError, first_line
 from .registry import Registry, Spec
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def allowed_plugins(environ: dict[str, str] | None = None) -> set[str] | None:
 
 
 def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    line = first_line(exc, limit=10_000)
+    return type(exc).__name__ if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
 
 
 def load(
