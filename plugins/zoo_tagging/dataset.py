@@ -78,6 +78,9 @@ def read_conll(path: Path, word_column: int = 0, label_column: int = -1, columns
 
 # --- CoNLL-2000 -----------------------------------------------------------------------------------
 
+CONLL2000_TRAIN_SENTENCES = 8936  # sentences in CoNLL-2000's train.txt (WSJ sections 15-18)
+
+
 @dataclass
 class CoNLL2000Config:
     label: Literal["pos", "chunk"] = "pos"  # which column is the label: POS tags or chunk tags (BIO, IOB2)
@@ -85,8 +88,8 @@ class CoNLL2000Config:
     limit: int | None = None  # keep only the first N sentences of each split (quick tries and tests)
 
     def validate(self) -> None:
-        if not 0 <= self.val_sentences < 8936:
-            raise ValueError(f"val_sentences must be in 0..8935, got {self.val_sentences}")
+        if not 0 <= self.val_sentences < CONLL2000_TRAIN_SENTENCES:
+            raise ValueError(f"val_sentences must be in 0..{CONLL2000_TRAIN_SENTENCES - 1}, got {self.val_sentences}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 or none, got {self.limit}")
 
