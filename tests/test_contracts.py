@@ -18,6 +18,7 @@ import zoo
 from zoo import artifact, config, data
 from zoo import api
 from zoo.build import build as build_run, final_split
+from zoo.loading import export_built
 
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}
 
@@ -83,26 +84,44 @@ def test_entry_trains_and_reports_finite_metrics(entry_id, trained):
     assert lines and all(math.isfinite(json.loads(line)["train_loss"]) for line in lines)
 
 
+def _saved_model(entry_id: str, path):
+    """A model trained one step in memory and saved to ``path``: (built with the model, an eval batch)."""
+    resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
+    built = build_run(resolved, None, None, ("train",))
+    torch.manual_seed(0)
+    model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
+    built.task.init_model(model, built.splits["train"])
+    batch = next(built.task.batches(built.splits["train"], 4, shuffle=False, seed=0))
+    model.train()
+    built.task.loss(model, batch).backward()
+    with torch.no_grad():  # move off the initial weights, which a reload with the same seed would also give
+        for p in model.parameters():
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-0.1)
+    built.model = model.eval()
+    export_built(built, path, {})
+    return built, batch
+
+
 @pytest.mark.parametrize("entry_id", _entries())
-def test_entry_artifact_round_trip(entry_id, trained):
+def test_entry_artifact_round_trip(entry_id, trained, tmp_path):
     run = trained(entry_id)
-    a = zoo.load(run / "model.safetensors")
-    b = zoo.load(run / "model.safetensors")
-    # fresh weights differ from the trained ones, loaded weights are identical to them
-    for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
-        assert torch.equal(pa, pb), name
-    dataset = a.resolved.cls("dataset")(a.resolved.configs["dataset"], data_dir=data.data_dir())
-    split = final_split(dataset)
-    encoded = a.task.encode(dataset.load(split)[:8])
-    batch = next(a.task.batches(encoded, 8, shuffle=False, seed=0))
+    saved, batch = _saved_model(entry_id, tmp_path / "model.safetensors")
+    loaded = zoo.load(tmp_path / "model.safetensors")
+    # the reloaded weights and outputs are those of the model that was saved
+    assert loaded.model.state_dict().keys() == saved.model.state_dict().keys()
+    for name, value in saved.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], value), name
     with torch.no_grad():
-        sums_a = a.task.eval_batch(a.model, batch)
-        sums_b = b.task.eval_batch(b.model, batch)
-    assert sums_a == sums_b
-    assert all(math.isfinite(v) for v in sums_a.values())
+        sums_saved = saved.task.eval_batch(saved.model, batch)
+        sums_loaded = loaded.task.eval_batch(loaded.model, batch)
+    assert sums_loaded == sums_saved
+    assert all(math.isfinite(v) for v in sums_loaded.values())
     meta = artifact.read_metadata(run / "model.safetensors")
     assert meta["entry"] == entry_id and meta["zoo_version"] == zoo.__version__
-    # the evaluation of the reloaded artifact reproduces the test metrics of the run
+    # the evaluation of the run's reloaded artifact reproduces the test metrics of the run
+    dataset = loaded.resolved.cls("dataset")(loaded.resolved.configs["dataset"], data_dir=data.data_dir())
+    split = final_split(dataset)
     evaluated = zoo.evaluate(run / "model.safetensors", device="cpu")
     recorded = json.loads((run / "metrics.json").read_text())
     recorded = recorded["test"] if split == "test" else recorded["val"]
