@@ -24,7 +24,7 @@ _PARAM_FLAG_BARE = re.compile(r"(?<![\w.])(out)=(?!\S)")
 
 
 def as_flags(message: str) -> str:
-    """A library message in the command line's words: ``resume=RUN`` -> ``--resume RUN``, ``force=True`` -> ``--force``."""
+    """A library message in flags: ``resume=RUN`` -> ``--resume RUN``, ``force=True`` -> ``--force``."""
     message = message.replace("force=True", "--force")
     message = _PARAM_FLAGS.sub(lambda m: f"--{m.group(1)} ", message)
     return _PARAM_FLAG_BARE.sub(lambda m: f"--{m.group(1)}", message)
