@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 import zoo
+from zoo.build import final_split
 from _common import table, write
 from zoo import config, data
 from zoo.inference import find_artifact
@@ -61,7 +62,7 @@ def train_quick(out: Path) -> list[Path]:
 def workload(m: Any, limit: int, lm_tokens: int) -> tuple[list[Any], Any, dict[str, Any], str]:
     """(raw inputs, the same examples encoded for evaluation, predict options, unit) of a loaded model."""
     dataset = m.resolved.cls("dataset")(m.resolved.configs["dataset"], data_dir=data.data_dir(None))
-    examples = list(dataset.load(zoo.api.final_split(dataset)))
+    examples = list(dataset.load(final_split(dataset)))
     task = m.metadata["task"].split(":", 1)[-1]
     if task == "lm":  # prompts cut from the split's text; evaluation scores `limit` blocks of it
         text = m.task.config.separator.join(ex["text"] for ex in examples)

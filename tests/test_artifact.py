@@ -12,6 +12,8 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import api
+from zoo.build import build as build_run
+from zoo.loading import export_built
 from zoo.artifact import read_header, read_metadata
 from zoo.config import build, merge
 from zoo.errors import ArtifactError, DeviceError
@@ -36,14 +38,14 @@ def run(tmp_path_factory):
 def trained(tmp_path_factory):
     """A model trained in this process, and the artifact zoo exports for it."""
     resolved = zoo.resolve_entry("subseq-gru", SMALL)
-    built = api._build(resolved, None, None, ("train", "val", "test"))
+    built = build_run(resolved, None, None, ("train", "val", "test"))
     torch.manual_seed(0)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
     tcfg = build(TrainConfig, SMALL["train"], "train")
     Trainer(model, built.task, tcfg, OptimConfig()).fit(built.splits["train"], built.splits["val"])
     built.model = model.eval()
     metrics = {"test": evaluate(model, built.task, built.splits["test"], 64, torch.device("cpu"))}
-    path = api.export_built(built, tmp_path_factory.mktemp("artifact") / "model.safetensors", metrics)
+    path = export_built(built, tmp_path_factory.mktemp("artifact") / "model.safetensors", metrics)
     return built, path
 
 
@@ -91,7 +93,7 @@ def test_metadata_describes_the_model(run):
     assert meta["entry"] == "zoo:subseq-gru"
     assert meta["model"] == "seq2seq:gru-seq2seq" and meta["plugin"] == "seq2seq"
     assert meta["plugin_version"] == zoo.plugin_state().plugins["seq2seq"].version != ""
-    assert meta["arch_version"] == str(zoo.registry().get("model", "gru-seq2seq").load().arch_version)
+    assert meta["arch_version"] == str(zoo.get_registry().get("model", "gru-seq2seq").load().arch_version)
     assert meta["zoo_version"] == zoo.__version__
     assert meta["config"] == as_json(zoo.resolve_entry("subseq-gru", SMALL).data)
     assert meta["tokenizers"]["src"]["name"] == "tokenizers:digits"
@@ -116,7 +118,7 @@ def test_read_metadata_does_not_import_torch(run):
 
 
 def test_arch_version_mismatch_is_refused(run, monkeypatch):
-    cls = zoo.registry().get("model", "gru-seq2seq").load()
+    cls = zoo.get_registry().get("model", "gru-seq2seq").load()
     monkeypatch.setattr(cls, "arch_version", int(cls.arch_version) + 1)
     with pytest.raises(ArtifactError) as err:
         zoo.load(run.artifact)

@@ -134,7 +134,7 @@ def test_info_artifact_reads_the_header(cli, trained):
         out = result.stdout
         assert f"file: {out_dir / 'model.safetensors'}" in out
         assert "entry: zoo:subseq-gru" in out and "model: seq2seq:gru-seq2seq" in out
-        arch = zoo.registry().get("model", "gru-seq2seq").load().arch_version
+        arch = zoo.get_registry().get("model", "gru-seq2seq").load().arch_version
         assert f"zoo_version: {zoo.__version__}" in out and f"arch_version: {arch}" in out
         assert "metrics: {" in out and '"exact_match"' in out and '"test"' in out
         n_values = sum(t.numel() for t in load_file(str(out_dir / "model.safetensors")).values())

@@ -17,6 +17,8 @@ import torch
 import zoo
 from zoo import artifact, config, data
 from zoo import api
+from zoo.build import build as build_run, final_split
+from zoo.loading import export_built
 
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}
 
@@ -48,7 +50,7 @@ def _skip_without_data(entry_id: str) -> None:
 
 
 def _tiny(entry_id: str) -> dict:
-    spec = zoo.registry().get("entry", entry_id)
+    spec = zoo.get_registry().get("entry", entry_id)
     tiny = spec.data.get("tiny") or FALLBACK_TINY
     return config.merge(tiny, {"train": {"progress": False, "threads": 1}})
 
@@ -82,26 +84,44 @@ def test_entry_trains_and_reports_finite_metrics(entry_id, trained):
     assert lines and all(math.isfinite(json.loads(line)["train_loss"]) for line in lines)
 
 
+def _saved_model(entry_id: str, path):
+    """A model trained one step in memory and saved to ``path``: (built with the model, an eval batch)."""
+    resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
+    built = build_run(resolved, None, None, ("train",))
+    torch.manual_seed(0)
+    model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
+    built.task.init_model(model, built.splits["train"])
+    batch = next(built.task.batches(built.splits["train"], 4, shuffle=False, seed=0))
+    model.train()
+    built.task.loss(model, batch).backward()
+    with torch.no_grad():  # move off the initial weights, which a reload with the same seed would also give
+        for p in model.parameters():
+            if p.grad is not None:
+                p.add_(p.grad, alpha=-0.1)
+    built.model = model.eval()
+    export_built(built, path, {})
+    return built, batch
+
+
 @pytest.mark.parametrize("entry_id", _entries())
-def test_entry_artifact_round_trip(entry_id, trained):
+def test_entry_artifact_round_trip(entry_id, trained, tmp_path):
     run = trained(entry_id)
-    a = zoo.load(run / "model.safetensors")
-    b = zoo.load(run / "model.safetensors")
-    # fresh weights differ from the trained ones, loaded weights are identical to them
-    for (name, pa), (_, pb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
-        assert torch.equal(pa, pb), name
-    dataset = a.resolved.cls("dataset")(a.resolved.configs["dataset"], data_dir=data.data_dir())
-    split = api.final_split(dataset)
-    encoded = a.task.encode(dataset.load(split)[:8])
-    batch = next(a.task.batches(encoded, 8, shuffle=False, seed=0))
+    saved, batch = _saved_model(entry_id, tmp_path / "model.safetensors")
+    loaded = zoo.load(tmp_path / "model.safetensors")
+    # the reloaded weights and outputs are those of the model that was saved
+    assert loaded.model.state_dict().keys() == saved.model.state_dict().keys()
+    for name, value in saved.model.state_dict().items():
+        assert torch.equal(loaded.model.state_dict()[name], value), name
     with torch.no_grad():
-        sums_a = a.task.eval_batch(a.model, batch)
-        sums_b = b.task.eval_batch(b.model, batch)
-    assert sums_a == sums_b
-    assert all(math.isfinite(v) for v in sums_a.values())
+        sums_saved = saved.task.eval_batch(saved.model, batch)
+        sums_loaded = loaded.task.eval_batch(loaded.model, batch)
+    assert sums_loaded == sums_saved
+    assert all(math.isfinite(v) for v in sums_loaded.values())
     meta = artifact.read_metadata(run / "model.safetensors")
     assert meta["entry"] == entry_id and meta["zoo_version"] == zoo.__version__
-    # the evaluation of the reloaded artifact reproduces the test metrics of the run
+    # the evaluation of the run's reloaded artifact reproduces the test metrics of the run
+    dataset = loaded.resolved.cls("dataset")(loaded.resolved.configs["dataset"], data_dir=data.data_dir())
+    split = final_split(dataset)
     evaluated = zoo.evaluate(run / "model.safetensors", device="cpu")
     recorded = json.loads((run / "metrics.json").read_text())
     recorded = recorded["test"] if split == "test" else recorded["val"]
@@ -113,7 +133,7 @@ def test_entry_artifact_round_trip(entry_id, trained):
 def test_entry_one_training_step_changes_weights_and_gives_finite_grads(entry_id):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train",))
+    built = build_run(resolved, None, None, ("train",))
     torch.manual_seed(0)
     model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
     assert isinstance(model, zoo.Model), "models must subclass zoo.Model"
@@ -139,7 +159,7 @@ def _components_used_by_entries(kind: str) -> set[str]:
 
 @pytest.mark.parametrize("kind", ["model", "tokenizer", "dataset", "task"])
 def test_every_component_is_covered_by_an_entry(kind):
-    registered = {s.id for s in zoo.registry().specs(kind)}
+    registered = {s.id for s in zoo.get_registry().specs(kind)}
     missing = registered - _components_used_by_entries(kind)
     assert not missing, f"{kind}s used by no entry (give them one, with tiny overrides): {sorted(missing)}"
 
@@ -160,7 +180,7 @@ def _tokenizer_cases():
 def test_tokenizer_state_round_trip(entry_id, role):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train",))
+    built = build_run(resolved, None, None, ("train",))
     tok = built.tokenizers[role]
     texts = list(built.task.texts(role, built.dataset.load("train")[:50]))
     state = json.loads(json.dumps(tok.get_state()))  # must be JSON
@@ -180,7 +200,7 @@ def test_tokenizer_state_round_trip(entry_id, role):
 def test_dataset_splits_and_deterministic_batches(entry_id):
     _skip_without_data(entry_id)
     resolved = zoo.resolve_entry(entry_id, _tiny(entry_id))
-    built = api._build(resolved, None, None, ("train", "val", "test"))
+    built = build_run(resolved, None, None, ("train", "val", "test"))
     for split in built.dataset.splits:
         examples = built.dataset.load(split)
         assert len(examples) > 0 and all(hasattr(e, "keys") for e in examples[:10])

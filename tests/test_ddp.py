@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import api, config
+from zoo.build import build as build_run
 from zoo.distributed import World
 from zoo.training import CHECKPOINT, load_checkpoint, shard
 
@@ -218,7 +219,7 @@ def pieces():
         if task_name not in cache:
             entry, overrides = CASES[task_name]
             resolved = zoo.resolve_entry(entry, overrides)
-            cache[task_name] = resolved, api._build(resolved, None, None, ("train",))
+            cache[task_name] = resolved, build_run(resolved, None, None, ("train",))
         return cache[task_name]
 
     return get

@@ -60,6 +60,23 @@ def test_decode_step_matches_the_module_forward(overrides):
     assert torch.allclose(torch.stack(steps, 1), full[:, 3:], atol=1e-5)
 
 
+def test_decode_step_matches_the_forward_under_bf16_autocast():
+    """Training and cached decoding share one precision policy: bf16 matmuls, float32 logits."""
+    from zoo_lm.gpt import StaticCache
+
+    model = tiny_gpt()
+    idx = torch.tensor([[1, 5, 2, 7, 3, 3, 9, 4], [4, 4, 8, 1, 2, 10, 6, 5]])
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        full = model(idx)
+        _, past = model(idx[:, :3], return_cache=True)
+        cache = StaticCache.from_past(past, model.block_size)
+        steps = torch.stack([model.decode_step(idx[:, t], cache) for t in range(3, 8)], 1)
+        plain = model(idx)  # the same again: what bf16 itself leaves as noise between equal computations
+    assert full.dtype == steps.dtype == torch.float32  # float32_linear on both paths
+    assert torch.allclose(full, plain)
+    assert torch.allclose(steps, full[:, 3:], atol=2e-2, rtol=0), (steps - full[:, 3:]).abs().max()
+
+
 def test_cached_generation_matches_a_reference_loop_beyond_the_context():
     """30 greedy tokens with an 8-token context: the cache is rebuilt from the last 4 tokens when full."""
     model = tiny_gpt()
@@ -123,9 +140,9 @@ def test_gpt2_parameter_names_and_tied_head():
 
 def test_config_is_validated():
     with pytest.raises(zoo.ConfigError, match="multiple of n_head"):
-        config.build(zoo.registry().get("model", "gpt").load().Config, {"n_embd": 10, "n_head": 4}, "model")
+        config.build(zoo.get_registry().get("model", "gpt").load().Config, {"n_embd": 10, "n_head": 4}, "model")
     with pytest.raises(zoo.ConfigError, match="model.activation"):
-        config.build(zoo.registry().get("model", "gpt").load().Config, {"activation": "swish"}, "model")
+        config.build(zoo.get_registry().get("model", "gpt").load().Config, {"activation": "swish"}, "model")
 
 
 def test_relu_activation_and_dropout_train():

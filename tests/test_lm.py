@@ -10,6 +10,7 @@ import torch
 
 import zoo
 from zoo import api
+from zoo.build import build as build_run
 
 CORPUS = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
           "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 20
@@ -57,7 +58,7 @@ def test_lm_run_learns_and_reports_lm_metrics(lm_run):
 
 def test_validation_blocks_are_fixed_and_training_blocks_follow_the_seed(corpus):
     resolved = zoo.resolve_entry("text-gpt", tiny([corpus]))
-    built = api._build(resolved, None, None, ("train", "val"))
+    built = build_run(resolved, None, None, ("train", "val"))
     task, val = built.task, built.splits["val"]
     a = [b["x"] for b in task.batches(val, 4, shuffle=False, seed=1)]
     b = [b["x"] for b in task.batches(val, 4, shuffle=False, seed=2)]

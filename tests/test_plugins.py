@@ -14,6 +14,7 @@ import pytest
 
 import zoo
 from zoo import api, hookimpl
+from zoo.registry import KINDS
 from zoo.errors import AmbiguousNameError
 
 # ``zoo.plugins`` is the api function, which shadows the submodule of the same name (see
@@ -146,7 +147,7 @@ def test_register_hook_that_raises_fails_the_plugin_and_it_contributes_nothing(u
     assert info.status == "failed"
     assert "zoo_register_models" in info.error and "ValueError" in info.error and "bad plugin code" in info.error
     assert zoo.list_models("*half*") == [] and zoo.list_entries("*half*") == []
-    assert loaded.registry.plugin_specs("bad") == []
+    assert not [s for k in KINDS for s in loaded.registry.specs(k) if s.plugin == "bad"]
     assert zoo.list_models("ok-model") == ["fine:ok-model"]
     assert loaded.plugins["fine"].status == "ok"
 
@@ -167,7 +168,7 @@ def test_plugin_registering_an_invalid_name_is_reported(use_plugins, name):
                          ("fine", fake(zoo_register_models=models("m"))))
     info = loaded.plugins["odd"]
     assert info.status == "failed" and repr(name) in info.error
-    assert loaded.registry.plugin_specs("odd") == []
+    assert not [s for k in KINDS for s in loaded.registry.specs(k) if s.plugin == "odd"]
     assert zoo.list_models("fine:*") == ["fine:m"]
 
 
@@ -195,7 +196,7 @@ def test_two_plugins_registering_one_model_name_collide(use_plugins):
     c = reg.collisions[0]
     assert (c.kind, c.name, sorted(c.plugins)) == ("model", "shared", ["alpha", "beta"])
     with pytest.raises(AmbiguousNameError, match="alpha:shared.*beta:shared"):
-        zoo.registry().get("model", "shared")
+        zoo.get_registry().get("model", "shared")
     assert reg.get("model", "alpha:shared").plugin == "alpha"
     assert reg.get("model", "beta:shared").plugin == "beta"
     assert zoo.list_models("shared") == ["alpha:shared", "beta:shared"]
@@ -301,8 +302,6 @@ def test_zoo_plugins_shows_blocked(cli, monkeypatch):
 
 
 def test_plugin_commands_appear_and_a_failing_one_is_contained(monkeypatch, cli):
-    from zoo.cli import cli as group
-
     def add(cli):
         @cli.command("fake-hello")
         def hello():
@@ -315,11 +314,13 @@ def test_plugin_commands_appear_and_a_failing_one_is_contained(monkeypatch, cli)
     monkeypatch.setattr(plugins, "load", lambda entry_points=None, environ=None, extra=(): real_load(
         entry_points=entry_points, environ=environ,
         extra=[("cmd", fake(zoo_register_commands=add)), ("badcmd", fake(zoo_register_commands=bad))]))
-    try:
-        result = cli("fake-hello")
-        assert result.exit_code == 0, result.output
-        assert "hello from a fake plugin" in result.output
-        assert zoo.plugin_state().plugins["badcmd"].status == "failed"
-        assert "cannot add my command" in zoo.plugin_state().plugins["badcmd"].error
-    finally:
-        group.commands.pop("fake-hello", None)
+    result = cli("fake-hello")
+    assert result.exit_code == 0, result.output
+    assert "hello from a fake plugin" in result.output
+    assert zoo.plugin_state().plugins["badcmd"].status == "failed"
+    assert "cannot add my command" in zoo.plugin_state().plugins["badcmd"].error
+    monkeypatch.setattr(plugins, "load", real_load)
+    api.reset()
+    from zoo.cli import build_cli
+
+    assert "fake-hello" not in build_cli().commands  # every build_cli() is a fresh group

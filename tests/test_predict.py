@@ -16,7 +16,9 @@ import pytest
 
 import zoo
 from zoo import api, config, data
-from zoo.inference import Predictor, find_artifact
+from zoo.inference import Predictor
+from zoo.build import final_split
+from zoo.loading import find_artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -68,7 +70,7 @@ def trained(tmp_path_factory):
 def final_examples(loaded):
     """(name, examples) of the split zoo evaluate reports on (test, or val without a test split)."""
     dataset = loaded.resolved.cls("dataset")(loaded.resolved.configs["dataset"], data_dir=data.data_dir(None))
-    split = api.final_split(dataset)
+    split = final_split(dataset)
     return split, dataset.load(split)
 
 

@@ -153,9 +153,3 @@ def test_dotted_factory_is_resolved_only_on_load():
     assert reg.get("model", "dumps").load() is json.dumps
     # a dotted path without a colon works too
     assert Spec("model", "x", "p", factory="json.dumps").load() is json.dumps
-
-
-def test_plugin_specs_lists_what_one_plugin_owns():
-    reg = make(("model", "m", "a"), ("tokenizer", "t", "a"), ("model", "n", "b"))
-    assert [s.id for s in reg.plugin_specs("a")] == ["a:m", "a:t"]
-    assert [s.id for s in reg.plugin_specs("b")] == ["b:n"]

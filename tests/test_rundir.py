@@ -45,7 +45,7 @@ def test_lock_dies_with_its_process_even_under_kill_9(tmp_path):
     proc = _hold_lock(run)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    with RunLock(run) as lock:  # free again at once
+    with RunLock(run):  # free again at once
         assert lock_path(run).read_text().split("\n")[0] == str(os.getpid())
 
 

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import api
+from zoo.build import build as build_run
 from zoo.config import build, load_toml, merge
 from zoo.errors import ConfigError, RunDirError
 from zoo.training import OptimConfig, TrainConfig, Trainer, load_checkpoint, lr_factor
@@ -199,7 +200,7 @@ def test_resume_with_a_larger_step_budget_continues(tmp_path):
 def pieces():
     """Resolved config and encoded splits of SMALL, shared by the Trainer tests."""
     resolved = zoo.resolve_entry("subseq-gru", SMALL)
-    built = api._build(resolved, None, None, ("train", "val"))
+    built = build_run(resolved, None, None, ("train", "val"))
     return resolved, built
 
 
@@ -341,16 +342,16 @@ def test_length_batches_cover_every_example_once_and_bucket_by_length():
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog):
-    from zoo import training
+    from zoo import device
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
-    with caplog.at_level("WARNING", logger="zoo.training"):
-        assert training.autocast_dtype("bf16", cpu) == torch.bfloat16
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="zoo.device"):
+        assert device.autocast_dtype("bf16", cpu) == torch.bfloat16
     assert "train.amp=off" in caplog.text
     caplog.clear()
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
-    with caplog.at_level("WARNING", logger="zoo.training"):
-        assert training.autocast_dtype("bf16", cpu) == torch.bfloat16
-        assert training.autocast_dtype("auto", cpu) is None  # auto stays float32 on a CPU
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    with caplog.at_level("WARNING", logger="zoo.device"):
+        assert device.autocast_dtype("bf16", cpu) == torch.bfloat16
+        assert device.autocast_dtype("auto", cpu) is None  # auto stays float32 on a CPU
     assert caplog.text == ""

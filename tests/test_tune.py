@@ -319,7 +319,7 @@ def test_entry_default_space_comes_from_the_registry(cli, tmp_path, monkeypatch)
 def test_every_shipped_default_space_resolves():
     from zoo_tune.space import check_space, load_spec
 
-    entries = [e for e in zoo.list_entries() if "tune" in zoo.registry().get("entry", e).data]
+    entries = [e for e in zoo.list_entries() if "tune" in zoo.get_registry().get("entry", e).data]
     if not entries:
         pytest.skip("no entry in registry.toml declares a [tune] table yet")
     for entry in entries:

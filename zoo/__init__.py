@@ -16,6 +16,7 @@ from .api import (  # noqa: E402
     export,
     generate,
     get_model,
+    get_registry,
     list_datasets,
     list_entries,
     list_models,
@@ -23,7 +24,6 @@ from .api import (  # noqa: E402
     list_tokenizers,
     load,
     plugin_state,
-    registry,
     resolve_entry,
     train,
 )
@@ -49,7 +49,7 @@ __all__ = [
     "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl", "read_text",
     # API
     "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
-    "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "registry",
+    "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "get_registry",
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
     # word vectors (gensim-trained or read from GloVe / word2vec files)
@@ -63,9 +63,9 @@ __all__ = [
 
 _LAZY = {
     "Model": "zoo.model",
-    "Trainer": "zoo.training",
-    "TrainConfig": "zoo.training",
-    "OptimConfig": "zoo.training",
+    "Trainer": "zoo.trainer",
+    "TrainConfig": "zoo.train_config",
+    "OptimConfig": "zoo.train_config",
     "Vectors": "zoo.embeddings",
     "train_vectors": "zoo.embeddings",
     "load_vectors": "zoo.embeddings",

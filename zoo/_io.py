@@ -18,7 +18,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask(path.parent))  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -32,7 +32,22 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _umask(folder: Path) -> int:
+    """The process umask, read without changing it (``os.umask`` can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    # no /proc (macOS, Windows): the kernel applies the umask to a new file's mode; look at one
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".umask.", suffix=".tmp")
+    os.close(fd)
+    try:
+        os.unlink(probe)
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o777)
+        os.close(fd)
+        return 0o777 & ~os.stat(probe).st_mode
+    finally:
+        Path(probe).unlink(missing_ok=True)

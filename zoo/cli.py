@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,24 @@ from typing import Any
 import click
 
 from . import __version__, api
+from .cli_predict import predict_cmd
 from .errors import ZooError, ZooUsageError
 from .registry import KINDS
+from .serve.cli import serve_cmd
 
 KIND_CHOICES = ("all", *KINDS)
+
+
+# library errors name the parameters of zoo.train / zoo.export ...; on the command line they are flags
+_PARAM_FLAGS = re.compile(r"(?<![\w.])(resume|nproc|out|dtype|device)=(?=\S)")
+_PARAM_FLAG_BARE = re.compile(r"(?<![\w.])(out)=(?!\S)")
+
+
+def as_flags(message: str) -> str:
+    """A library message in flags: ``resume=RUN`` -> ``--resume RUN``, ``force=True`` -> ``--force``."""
+    message = message.replace("force=True", "--force")
+    message = _PARAM_FLAGS.sub(lambda m: f"--{m.group(1)} ", message)
+    return _PARAM_FLAG_BARE.sub(lambda m: f"--{m.group(1)}", message)
 
 
 class ZooGroup(click.Group):
@@ -24,9 +39,9 @@ class ZooGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ZooUsageError as exc:
-            raise click.UsageError(str(exc), ctx) from None
+            raise click.UsageError(as_flags(str(exc)), ctx) from None
         except ZooError as exc:
-            err = click.ClickException(str(exc))
+            err = click.ClickException(as_flags(str(exc)))
             err.exit_code = exc.exit_code
             raise err from None
         except KeyboardInterrupt:
@@ -39,21 +54,21 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("zoo")
 @click.version_option(__version__, prog_name="zoo")
 @click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+def _root(verbose: int) -> None:
     """A plugin-based model zoo for PyTorch sequence models."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-@cli.command("list")
+@click.command("list")
 @click.argument("pattern", default="*")
 @click.option("--kind", type=click.Choice(KIND_CHOICES), default="all", show_default=True)
 def list_cmd(pattern: str, kind: str) -> None:
     """List entries, models, tokenizers, datasets and tasks (fnmatch PATTERN)."""
-    reg = api.registry()
+    reg = api.get_registry()
     for k in KINDS if kind == "all" else (kind,):
         specs = reg.list(k, pattern)
         if not specs:
@@ -70,69 +85,19 @@ def list_cmd(pattern: str, kind: str) -> None:
                    "(see 'zoo plugins')", err=True)
 
 
-@cli.command()
+@click.command()
 @click.argument("name")
 def info(name: str) -> None:
     """Describe a registered NAME, or a model FILE (read without loading its tensors)."""
     path = Path(name)
     if path.is_dir() and (path / "model.safetensors").is_file():
         path = path / "model.safetensors"
+    from .cli_info import info_file, info_name
+
     if path.is_file() or name.endswith(".safetensors"):
-        from .artifact import read_header, read_metadata
-
-        meta = read_metadata(path)
-        header, _ = read_header(path)
-        n_params = 0
-        for t in header.values():
-            count = 1
-            for d in t["shape"]:
-                count *= d
-            n_params += count
-        click.echo(f"file: {path}")
-        for key in ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset",
-                    "zoo_version", "created"):
-            if key in meta:
-                click.echo(f"{key}: {meta[key]}")
-        click.echo(f"tensors: {len(header)} ({n_params:,} values)")
-        for key in ("metrics", "reference", "sizes", "config"):
-            if key in meta:
-                click.echo(f"{key}: {json.dumps(meta[key], indent=2, sort_keys=True)}")
-        return
-    reg = api.registry()
-    found = []
-    for kind in KINDS:
-        try:
-            found.append(reg.get(kind, name))
-        except ZooUsageError:
-            continue
-    if not found:
-        from .errors import UnknownNameError
-
-        known = [s.id for kind in KINDS for s in reg.specs(kind)] + [s.name for kind in KINDS for s in reg.specs(kind)]
-        raise UnknownNameError("name", name, known)
-    for spec in found:
-        click.echo(f"{spec.kind}: {spec.id}")
-        if spec.summary:
-            click.echo(f"  {spec.summary}")
-        if spec.kind == "entry":
-            for key in ("model", "task", "dataset", "tokenizer", "command"):
-                if key in spec.data:
-                    click.echo(f"  {key}: {spec.data[key]}")
-            if "reference" in spec.data:
-                click.echo(f"  reference: {json.dumps(spec.data['reference'])}")
-            if spec.data.get("config"):
-                click.echo(f"  config: {json.dumps(spec.data['config'], sort_keys=True)}")
-        else:
-            import dataclasses
-
-            cls = spec.load()
-            cfg = getattr(cls, "Config", None)
-            if cfg is not None and dataclasses.fields(cfg):
-                click.echo("  config:")
-                for f in dataclasses.fields(cfg):
-                    default = f.default if f.default is not dataclasses.MISSING else (
-                        f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
-                    click.echo(f"    {f.name} = {default!r}")
+        info_file(path)
+    else:
+        info_name(name)
 
 
 def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
@@ -144,7 +109,7 @@ def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]
     return _config.merge(base, _config.parse_sets(sets))
 
 
-@cli.command()
+@click.command()
 @click.argument("entry", required=False)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config value, e.g. model.hidden=256.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of overrides (applied before --set).")
@@ -169,8 +134,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
         raise click.UsageError("--resume RUN takes no ENTRY, --out or --force: the run folder says what to train")
     if not resume and not entry:
         raise click.UsageError("missing ENTRY (see 'zoo list'), or --resume RUN")
-    if nproc < 1:
-        raise click.UsageError(f"--nproc {nproc}: give at least 1 process")
+    distributed.require_procs(nproc)
     world = distributed.from_env()
     if nproc > 1 and world.size > 1:
         raise click.UsageError("--nproc inside torchrun: torchrun already started the processes")
@@ -207,7 +171,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
     click.echo(f"model: {result.artifact}")
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.argument("file", type=click.Path())
 @click.option("--split", help="Split to evaluate [default: test, or val when the dataset has no test split].")
 @click.option("--device", default="auto", show_default=True)
@@ -239,7 +203,7 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
             click.echo(f"wrote {out}")
 
 
-@cli.command()
+@click.command()
 @click.argument("src", type=click.Path())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), help="Cast floating weights.")
@@ -249,7 +213,7 @@ def export(src: str, out: str, dtype: str | None) -> None:
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
-@cli.command()
+@click.command()
 @click.argument("file", type=click.Path())
 @click.option("--prompt", default="", help="Text to continue.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=200, show_default=True,
@@ -262,7 +226,7 @@ def export(src: str, out: str, dtype: str | None) -> None:
 def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int | None,
              device: str, no_cache: bool) -> None:
     """Continue PROMPT with a language model FILE, streaming the text as it is produced."""
-    from .training import resolve_device
+    from .device import resolve_device
 
     lm = api.load(file, device=str(resolve_device(device)))
     for tok in lm.tokenizers.values():
@@ -278,7 +242,7 @@ def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, to
     click.echo()
 
 
-@cli.command("plugins")
+@click.command("plugins")
 def plugins_cmd() -> None:
     """Show every plugin: ok / failed / blocked, version, what it registered, the error."""
     loaded = api.plugin_state()
@@ -293,18 +257,25 @@ def plugins_cmd() -> None:
         click.echo(f"warning: {c}", err=True)
 
 
+COMMANDS = (list_cmd, info, train, eval_cmd, export, generate, predict_cmd, serve_cmd, plugins_cmd)
+
+
 def build_cli() -> click.Group:
-    """The CLI with commands that plugins add through ``zoo_register_commands``."""
+    """A fresh CLI group: the core commands, and those that plugins add through ``zoo_register_commands``."""
+    group = ZooGroup(name="zoo", callback=_root.callback, params=list(_root.params), help=_root.help,
+                     context_settings={"help_option_names": ["-h", "--help"]})
+    for command in COMMANDS:
+        group.add_command(command)
     loaded = api.plugin_state()
     for impl in loaded.pm.hook.zoo_register_commands.get_hookimpls():
         info = loaded.plugins.get(impl.plugin_name)
         if info is None or info.status != "ok":
             continue
         try:
-            impl.function(cli=cli)
+            impl.function(cli=group)
         except Exception as exc:  # a plugin's bug must not take the CLI down
             info.status, info.error = "failed", f"zoo_register_commands raised {type(exc).__name__}: {exc}"
-    return cli
+    return group
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -314,5 +285,3 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     group.main(args=argv, prog_name="zoo")
-from .serve.cli import serve_cmd; cli.add_command(serve_cmd)  # noqa: E402, E702 - zoo serve (issue 16)
-from .cli_predict import predict_cmd; cli.add_command(predict_cmd)  # noqa: E402, E702 - zoo predict (issue 16)

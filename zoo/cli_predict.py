@@ -217,7 +217,7 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
     """
     from . import api
     from .inference import Predictor
-    from .training import resolve_device
+    from .device import resolve_device
 
     if inputs and input_file:
         raise ZooUsageError("give INPUT arguments or --input FILE, not both")

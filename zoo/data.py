@@ -8,16 +8,23 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import DataError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Source
-
 log = logging.getLogger(__name__)
 _verified: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256, per process
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dataset file officially comes from."""
+
+    filename: str  # path relative to the dataset's folder under the data dir
+    url: str  # official download URL (of the file, or of the archive holding it)
+    sha256: str  # of the file as stored under the data dir
+    size: int | None = None  # bytes, when known
 
 
 def data_dir(override: str | Path | None = None) -> Path | None:

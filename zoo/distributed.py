@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DeviceError, RankLostError, ZooError, ZooUsageError
+from .errors import ConfigError, DeviceError, RankLostError, ZooError, ZooUsageError, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -66,14 +67,14 @@ def device_for(name: str, world: World) -> torch.device:
     """The device of this rank: ``name`` resolved, and under DDP the GPU of its local rank."""
     import torch
 
-    from .training import resolve_device
+    from .device import resolve_device
 
     device = resolve_device(name)
     if world.size == 1 or device.type != "cuda":
         return device
     if device.index is not None:
         raise ConfigError(f"train.device={name}: with several processes each one takes the GPU of its local "
-                          "rank; use --device cuda")
+                          "rank; use device=cuda")
     n = torch.cuda.device_count()
     if world.local_rank >= n:
         raise DeviceError(f"local rank {world.local_rank} has no GPU of its own: this machine has {n}; "
@@ -107,8 +108,8 @@ def start(device_name: str, timeout_s: float) -> bool:
     try:  # the timeout bounds how long a rank waits in a collective for a hung peer
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
     except (RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ZooError(f"rank {world.rank} of {world.size} cannot join the {backend} process group ({first}); "
+        raise ZooError(f"rank {world.rank} of {world.size} cannot join the {backend} process group "
+                       f"({first_line(exc)}); "
                        "start the processes with 'torchrun' or 'zoo train --nproc N'") from None
     log.info("rank %d of %d joined the %s process group on %s", world.rank, world.size, backend, device)
     return True
@@ -209,13 +210,19 @@ def max_procs(device: torch.device) -> tuple[int, str]:
     return n, f"{n} CPU core{'s' if n != 1 else ''}"
 
 
-def check_nproc(nproc: int, device: torch.device) -> None:
+def require_procs(nproc: int) -> None:
+    """A run takes at least one process."""
     if nproc < 1:
-        raise ZooUsageError(f"--nproc {nproc}: give at least 1 process")
+        raise ZooUsageError(f"nproc={nproc}: give at least 1 process")
+
+
+def check_nproc(nproc: int, device: torch.device) -> None:
+    """``nproc`` processes fit this machine: one per GPU (CUDA) or CPU core."""
+    require_procs(nproc)
     limit, what = max_procs(device)
     if nproc > limit:
-        raise ZooUsageError(f"--nproc {nproc}: this machine has {what} for {device.type} training; "
-                            f"use --nproc {limit} or fewer")
+        raise ZooUsageError(f"nproc={nproc}: this machine has {what} for {device.type} training; "
+                            f"use nproc={limit} or fewer")
 
 
 @contextlib.contextmanager
@@ -267,7 +274,7 @@ def _failure_message(exc: Any, nproc: int, run_dir: Path, args: list[str]) -> st
         rank, f = item
         # torchrun stops the survivors with SIGTERM, and a survivor that noticed first exits with
         # RankLostError's code: neither is where the trouble started
-        consequence = f.exitcode == -15 or f.exitcode == RankLostError.exit_code
+        consequence = f.exitcode == -signal.SIGTERM or f.exitcode == RankLostError.exit_code
         return (int(consequence), f.timestamp, rank)
 
     rank, f = min(failures.items(), key=cause)
@@ -278,7 +285,7 @@ def _failure_message(exc: Any, nproc: int, run_dir: Path, args: list[str]) -> st
     else:
         how = f"exited with code {f.exitcode}"
     msg = f"rank {rank} of {nproc} {how}; the other ranks were stopped."
-    from .training import CHECKPOINT, load_checkpoint
+    from .checkpoint import CHECKPOINT, load_checkpoint
 
     ckpt = run_dir / CHECKPOINT
     if ckpt.is_file():

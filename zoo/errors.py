@@ -69,3 +69,9 @@ class RankLostError(ZooError):
     which tells ``zoo train --nproc`` that this rank only followed another's failure."""
 
     exit_code = 3
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first non-blank line of ``exc``'s message (at most ``limit`` characters), or its type's name."""
+    line = next((s.strip() for s in str(exc).splitlines() if s.strip()), type(exc).__name__)
+    return line[:limit]

@@ -27,30 +27,6 @@ DEFAULT_BATCH_SIZE = 32
 
 # --- finding a trained model ------------------------------------------------------------------------
 
-def find_artifact(name: str | Path) -> Path:
-    """The model file that ``name`` means: a file, a run folder, or an entry trained under ``runs/``.
-
-    An entry name (``imdb-rnn`` or ``plugin:imdb-rnn``) that is not an existing path means
-    ``runs/<short name>/model.safetensors``, where ``zoo train`` writes it.
-    """
-    path = Path(name)
-    if path.exists() or str(name).endswith(".safetensors") or len(path.parts) > 1:
-        return path / "model.safetensors" if path.is_dir() else path
-    short = str(name).split(":", 1)[-1]
-    candidate = Path("runs") / short / "model.safetensors"
-    if candidate.is_file():
-        return candidate
-    from . import api
-
-    try:
-        entry = api.registry().get("entry", str(name)).id
-    except ZooError:
-        raise ArtifactError(f"{name}: no such model file or run folder, and no entry of that name "
-                            "(see 'zoo list')") from None
-    raise ArtifactError(f"{name}: entry {entry} has no trained model in {candidate.parent}; "
-                        f"train it first: zoo train {short}")
-
-
 # --- predict --------------------------------------------------------------------------------------
 
 def predict(loaded: Any, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
@@ -108,7 +84,7 @@ class Predictor:
     def __init__(self, loaded: Any, device: Any = None, options: dict[str, Any] | None = None):
         import torch
 
-        from .training import autocast_dtype, resolve_device
+        from .device import autocast_dtype, resolve_device
 
         options = dict(options or {})
         task = loaded.task
@@ -131,7 +107,7 @@ class Predictor:
         """
         import torch
 
-        from .training import autocast
+        from .device import autocast
 
         if not batch:
             return []

@@ -5,14 +5,13 @@ This module does not import torch; :class:`zoo.Model` lives in ``zoo.model``.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .config import EmptyConfig
+from .data import Source, locate
 from .errors import ZooError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,16 +121,6 @@ class VocabTokenizer(Tokenizer):
         self.stoi = {t: i for i, t in enumerate(self.itos)}
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where a dataset file officially comes from."""
-
-    filename: str  # path relative to the dataset's folder under the data dir
-    url: str  # official download URL (of the file, or of the archive holding it)
-    sha256: str  # of the file as stored under the data dir
-    size: int | None = None  # bytes, when known
-
-
 class Dataset(ABC):
     """Named splits of examples (dicts). Reads files under the data dir, or makes them."""
 
@@ -150,8 +139,6 @@ class Dataset(ABC):
 
     def file(self, filename: str) -> Path:
         """The local path of one of :attr:`sources`, checked against its sha256."""
-        from .data import locate
-
         matches = [s for s in self.sources if s.filename == filename]
         if not matches:
             raise ZooError(f"{type(self).__name__} declares no source named '{filename}'")
@@ -321,11 +308,8 @@ class Task(ABC):
     @staticmethod
     def on_device(model: Any, batch: Batch) -> Batch:
         """``batch`` with its tensors on the device of ``model``'s parameters."""
-        from .training import to_device
+        from .device import to_device
 
         param = next(iter(model.parameters()), None)
         return batch if param is None else to_device(batch, param.device, pin=False)
 
-
-def config_fields(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(getattr(cls, "Config", EmptyConfig))]

@@ -28,6 +28,3 @@ class Model(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups for the freeze schedule; default: one per top-level child."""
         return {name: list(child.parameters()) for name, child in self.named_children()}
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())

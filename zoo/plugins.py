@@ -18,7 +18,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import ZooError
+from .errors import ZooError, first_line
 from .registry import Registry, Spec
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,8 @@ def allowed_plugins(environ: dict[str, str] | None = None) -> set[str] | None:
 
 
 def _error_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    line = first_line(exc, limit=10_000)
+    return type(exc).__name__ if line == type(exc).__name__ else f"{type(exc).__name__}: {line}"
 
 
 def load(
@@ -86,34 +86,40 @@ def load(
     infos: dict[str, PluginInfo] = {}
     allowed = allowed_plugins(environ)
     eps = list(md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points)
-
     _register(pm, infos, CORE_PLUGIN, lambda: catalog, module=catalog.__name__, version=_zoo_version())
-
     for ep in sorted(eps, key=lambda e: e.name):
-        dist = getattr(ep, "dist", None)
-        version = dist.version if dist is not None else ""
-        dist_name = dist.metadata["Name"] if dist is not None else ""
-        if ep.name in infos:
-            infos[ep.name].error = (
-                f"entry point '{ep.name}' is declared twice ({infos[ep.name].distribution or '?'} and "
-                f"{dist_name or '?'}); the second was ignored"
-            )
-            continue
-        if allowed is not None and ep.name not in allowed:
-            infos[ep.name] = PluginInfo(ep.name, "blocked", ep.value, version, dist_name,
-                                        error="not listed in ZOO_PLUGINS")
-            continue
-        _register(pm, infos, ep.name, ep.load, module=ep.value, version=version, dist=dist_name)
+        _register_entry_point(pm, infos, ep, allowed)
     for name, obj in extra:
         if allowed is not None and name not in allowed:
             infos[name] = PluginInfo(name, "blocked", repr(obj), error="not listed in ZOO_PLUGINS")
             continue
         _register(pm, infos, name, lambda obj=obj: obj, module=getattr(obj, "__name__", repr(obj)))
+    return Loaded(pm, _without_failed(_run_register_hooks(pm, infos), infos), infos)
 
+
+def _register_entry_point(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], ep: md.EntryPoint,
+                          allowed: set[str] | None) -> None:
+    dist = getattr(ep, "dist", None)
+    version = dist.version if dist is not None else ""
+    dist_name = dist.metadata["Name"] if dist is not None else ""
+    if ep.name in infos:
+        infos[ep.name].error = (
+            f"entry point '{ep.name}' is declared twice ({infos[ep.name].distribution or '?'} and "
+            f"{dist_name or '?'}); the second was ignored"
+        )
+        return
+    if allowed is not None and ep.name not in allowed:
+        infos[ep.name] = PluginInfo(ep.name, "blocked", ep.value, version, dist_name, error="not listed in ZOO_PLUGINS")
+        return
+    _register(pm, infos, ep.name, ep.load, module=ep.value, version=version, dist=dist_name)
+
+
+def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
+    """Every plugin's ``zoo_register_*`` hooks, in the order the plugins were registered."""
     registry = Registry()
     for hook_name, kind in REGISTER_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # in the order the plugins were registered
+        for impl in hook.get_hookimpls():
             info = infos[impl.plugin_name]
             if info.status != "ok":
                 continue
@@ -123,18 +129,22 @@ def load(
             except Exception as exc:  # a plugin's bug must not take zoo down
                 info.status, info.error = "failed", f"{hook_name} raised {_error_line(exc)}"
                 log.warning("plugin %s failed in %s: %s", impl.plugin_name, hook_name, exc)
-    # a plugin that failed half-way through registering contributes nothing
+    return registry
+
+
+def _without_failed(registry: Registry, infos: dict[str, PluginInfo]) -> Registry:
+    """A plugin that failed half-way through registering contributes nothing."""
     failed = {n for n, i in infos.items() if i.status == "failed"}
-    if failed:
-        clean = Registry()  # re-adding records the collisions among the remaining plugins again
-        for kind in REGISTER_HOOKS.values():
-            for spec in registry.specs(kind):
-                if spec.plugin not in failed:
-                    clean.add(spec)
-        registry = clean
-        for name in failed:
-            infos[name].registered.clear()
-    return Loaded(pm, registry, infos)
+    if not failed:
+        return registry
+    clean = Registry()  # re-adding records the collisions among the remaining plugins again
+    for kind in REGISTER_HOOKS.values():
+        for spec in registry.specs(kind):
+            if spec.plugin not in failed:
+                clean.add(spec)
+    for name in failed:
+        infos[name].registered.clear()
+    return clean
 
 
 def _register(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], name: str,

@@ -111,6 +111,3 @@ class Registry:
         if len(matches) > 1:
             raise AmbiguousNameError(kind, name, [s.id for s in matches])
         raise UnknownNameError(kind, name, list(table) + [s.name for s in table.values()])
-
-    def plugin_specs(self, plugin: str) -> list[Spec]:
-        return [s for kind in KINDS for s in self.specs(kind) if s.plugin == plugin]

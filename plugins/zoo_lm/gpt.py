@@ -144,8 +144,12 @@ class GPT(Model):
         for i, block in enumerate(self.transformer.h):
             x, kv = block(x, past[i] if past else None)
             cache.append(kv)
-        logits = float32_linear(self.lm_head, self.transformer.ln_f(x))  # (B, T, V), float32 under autocast
+        logits = self._logits(x)  # (B, T, V)
         return (logits, cache) if return_cache else logits
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The head of :meth:`forward` and :meth:`decode_step`: final norm, tied projection, float32 under autocast."""
+        return float32_linear(self.lm_head, self.transformer.ln_f(x))
 
     @torch.inference_mode()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
@@ -193,7 +197,9 @@ class GPT(Model):
         The same arithmetic as :meth:`forward` with a cache, written with functional
         ops on the modules' own parameters: per generated token it skips about 40
         ``nn.Module`` calls, the dropout calls and the growing ``torch.cat`` of keys
-        and values. ``tests/test_gpt.py`` checks it against :meth:`forward`.
+        and values. The head is the forward's (:meth:`_logits`, float32 logits under
+        autocast); ``tests/test_gpt.py`` checks it against :meth:`forward`, in float32
+        and under bfloat16 autocast.
         """
         cfg, tr = self.config, self.transformer
         pos = cache.length
@@ -212,8 +218,7 @@ class GPT(Model):
             h = F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps)
             x = x + F.linear(act(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias)), mlp.c_proj.weight, mlp.c_proj.bias)
         cache.length = pos + 1
-        x = F.layer_norm(x[:, 0], (C,), tr.ln_f.weight, tr.ln_f.bias, tr.ln_f.eps)  # (B, C)
-        return F.linear(x, self.lm_head.weight)  # (B, V)
+        return self._logits(x[:, 0])  # (B, V), the forward's own head
 
 
 class StaticCache:

@@ -79,11 +79,15 @@ def read_conll(path: Path, word_column: int = 0, label_column: int = -1, columns
 
 # --- CoNLL-2000 -----------------------------------------------------------------------------------
 
+CONLL2000_TRAIN_SENTENCES = 8936  # sentences in CoNLL-2000's train.txt (WSJ sections 15-18)
+
+
 @dataclass
 class CoNLL2000Config:
     label: Literal["pos", "chunk"] = "pos"  # which column is the label: POS tags or chunk tags (BIO, IOB2)
     # move the last N training sentences into a "val" split; 0: splits train and test only
-    val_sentences: Annotated[int, Range(0, 8935, note="the training split has 8936 sentences")] = 0
+    val_sentences: Annotated[int, Range(0, CONLL2000_TRAIN_SENTENCES - 1,
+                                        note=f"the training split has {CONLL2000_TRAIN_SENTENCES} sentences")] = 0
     # keep only the first N sentences of each split (quick tries and tests)
     limit: Annotated[int, Range(1, note="none: every sentence")] | None = None
 

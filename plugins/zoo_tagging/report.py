@@ -47,11 +47,10 @@ class TaggingReport:
         (rows and columns), the rest of each row summed into ``other``.
         """
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.colors import LogNorm
+        from matplotlib.figure import Figure
 
         order = [self.labels.index(r["label"]) for r in self.rows if r["support"] or r["predicted"]]
         keep = order[:top] if top else order
@@ -65,7 +64,9 @@ class TaggingReport:
             names_x = names
         frac = (m / m.sum(1, keepdim=True).clamp(min=1)).numpy()
         size = max(5.0, 0.22 * len(names_x) + 2)
-        fig, ax = plt.subplots(figsize=(size + 1, size))
+        fig = Figure(figsize=(size + 1, size))  # the object API: no pyplot, no backend switch
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
         cmap = matplotlib.colormaps["viridis"].with_extremes(bad="white")  # never confused: blank
         im = ax.imshow(np.ma.masked_equal(frac, 0.0), cmap=cmap, norm=LogNorm(vmin=1e-4, vmax=1.0))
         ax.set_xticks(range(len(names_x)), names_x, rotation=90, fontsize=7)
@@ -79,7 +80,6 @@ class TaggingReport:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=110)
-        plt.close(fig)
         return path
 
 

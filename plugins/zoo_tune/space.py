@@ -99,12 +99,6 @@ class Param:
             return abs(k - round(k)) < 1e-9
         return True
 
-    def describe(self) -> str:
-        if self.type == "categorical":
-            return f"one of {list(self.choices)}"
-        extra = ", log" if self.log else (f", step {self.step}" if self.step is not None else "")
-        return f"{self.type} in [{self.low}, {self.high}]{extra}"
-
     def as_dict(self) -> dict[str, Any]:
         if self.type == "categorical":
             return {"type": self.type, "choices": list(self.choices)}
@@ -207,7 +201,7 @@ def parse_settings(table: Any, where: str) -> Settings:
 
 def entry_table(entry: str) -> tuple[str, dict[str, Any]]:
     """(canonical id, the entry's ``tune`` table or {})."""
-    spec = zoo.registry().get("entry", entry)
+    spec = zoo.get_registry().get("entry", entry)
     table = spec.data.get("tune", {})
     if not isinstance(table, dict):
         raise ConfigError(f"registry entry {spec.id}: 'tune' must be a table, got {table!r}")

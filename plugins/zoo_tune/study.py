@@ -25,6 +25,7 @@ from typing import Any
 
 import zoo
 from zoo import ConfigError, RunDirError, ZooError
+from zoo.errors import first_line
 
 from .space import Param, TuneSpec, check_space, flatten, load_spec, lookup, nest
 
@@ -154,12 +155,12 @@ def best_toml(result: TuneResult, base: dict[str, Any]) -> str:
 
 def plot_history(result: TuneResult, path: Path) -> None:
     """Metric of every trial by trial number (pruned ones at their last value), and the best so far."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))  # the object API: no pyplot, no backend switch
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     done = [(r.number, r.value) for r in result.rows if r.state == "complete" and r.value is not None]
     pruned = [(r.number, r.value) for r in result.rows if r.state == "pruned" and r.value is not None]
     if pruned:
@@ -186,7 +187,6 @@ def plot_history(result: TuneResult, path: Path) -> None:
     fig.tight_layout()
     with _atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def write_csv(result: TuneResult, path: Path) -> None:
@@ -224,7 +224,7 @@ def open_storage(optuna: Any, url: str) -> Any:
                 return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
                                                   grace_period=3 * HEARTBEAT_S)
         except Exception as exc:  # sqlalchemy and driver errors come in many classes
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__).strip()
+            first = first_line(exc, limit=10_000)
             # two processes creating a new database at once: one loses the race to make the tables
             if attempt < 4 and ("already exists" in first or "database is locked" in first):
                 time.sleep(0.5 + attempt)
@@ -304,6 +304,207 @@ def _foreign_trial_dirs(out: Path, numbers: set[int]) -> list[str]:
     return sorted(found)
 
 
+@dataclass
+class _StudyPlan:
+    """What a ``tune`` call will run, checked before the storage is opened."""
+
+    spec: TuneSpec
+    base: dict[str, Any]  # the fixed overrides
+    resolved: Any
+    metric: str
+    direction: str
+    out_dir: Path
+    storage: str
+    name: str
+
+    @property
+    def entry(self) -> str:
+        return self.resolved.entry
+
+    @property
+    def base_epochs(self) -> int:
+        return self.resolved.data["train"]["epochs"]
+
+    @property
+    def trial_base(self) -> dict[str, Any]:
+        return zoo.config.merge(self.base, {"train": {"early_stopping": self.metric}})
+
+    @property
+    def max_epochs(self) -> int:
+        space = self.spec.space
+        return int(space["train.epochs"].high) if "train.epochs" in space else self.base_epochs
+
+
+def _plan(entry: str, space: str | Path | None, overrides: dict[str, Any] | None, pruner: str | None,
+          out: str | Path | None, storage: str | None, study: str | None) -> _StudyPlan:
+    base = dict(overrides or {})
+    spec = load_spec(entry, space)
+    if pruner is not None:
+        spec.settings = zoo.config.build(type(spec.settings), {**spec.raw_settings, "pruner": pruner}, "tune")
+    resolved = zoo.resolve_entry(entry, base)  # the fixed part must be valid on its own
+    metric, direction = _metric(spec, resolved)
+    user_es = lookup(base, "train.early_stopping")
+    if user_es not in (None, metric):
+        raise ConfigError(f"train.early_stopping={user_es} but the study optimises {metric}: each trial keeps its "
+                          "best epoch by the study's metric; drop the --set or change the [tune] metric")
+    check_space(resolved.entry, base, spec)
+    short = resolved.entry.split(":", 1)[-1]
+    out_dir = Path(out) if out is not None else Path("runs") / f"tune-{short}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunDirError(f"--out {out_dir} is a file, not a folder")
+    if storage is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        storage = "sqlite:///" + str((out_dir / "study.db").resolve())
+    return _StudyPlan(spec, base, resolved, metric, direction, out_dir, storage, study or short)
+
+
+@contextlib.contextmanager
+def _quiet_optuna(optuna: Any) -> Iterator[None]:
+    """Optuna's log at ERROR and its ExperimentalWarning silenced, for the time of one study only."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we say what happens, one line per trial
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _open_study(optuna: Any, plan: _StudyPlan) -> tuple[Any, set[int]]:
+    """The study (loaded, or made) and the numbers of the trials it already holds."""
+    rdb = open_storage(optuna, plan.storage)
+    spec, name = plan.spec, plan.name
+    fixed = {k: v for k, v in flatten(plan.base).items() if k not in PER_MACHINE}
+    want = {"zoo_entry": plan.entry, "zoo_metric": plan.metric, "zoo_direction": plan.direction,
+            "zoo_space": {k: p.as_dict() for k, p in spec.space.items()}, "zoo_fixed": fixed}
+    pruner_obj = _pruner(optuna, spec, plan.max_epochs)
+    try:
+        st = optuna.load_study(study_name=name, storage=rdb, pruner=pruner_obj)
+    except KeyError:  # no such study yet
+        st = None
+    numbers = set() if st is None else {t.number for t in st.get_trials(deepcopy=False)}
+    if st is not None:
+        _check_study_matches(st, want, name)
+    foreign = _foreign_trial_dirs(plan.out_dir, numbers)
+    if foreign:
+        raise RunDirError(f"--out {plan.out_dir} holds {', '.join(foreign[:3])} that study '{name}' did not make; "
+                          "use another --out, or the --storage/--study those runs belong to")
+    if st is None:
+        try:  # load_if_exists: another process may have made it meanwhile
+            st = optuna.create_study(storage=rdb, study_name=name, direction=plan.direction, load_if_exists=True,
+                                     pruner=pruner_obj)
+        except Exception as exc:
+            raise ZooError(f"--storage {_hide_password(plan.storage)}: cannot create study '{name}' ({exc})") from None
+        _check_study_matches(st, want, name)
+        numbers = {t.number for t in st.get_trials(deepcopy=False)}
+    # a resumed run (or a second process) must not replay the first run's random draws
+    seed = spec.settings.seed
+    st.sampler = optuna.samplers.TPESampler(seed=None if seed is None else seed + len(numbers))
+    return st, numbers
+
+
+def _enqueue_baseline(st: Any, plan: _StudyPlan) -> None:
+    """The entry's own values as the first trial, when they lie inside the space."""
+    space = plan.spec.space
+    defaults = {k: lookup(plan.resolved.data, k) for k in space}
+    if all(p.contains(defaults[k]) for k, p in space.items()):
+        st.enqueue_trial(defaults, user_attrs={"baseline": True})
+    else:
+        outside = [f"{k}={defaults[k]!r}" for k, p in space.items() if not p.contains(defaults[k])]
+        log.info("no baseline trial: the entry's %s lies outside the space", ", ".join(outside))
+
+
+def _objective(optuna: Any, plan: _StudyPlan, data_dir: str | Path | None,
+               current: dict[str, Any]) -> Callable[[Any], float]:
+    metric = plan.metric
+
+    def objective(trial: Any) -> float:
+        current["number"] = trial.number
+        params = {k: _suggest(trial, p) for k, p in plan.spec.space.items()}
+        run_dir = plan.out_dir / f"trial-{trial.number}"
+        trial.set_user_attr("run_dir", str(run_dir))
+        epochs = params.get("train.epochs", plan.base_epochs)
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            if metric not in record:  # train.eval_every skipped this epoch
+                return
+            value = float(record[metric])
+            trial.report(value, record["epoch"])
+            # after the last epoch there is nothing left to save: the trial completes and informs the sampler
+            if record["epoch"] < epochs and trial.should_prune():
+                raise optuna.TrialPruned(f"after epoch {record['epoch']}: {metric}={value:.4g}")
+
+        try:
+            result = zoo.train(plan.entry, zoo.config.merge(plan.trial_base, nest(params)), out=run_dir,
+                               data_dir=data_dir, on_epoch=on_epoch)
+        except ConfigError as exc:  # this combination of values is invalid: the next trial may do better
+            trial.set_user_attr("error", str(exc))
+            raise
+        value = result.metrics.get("val", {}).get(metric.removeprefix("val_"))
+        if value is None:
+            raise ZooError(f"trial {trial.number}: the run reported no {metric} (does the dataset have a val split?)")
+        if "test" in result.metrics:
+            trial.set_user_attr("test", result.metrics["test"])
+        return float(value)
+
+    return objective
+
+
+def _finished(optuna: Any, st: Any) -> int:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(st.get_trials(deepcopy=False, states=states))
+
+
+def _run_trials(optuna: Any, st: Any, plan: _StudyPlan, trials: int, timeout: float | None,
+                data_dir: str | Path | None, on_trial: Callable[[TrialRow], None] | None) -> int:
+    """Optimise until the study holds ``trials`` complete or pruned trials; the number run here."""
+    current: dict[str, Any] = {}
+    ran = 0
+
+    def after_trial(s: Any, frozen: Any) -> None:
+        nonlocal ran
+        current.pop("number", None)
+        ran += 1
+        if on_trial is not None:
+            on_trial(_row(frozen))
+        if _finished(optuna, s) >= trials:  # other processes share the study: stop at the target, whoever reached it
+            s.stop()
+
+    remaining = trials - _finished(optuna, st)
+    if remaining > 0:
+        try:
+            st.optimize(_objective(optuna, plan, data_dir, current), n_trials=remaining, timeout=timeout,
+                        catch=(ConfigError,), callbacks=[after_trial])
+        except KeyboardInterrupt:
+            number = current.get("number")
+            raise TuneInterrupted(number, _settle(optuna, st, number)) from None
+    return ran
+
+
+def _write_results(st: Any, plan: _StudyPlan, ran: int) -> TuneResult:
+    """The result table, trials.csv, best.toml and history.png."""
+    out_dir = plan.out_dir
+    rows = [_row(t) for t in st.get_trials(deepcopy=False)]
+    best = None
+    complete = [r for r in rows if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
+    if complete:
+        best = (max if plan.direction == "maximize" else min)(complete, key=lambda r: r.value)
+    result = TuneResult(plan.name, _hide_password(plan.storage), out_dir, plan.entry, plan.metric, plan.direction,
+                        plan.spec.space, rows, ran, best)
+    write_csv(result, out_dir / "trials.csv")
+    result.files["csv"] = out_dir / "trials.csv"
+    if best is not None:
+        _atomic_write(out_dir / "best.toml", best_toml(result, plan.base))
+        result.files["best"] = out_dir / "best.toml"
+    try:
+        plot_history(result, out_dir / "history.png")
+        result.files["plot"] = out_dir / "history.png"
+    except Exception as exc:  # a plot must never cost a study
+        log.warning("could not draw history.png: %s", exc)
+    return result
+
+
 def tune(entry: str, trials: int, *, timeout: float | None = None, storage: str | None = None,
          study: str | None = None, space: str | Path | None = None, overrides: dict[str, Any] | None = None,
          out: str | Path | None = None, data_dir: str | Path | None = None, pruner: str | None = None,
@@ -321,140 +522,14 @@ def tune(entry: str, trials: int, *, timeout: float | None = None, storage: str 
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout}")
     t_start = time.perf_counter()
-    base = dict(overrides or {})
-    spec = load_spec(entry, space)
-    if pruner is not None:
-        spec.settings = zoo.config.build(type(spec.settings), {**spec.raw_settings, "pruner": pruner}, "tune")
-    resolved = zoo.resolve_entry(entry, base)  # the fixed part must be valid on its own
-    entry_id = resolved.entry
-    metric, direction = _metric(spec, resolved)
-    user_es = lookup(base, "train.early_stopping")
-    if user_es not in (None, metric):
-        raise ConfigError(f"train.early_stopping={user_es} but the study optimises {metric}: each trial keeps its "
-                          "best epoch by the study's metric; drop the --set or change the [tune] metric")
-    check_space(entry_id, base, spec)
-    trial_base = zoo.config.merge(base, {"train": {"early_stopping": metric}})
-    base_epochs = resolved.data["train"]["epochs"]
-    max_epochs = int(spec.space["train.epochs"].high) if "train.epochs" in spec.space else base_epochs
-
-    short = entry_id.split(":", 1)[-1]
-    out_dir = Path(out) if out is not None else Path("runs") / f"tune-{short}"
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunDirError(f"--out {out_dir} is a file, not a folder")
-    if storage is None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        storage = "sqlite:///" + str((out_dir / "study.db").resolve())
-    name = study or short
-    shown_storage = _hide_password(storage)
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # we say what happens, one line per trial
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    rdb = open_storage(optuna, storage)
-    fixed = {k: v for k, v in flatten(base).items() if k not in PER_MACHINE}
-    want = {"zoo_entry": entry_id, "zoo_metric": metric, "zoo_direction": direction,
-            "zoo_space": {k: p.as_dict() for k, p in spec.space.items()}, "zoo_fixed": fixed}
-    pruner_obj = _pruner(optuna, spec, max_epochs)
-    try:
-        st = optuna.load_study(study_name=name, storage=rdb, pruner=pruner_obj)
-    except KeyError:  # no such study yet
-        st = None
-    numbers = set() if st is None else {t.number for t in st.get_trials(deepcopy=False)}
-    if st is not None:
-        _check_study_matches(st, want, name)
-    foreign = _foreign_trial_dirs(out_dir, numbers)
-    if foreign:
-        raise RunDirError(f"--out {out_dir} holds {', '.join(foreign[:3])} that study '{name}' did not make; "
-                          "use another --out, or the --storage/--study those runs belong to")
-    if st is None:
-        try:  # load_if_exists: another process may have made it meanwhile
-            st = optuna.create_study(storage=rdb, study_name=name, direction=direction, load_if_exists=True,
-                                     pruner=pruner_obj)
-        except Exception as exc:
-            raise ZooError(f"--storage {shown_storage}: cannot create study '{name}' ({exc})") from None
-        _check_study_matches(st, want, name)
-        numbers = {t.number for t in st.get_trials(deepcopy=False)}
-    n_before = len(numbers)
-    # a resumed run (or a second process) must not replay the first run's random draws
-    st.sampler = optuna.samplers.TPESampler(seed=None if spec.settings.seed is None else spec.settings.seed + n_before)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    if spec.settings.baseline and not numbers:
-        defaults = {k: lookup(resolved.data, k) for k in spec.space}
-        if all(p.contains(defaults[k]) for k, p in spec.space.items()):
-            st.enqueue_trial(defaults, user_attrs={"baseline": True})
-        else:
-            outside = [f"{k}={defaults[k]!r}" for k, p in spec.space.items() if not p.contains(defaults[k])]
-            log.info("no baseline trial: the entry's %s lies outside the space", ", ".join(outside))
-
-    current: dict[str, Any] = {}
-    ran = 0
-
-    def objective(trial: Any) -> float:
-        current["number"] = trial.number
-        params = {k: _suggest(trial, p) for k, p in spec.space.items()}
-        run_dir = out_dir / f"trial-{trial.number}"
-        trial.set_user_attr("run_dir", str(run_dir))
-        epochs = params.get("train.epochs", base_epochs)
-
-        def on_epoch(record: dict[str, Any]) -> None:
-            if metric not in record:  # train.eval_every skipped this epoch
-                return
-            value = float(record[metric])
-            trial.report(value, record["epoch"])
-            # after the last epoch there is nothing left to save: the trial completes and informs the sampler
-            if record["epoch"] < epochs and trial.should_prune():
-                raise optuna.TrialPruned(f"after epoch {record['epoch']}: {metric}={value:.4g}")
-
-        try:
-            result = zoo.train(entry_id, zoo.config.merge(trial_base, nest(params)), out=run_dir,
-                               data_dir=data_dir, on_epoch=on_epoch)
-        except ConfigError as exc:  # this combination of values is invalid: the next trial may do better
-            trial.set_user_attr("error", str(exc))
-            raise
-        value = result.metrics.get("val", {}).get(metric.removeprefix("val_"))
-        if value is None:
-            raise ZooError(f"trial {trial.number}: the run reported no {metric} (does the dataset have a val split?)")
-        if "test" in result.metrics:
-            trial.set_user_attr("test", result.metrics["test"])
-        return float(value)
-
-    def after_trial(s: Any, frozen: Any) -> None:
-        nonlocal ran
-        current.pop("number", None)
-        ran += 1
-        if on_trial is not None:
-            on_trial(_row(frozen))
-        finished = len(s.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                             optuna.trial.TrialState.PRUNED)))
-        if finished >= trials:  # other processes share the study: stop at the target, whoever reached it
-            s.stop()
-
-    finished = len(st.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                         optuna.trial.TrialState.PRUNED)))
-    remaining = trials - finished
-    if remaining > 0:
-        try:
-            st.optimize(objective, n_trials=remaining, timeout=timeout, catch=(ConfigError,),
-                        callbacks=[after_trial])
-        except KeyboardInterrupt:
-            number = current.get("number")
-            raise TuneInterrupted(number, _settle(optuna, st, number)) from None
-    rows = [_row(t) for t in st.get_trials(deepcopy=False)]
-    best = None
-    complete = [r for r in rows if r.state == "complete" and r.value is not None and math.isfinite(r.value)]
-    if complete:
-        best = (max if direction == "maximize" else min)(complete, key=lambda r: r.value)
-    result = TuneResult(name, shown_storage, out_dir, entry_id, metric, direction, spec.space, rows, ran, best)
-    write_csv(result, out_dir / "trials.csv")
-    result.files["csv"] = out_dir / "trials.csv"
-    if best is not None:
-        _atomic_write(out_dir / "best.toml", best_toml(result, base))
-        result.files["best"] = out_dir / "best.toml"
-    try:
-        plot_history(result, out_dir / "history.png")
-        result.files["plot"] = out_dir / "history.png"
-    except Exception as exc:  # a plot must never cost a study
-        log.warning("could not draw history.png: %s", exc)
+    plan = _plan(entry, space, overrides, pruner, out, storage, study)
+    with _quiet_optuna(optuna):
+        st, numbers = _open_study(optuna, plan)
+        plan.out_dir.mkdir(parents=True, exist_ok=True)
+        if plan.spec.settings.baseline and not numbers:
+            _enqueue_baseline(st, plan)
+        ran = _run_trials(optuna, st, plan, trials, timeout, data_dir, on_trial)
+    result = _write_results(st, plan, ran)
     result.seconds = time.perf_counter() - t_start
     return result
 
