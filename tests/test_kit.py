@@ -166,7 +166,7 @@ def install_broken_plugins(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoofake-kitbroken\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[zoo]\nkitbroken = zoofake_kitbroken\nkitnoimport = zoofake_nosuch\n")
-    monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("ZOO_PLUGINS", "kitbroken,kitnoimport,seq2seq,tokenizers")
 
 

@@ -12,12 +12,18 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import pytest
 
 import zoo
 from zoo import testing as kit
+
+try:
+    from zoo.config import Range as _Range  # ranges declared on config fields, where this zoo has them
+except ImportError:  # pragma: no cover
+    class _Range:  # type: ignore[no-redef]
+        pass
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,7 +74,7 @@ def test_config_defaults_validate(component):
         pytest.skip(f"{spec.id} does not import (test_factory_imports fails)")
     assert dataclasses.is_dataclass(config_cls) and isinstance(config_cls, type), \
         f"{spec.id}: Config must be a @dataclass class, got {config_cls!r}"
-    hints = typing.get_type_hints(config_cls)
+    hints = typing.get_type_hints(config_cls, include_extras=True)
     fields = [f for f in dataclasses.fields(config_cls) if f.init]
     try:
         cfg = config_cls()
@@ -76,8 +82,9 @@ def test_config_defaults_validate(component):
         pytest.fail(f"{spec.id}: every Config field needs a default ({exc})")
     for f in fields:
         assert _fits(getattr(cfg, f.name), hints[f.name]), \
-            f"{spec.id}: default {f.name} = {getattr(cfg, f.name)!r} is not a {hints[f.name]} (or a type zoo " \
-            "configs cannot hold: use bool, int, float, str, None, Literal, unions, list, tuple or dict of them)"
+            f"{spec.id}: default {f.name} = {getattr(cfg, f.name)!r} does not fit {hints[f.name]} (its type or " \
+            "range), or the type is one zoo configs cannot hold: use bool, int, float, str, None, Literal, " \
+            "unions, list, tuple or dict of them"
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         try:
@@ -91,6 +98,8 @@ def test_config_defaults_validate(component):
 def _fits(value: Any, tp: Any) -> bool:
     """Whether ``value`` is of config annotation ``tp`` (and ``tp`` is one zoo configs support)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:  # Annotated[T, Range(...)]: of type T and within every range
+        return _fits(value, args[0]) and all(_within(value, m) for m in tp.__metadata__ if isinstance(m, _Range))
     if tp is Any:
         return True
     if tp is type(None):
@@ -113,6 +122,16 @@ def _fits(value: Any, tp: Any) -> bool:
     if origin is dict or tp is dict:
         return isinstance(value, dict) and all(_fits(v, args[1] if args else Any) for v in value.values())
     return False
+
+
+def _within(value: Any, rng: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_within(v, rng) for v in value)
+    if isinstance(value, dict):
+        return all(_within(v, rng) for v in value.values())
+    return value in rng
 
 
 def test_component_is_used_by_an_entry(component, pytestconfig):
