@@ -18,12 +18,7 @@ import pytest
 
 import zoo
 from zoo import testing as kit
-
-try:
-    from zoo.config import Range as _Range  # ranges declared on config fields, where this zoo has them
-except ImportError:  # pragma: no cover
-    class _Range:  # type: ignore[no-redef]
-        pass
+from zoo.config import Range
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -99,7 +94,7 @@ def _fits(value: Any, tp: Any) -> bool:
     """Whether ``value`` is of config annotation ``tp`` (and ``tp`` is one zoo configs support)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is Annotated:  # Annotated[T, Range(...)]: of type T and within every range
-        return _fits(value, args[0]) and all(_within(value, m) for m in tp.__metadata__ if isinstance(m, _Range))
+        return _fits(value, args[0]) and all(_within(value, m) for m in tp.__metadata__ if isinstance(m, Range))
     if tp is Any:
         return True
     if tp is type(None):
@@ -178,8 +173,8 @@ def test_artifact_matches_trained_model(entry_id, tiny_run):
         assert torch.equal(value.detach().cpu(), back[name].cpu()), f"{entry_id}: weight {name} changed on reload"
     examples = _sample(loaded, 8)
     batch = _first_batch(run.task, examples)
-    assert_close(batch, _first_batch(loaded.task, examples), f"{entry_id} batch of the reloaded task")
-    assert_close(_outputs(run.model, run.task, batch), _outputs(loaded.model, loaded.task, batch),
+    kit.assert_close(batch, _first_batch(loaded.task, examples), f"{entry_id} batch of the reloaded task")
+    kit.assert_close(_outputs(run.model, run.task, batch), _outputs(loaded.model, loaded.task, batch),
                  f"{entry_id} outputs of the reloaded model")
 
 
@@ -207,37 +202,6 @@ def _outputs(model: Any, task: Any, batch: dict[str, Any]) -> dict[str, Any]:
     finally:
         handle.remove()
     return {"forward": seen, "sums": sums, "records": records}
-
-
-def assert_close(a: Any, b: Any, where: str, rel: float = 1e-5, abs_: float = 1e-6) -> None:
-    """``a`` and ``b`` are equal, nested; floats and float tensors within tolerance."""
-    import torch
-
-    def check(ok: bool, problem: str) -> None:
-        if not ok:
-            raise AssertionError(f"{where}: {problem}")  # short: no dump of whole tensors
-
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        check(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor), f"{type(a).__name__} vs {type(b).__name__}")
-        check(a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}")
-        if a.is_floating_point() and a.numel():
-            diff = (a.float() - b.float()).abs().max().item()
-            check(torch.allclose(a.float(), b.float(), rtol=rel, atol=abs_, equal_nan=True),
-                  f"values differ (largest difference {diff:.3g})")
-        else:
-            check(torch.equal(a, b), "values differ")
-    elif isinstance(a, Mapping):
-        check(isinstance(b, Mapping) and set(a) == set(b), f"keys {sorted(a)} != {sorted(b)}")
-        for k in a:
-            assert_close(a[k], b[k], f"{where}[{k!r}]", rel, abs_)
-    elif isinstance(a, (list, tuple)):
-        check(isinstance(b, (list, tuple)) and len(a) == len(b), f"{len(a)} items, then {b!r:.80}")
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close(x, y, f"{where}[{i}]", rel, abs_)
-    elif isinstance(a, float) and isinstance(b, (int, float)):
-        check((math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rel, abs_tol=abs_), f"{a!r} != {b!r}")
-    else:
-        check(a == b, f"{a!r:.80} != {b!r:.80}")
 
 
 # --- tokenizers and datasets -----------------------------------------------------------------------------

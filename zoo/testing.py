@@ -21,7 +21,9 @@ whenever this plugin is loaded.
 from __future__ import annotations
 
 import copy
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,37 @@ def train_tiny(entry_id: str, out: Path) -> TinyRun:
                    trainer.model, trainer.task)
 
 
+def assert_close(a: Any, b: Any, where: str, rel: float = 1e-5, abs_: float = 1e-6) -> None:
+    """``a`` and ``b`` are equal, nested; floats and float tensors within tolerance."""
+    import torch
+
+    def check(ok: bool, problem: str) -> None:
+        if not ok:
+            raise AssertionError(f"{where}: {problem}")  # short: no dump of whole tensors
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        check(isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor), f"{type(a).__name__} vs {type(b).__name__}")
+        check(a.shape == b.shape, f"shape {tuple(a.shape)} != {tuple(b.shape)}")
+        if a.is_floating_point() and a.numel():
+            diff = (a.float() - b.float()).abs().max().item()
+            check(torch.allclose(a.float(), b.float(), rtol=rel, atol=abs_, equal_nan=True),
+                  f"values differ (largest difference {diff:.3g})")
+        else:
+            check(torch.equal(a, b), "values differ")
+    elif isinstance(a, Mapping):
+        check(isinstance(b, Mapping) and set(a) == set(b), f"keys {sorted(a)} != {sorted(b)}")
+        for k in a:
+            assert_close(a[k], b[k], f"{where}[{k!r}]", rel, abs_)
+    elif isinstance(a, (list, tuple)):
+        check(isinstance(b, (list, tuple)) and len(a) == len(b), f"{len(a)} items, then {b!r:.80}")
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{where}[{i}]", rel, abs_)
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        check((math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=rel, abs_tol=abs_), f"{a!r} != {b!r}")
+    else:
+        check(a == b, f"{a!r:.80} != {b!r:.80}")
+
+
 # --- the pytest plugin ---------------------------------------------------------------------------------
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -246,7 +279,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
             out = tmp_path_factory.mktemp(entry_id.replace(":", "-")) / "run"
             try:
                 runs[entry_id] = train_tiny(entry_id, out)
-            except Exception as exc:  # every test of this entry reports the same failure, trained once
+            except Exception as exc:  # noqa: BLE001 - every test of this entry reports it; trained once
                 runs[entry_id] = exc
         found = runs[entry_id]
         if isinstance(found, BaseException):
