@@ -55,7 +55,7 @@ def serve_cmd(models: tuple[str, ...], host: str, port: int, device: str, max_bo
     import uvicorn
 
     from .. import api
-    from ..training import resolve_device
+    from ..device import resolve_device
     from .app import create_app
     from .models import load_models
 

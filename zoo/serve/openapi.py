@@ -55,6 +55,7 @@ def _schemas(names: list[str], limits: Limits) -> dict[str, Any]:
 
 def schema(names: list[str], limits: Limits, version: str) -> dict[str, Any]:
     name_param = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": names}}]
+    stream = {"text/event-stream": {"schema": {"type": "string"}}}
     sse = ("server-sent events: `start` {model, prompt, warnings}, one `token` {text} per piece, then `done` "
            "{text, pieces, seconds} or `error` {error}")
     return {
@@ -76,7 +77,7 @@ def schema(names: list[str], limits: Limits, version: str) -> dict[str, Any]:
             "/api/models/{name}/generate": {"post": {
                 "summary": "Stream a language model's continuation of a prompt", "parameters": name_param,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("GenerateRequest")}}},
-                "responses": {"200": {"description": sse, "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": sse, "content": stream},
                               **_errors(400, 404, 413, 422, 503)}}},
         },
         "components": {"schemas": _schemas(names, limits)},

@@ -72,7 +72,9 @@ class BatchRunner:
     def __init__(self, predict: Predict, *, max_batch: int, merge: bool = True, name: str = "model"):
         self._predict = predict
         self.max_batch = max_batch
-        self.merge = merge  # False for sampling tasks: a request's seed must not depend on its neighbours
+        # False for language models: they sample one prompt after another, so a merged call would only
+        # hold the first request's answer back until its neighbours are done
+        self.merge = merge
         self.name = name
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._carry: _Job | None = None  # taken from the queue but not mergeable with the last group
