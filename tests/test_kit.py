@@ -59,8 +59,10 @@ def test_kit_passes_the_example_third_party_plugin(pytester, monkeypatch):
 def test_kit_passes_built_in_plugins_through_entries_of_other_plugins(pytester, monkeypatch):
     """subseq registers only a dataset and seq2seq no entry: the kit trains an entry that uses them."""
     monkeypatch.setenv("ZOO_PLUGINS", "seq2seq,subseq,tokenizers")
-    result = run_kit(pytester, "subseq", "seq2seq")
+    pytester.makepyfile(test_other="def test_other():\n    assert False\n")
+    result = run_kit(pytester, "subseq", "seq2seq", extra=("-m", "zoo_kit"))  # the kit's tests only
     outcomes = result.parseoutcomes()
+    assert outcomes.get("deselected") == 1
     assert result.ret == 0, result.stdout.str()[-3000:]
     assert "failed" not in outcomes and "errors" not in outcomes
     result.stdout.fnmatch_lines([

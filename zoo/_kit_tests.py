@@ -20,6 +20,8 @@ import zoo
 from zoo import testing as kit
 from zoo.config import Range
 
+pytestmark = pytest.mark.zoo_kit  # pytest -m zoo_kit: only the kit's tests
+
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases = kit.kit_cases(metafunc.config)

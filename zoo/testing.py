@@ -1,8 +1,8 @@
 """The conformance kit: a pytest plugin that checks a zoo plugin against zoo's contracts.
 
-``pytest --zoo-plugin NAME`` (repeatable) adds, to whatever pytest collects, the
-contract tests for everything plugin ``NAME`` registers (``zoo plugins`` shows the
-names). Its entries train with their ``tiny`` overrides into a temporary run folder;
+``pytest --zoo-plugin NAME`` (repeatable) adds, to whatever pytest collects, the contract
+tests for everything plugin ``NAME`` registers (``zoo plugins`` shows the names; ``-m zoo_kit``
+keeps only the kit's tests). Its entries train with their ``tiny`` overrides into a temporary run folder;
 each artifact must reload to the same outputs as the model object that was saved;
 tokenizer states must survive JSON; dataset splits must be deterministic (and
 disjoint where the dataset declares ``disjoint_splits``); every config's defaults
@@ -242,6 +242,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "zoo_kit: a test of zoo's conformance kit (-m zoo_kit runs only those)")
     names = config.getoption("zoo_plugins") or []
     if not names:
         return
