@@ -54,6 +54,9 @@ class RNNClassifierConfig:
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
 
     def validate(self) -> None:
+        for name in ("bigrams", "trigrams"):  # declared above too; kept for callers of validate() alone
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: none), got {getattr(self, name)}")
         bad = [p for p in self.pooling.split("+") if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling: unknown {bad[0] if bad else ''!r}; use last, mean, max or a '+' list of them")
