@@ -53,7 +53,7 @@ COLUMNS = ["entry", "task", "examples", "unit", "predict_per_s", "evaluate_per_s
 def train_quick(out: Path) -> list[Path]:
     runs = []
     for entry, extra in QUICK.items():
-        tiny = zoo.registry().get("entry", entry).data["tiny"]
+        tiny = zoo.get_registry().get("entry", entry).data["tiny"]
         overrides = config.merge(config.merge(tiny, {"train": {"progress": False}}), extra)
         runs.append(zoo.train(entry, overrides, out=out / entry).run_dir)
     return runs

@@ -58,7 +58,7 @@ def trained(tmp_path_factory):
         if task not in runs:
             entry, extra = ENTRIES[task]
             api.reset()
-            tiny = zoo.registry().get("entry", entry).data["tiny"]
+            tiny = zoo.get_registry().get("entry", entry).data["tiny"]
             overrides = config.merge(config.merge(tiny, {"train": {"progress": False, "threads": 1}}), extra)
             runs[task] = zoo.train(entry, overrides, out=tmp_path_factory.mktemp(entry) / "run").run_dir
             api.reset()
@@ -184,7 +184,7 @@ def test_entries_on_real_data_predict_what_training_evaluated(entry, tmp_path, d
     folder = zoo.resolve_entry(entry).cls("dataset").folder
     if not (data_dir_or_skip / folder).is_dir():
         pytest.skip(f"{entry} needs {folder}/ under ZOO_DATA_DIR ({data_dir_or_skip})")
-    tiny = zoo.registry().get("entry", entry).data["tiny"]
+    tiny = zoo.get_registry().get("entry", entry).data["tiny"]
     run = zoo.train(entry, config.merge(tiny, {"train": {"progress": False, "threads": 1}}), out=tmp_path / "run")
     m = zoo.load(run.run_dir)
     examples = final_examples(m)[1]

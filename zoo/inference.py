@@ -15,10 +15,9 @@ import io
 import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError, ConfigError, DataError, ZooError
+from .errors import ConfigError, DataError, ZooError
 
 log = logging.getLogger(__name__)
 
