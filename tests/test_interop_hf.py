@@ -141,20 +141,32 @@ def gpt2_folder(path, corpus, *, slow_tokenizer=False, **config):
         tok.model.save(str(path))  # vocab.json + merges.txt, as GPT-2 ships them
     else:
         tok.save(str(path / "tokenizer.json"))
-    cfg = dict(vocab_size=tok.get_vocab_size(), n_positions=48, n_embd=32, n_layer=2, n_head=2,
-               activation_function="gelu", bos_token_id=0, eos_token_id=0)
+    cfg = {"vocab_size": tok.get_vocab_size(), "n_positions": 48, "n_embd": 32, "n_layer": 2, "n_head": 2,
+           "activation_function": "gelu", "bos_token_id": 0, "eos_token_id": 0}
     cfg.update(config)
     torch.manual_seed(0)
     transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg)).save_pretrained(path)
     return path, tok
 
 
-def test_imported_gpt2_gives_the_same_logits_and_runs_in_zoo(corpus, tmp_path):
-    src, tok = gpt2_folder(tmp_path / "gpt2", corpus)
+def as_original_gpt2(src):
+    """Rewrite the weights as OpenAI's GPT-2 checkpoints hold them: no ``transformer.`` prefix, mask buffers."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k.removeprefix("transformer."): v for k, v in load_file(src / "model.safetensors").items()}
+    tensors["h.0.attn.bias"] = torch.ones(1, 1, 4, 4)  # old causal-mask buffers, not weights
+    save_file(tensors, str(src / "model.safetensors"), metadata={"format": "pt"})
+
+
+@pytest.mark.parametrize("original", [False, True], ids=["tokenizer.json", "vocab.json+merges.txt"])
+def test_imported_gpt2_gives_the_same_logits_and_runs_in_zoo(original, corpus, tmp_path):
+    src, tok = gpt2_folder(tmp_path / "gpt2", corpus, slow_tokenizer=original)
+    hf = transformers.GPT2LMHeadModel.from_pretrained(src).eval()
+    if original:
+        as_original_gpt2(src)
     assert describe(src)[-1].startswith("zoo import: possible")
     run = import_hf(src, "text-gpt", tmp_path / "run", overrides={"dataset": {"files": [str(corpus)]}})
     lm = zoo.load(run)
-    hf = transformers.GPT2LMHeadModel.from_pretrained(src).eval()
     ids = tok.encode(PROBE).ids
     assert lm.tokenizers["text"].encode(PROBE) == [i + 4 for i in ids]  # zoo's specials in front
     with torch.no_grad():
@@ -164,9 +176,8 @@ def test_imported_gpt2_gives_the_same_logits_and_runs_in_zoo(corpus, tmp_path):
     assert "".join(zoo.generate(run, "To be", max_new_tokens=5, temperature=0, device="cpu"))
 
 
-@pytest.mark.slow
 def test_an_imported_run_fine_tunes_with_resume(corpus, tmp_path):
-    src, _ = gpt2_folder(tmp_path / "gpt2", corpus, slow_tokenizer=True)
+    src, _ = gpt2_folder(tmp_path / "gpt2", corpus)
     run = import_hf(src, "text-gpt", tmp_path / "run", overrides={"dataset": {"files": [str(corpus)]},
                                                                   "task": {"block_size": 16}})
     before = zoo.evaluate(run, device="cpu")["loss"]

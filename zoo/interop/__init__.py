@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_hf", "import_hf", "export_onnx", "describe"]
+__all__ = ["describe", "export_hf", "export_onnx", "import_hf"]
 
 
 def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:

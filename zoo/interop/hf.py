@@ -27,7 +27,7 @@ GPT_MODEL = "lm:gpt"  # the zoo model whose layout is GPT-2's
 
 
 def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
-    """Write the zoo GPT ``loaded`` (a :class:`zoo.api.LoadedModel`) as a ``transformers`` GPT-2 folder.
+    """Write the zoo GPT ``loaded`` (what :func:`zoo.load` returns) as a ``transformers`` GPT-2 folder.
 
     Every option is mapped exactly or refused with a :class:`ZooError` naming it; ``force``
     replaces an existing folder that holds an earlier export (a ``config.json``).
@@ -127,17 +127,17 @@ def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
                                                     "task", "dataset", "zoo_version", "created", "config", "sizes")}
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [zoo, gpt2]", "---", "",
              f"# {meta.get('entry') or 'zoo GPT'}", "",
-             f"A zoo `{GPT_MODEL}` model exported from `{Path(loaded.path).name}` to the GPT-2 layout: "
-             f"{config['n_layer']} layers, {config['n_head']} heads, width {config['n_embd']}, "
-             f"context {config['n_positions']}, vocabulary {config['vocab_size']} ({tok_name} tokenizer).", "",
+             (f"A zoo `{GPT_MODEL}` model exported from `{Path(loaded.path).name}` to the GPT-2 layout: "
+              f"{config['n_layer']} layers, {config['n_head']} heads, width {config['n_embd']}, "
+              f"context {config['n_positions']}, vocabulary {config['vocab_size']} ({tok_name} tokenizer)."), "",
              "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
              'model = AutoModelForCausalLM.from_pretrained("THIS_FOLDER")',
              'tok = AutoTokenizer.from_pretrained("THIS_FOLDER")',
              'ids = tok("Once upon a time", return_tensors="pt").input_ids',
              "print(tok.decode(model.generate(ids, max_new_tokens=50)[0]))", "```", "",
-             "Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
-             "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). "
-             f"Prompts plus generated tokens must fit in the {config['n_positions']}-token context.", ""]
+             ("Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
+              "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). "
+              f"Prompts plus generated tokens must fit in the {config['n_positions']}-token context."), ""]
     metrics = meta.get("metrics") or {}
     rows = [(s, k, v) for s in ("val", "test") for k, v in (metrics.get(s) or {}).items() if isinstance(v, float)]
     if rows:

@@ -192,7 +192,7 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift:
             "plugin_version": info.version if info else "", "arch_version": str(spec.load().arch_version),
             "task": resolved.specs["task"].id, "dataset": resolved.specs["dataset"].id, "config": resolved.data,
             "sizes": task.model_sizes(), "tokenizers": tokenizers, "metrics": {}, "reference": {},
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "imported_from": str(src.resolve())}
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # --force: nothing of an earlier run may mix with this one
@@ -222,8 +222,8 @@ def run_card(resolved: Any, src: Path, shift: int, sizes: dict[str, int]) -> str
              "Token ids are the folder's own (it already had zoo's specials at ids 0-3).")
     return "\n".join([
         f"# {resolved.entry}: imported from {src.name}", "",
-        f"GPT-2 weights read from `{src.resolve()}` into zoo's `{resolved.specs['model'].id}` "
-        f"({sizes['vocab_size']} ids, context {sizes['block_size']}). {moved}", "",
+        (f"GPT-2 weights read from `{src.resolve()}` into zoo's `{resolved.specs['model'].id}` "
+         f"({sizes['vocab_size']} ids, context {sizes['block_size']}). {moved}"), "",
         "- evaluate: `zoo eval THIS_FOLDER`", "- generate: `zoo generate THIS_FOLDER --prompt '...'`",
-        "- fine-tune: `zoo train --resume THIS_FOLDER --set train.epochs=N` (the dataset and training settings "
-        "are the ones in config.toml)", ""])
+        ("- fine-tune: `zoo train --resume THIS_FOLDER --set train.epochs=N` (the dataset and training settings "
+         "are the ones in config.toml)"), ""])

@@ -96,8 +96,8 @@ def bpe_problems(data: dict[str, Any] | None, where: str) -> list[str]:
     if not zoo_layout(data):
         clash = sorted(s for s in SPECIALS if s in (model.get("vocab") or {}))
         if clash:
-            return [f"{where}: its vocabulary has {clash[0]!r} at another id than zoo's specials "
-                    "(<pad> <unk> <bos> <eos> = 0-3)"]
+            return [(f"{where}: its vocabulary has {clash[0]!r} at another id than zoo's specials "
+                     "(<pad> <unk> <bos> <eos> = 0-3)")]
     return []
 
 

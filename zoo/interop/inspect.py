@@ -36,7 +36,7 @@ def _activations(cfg: dict[str, Any]) -> tuple[str, ...]:
     try:
         import zoo
 
-        return gpt2.zoo_activations(zoo.registry().get("model", "gpt").load().Config)
+        return gpt2.zoo_activations(zoo.get_registry().get("model", "gpt").load().Config)
     except Exception:  # no lm plugin: the import check below says so
         return ("gelu", "relu")
 

@@ -119,7 +119,7 @@ def _prepare(loaded: Any) -> tuple[str, Any]:
 def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force: bool = False) -> Path:
     """Write ``out_file`` (.onnx), its ``.json`` sidecar and :data:`PREPROCESS` beside it; return the .onnx path.
 
-    ``loaded`` is a :class:`zoo.api.LoadedModel`. ``force`` replaces an existing file.
+    ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
     """
     from .._io import atomic_path, atomic_write
     from . import onnx_sidecar
@@ -159,8 +159,13 @@ def _export(graph: Any, family: str, loaded: Any, names: list[str], outputs: lis
         axes["hidden"] = {1: "batch"}
     with warnings.catch_warnings():  # the TorchScript exporter's notes on traced shapes and its deprecation
         warnings.simplefilter("ignore")
-        torch.onnx.export(graph, tuple(example[n] for n in names), str(path), dynamo=False, opset_version=opset,
-                          input_names=names, output_names=outputs, dynamic_axes=axes)
+        try:
+            torch.onnx.export(graph, tuple(example[n] for n in names), str(path), dynamo=False, opset_version=opset,
+                              input_names=names, output_names=outputs, dynamic_axes=axes)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # tracing or an op without ONNX form
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ZooError(f"{loaded.path}: model {loaded.metadata.get('model')} cannot be exported to ONNX "
+                           f"(opset {opset}): {first}") from exc
 
 
 def _verify(graph: Any, family: str, loaded: Any, names: list[str], path: Path) -> None:

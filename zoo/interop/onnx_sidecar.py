@@ -71,7 +71,7 @@ def sidecar(loaded: Any, family: str, onnx_name: str, opset: int) -> dict[str, A
         "format": FORMAT, "version": VERSION, "onnx": onnx_name, "opset": opset, "family": family,
         "zoo_version": meta.get("zoo_version"), "entry": meta.get("entry"), "model": meta.get("model"),
         "task": meta.get("task"), "dataset": meta.get("dataset"),
-        "exported": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "inputs": inputs, "outputs": OUTPUTS[family], "labels": labels,
         "task_config": {k: v for k, v in loaded.resolved.data["task"].items() if k != "name"},
         "sizes": meta.get("sizes", {}),
