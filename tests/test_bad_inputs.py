@@ -206,7 +206,7 @@ class Sized:
     ({"freeze": {"encoder": -1}}, "model.freeze.encoder must be >= 0, got -1"),
     ({"seed": 99999999999999999999}, "model.seed must be in [0, 4294967295], got 99999999999999999999"),
     ({"plain": -math.inf}, "model.plain must be a finite number, got -inf"),
-    ({"count": 2**63}, "model.count must fit in 64 bits"),
+    ({"count": 2**63}, "model.count must fit in a signed 64-bit integer, got 9223372036854775808"),
     ({"plain": 10**400}, "'model.plain' is too large for a float"),
     ({"horizon": math.nan}, "model.horizon must be > 0, got nan"),
 ])

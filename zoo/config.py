@@ -5,17 +5,14 @@ wrong type are :class:`ConfigError` naming the full key (``model.hidden``).
 ``None`` is written as the string ``"none"`` because TOML has no null.
 Allowed values are declared beside the type, with :class:`Range` in ``Annotated``::
 
-    hidden: Annotated[int, Range(1, 65536)] = 256        # 1 <= hidden <= 65536
-    lr: Annotated[float, Range(gt=0, le=100)] = 1e-3     # 0 < lr <= 100
-    dropout: Annotated[float, Range(0, lt=1)] = 0.1      # [0, 1)
+    hidden: Annotated[int, Range(1, 65536)] = 256    # 1 <= hidden <= 65536
+    dropout: Annotated[float, Range(0, lt=1)] = 0.1  # [0, 1): gt= and lt= make an end open
     clip_norm: Annotated[float, Range(gt=0, note="none: no clipping")] | None = 1.0
-    betas: Annotated[tuple[float, float], Range(0, lt=1)] = (0.9, 0.999)  # each item
+    betas: Annotated[tuple[float, float], Range(0, lt=1)] = (0.9, 0.999)  # each item (dict: each value)
 
-``Range(lo, hi)`` is closed; ``gt`` / ``lt`` make an end open; either end may be
-left out; on a list, tuple or dict it holds for every item; ``None`` passes.
-:func:`build` enforces ranges after types and before ``validate()``, naming the
-key, the value and the range. For every field, declared or not, a float must be
-finite (unless ``Range(finite=False)``) and an int must fit in 64 bits.
+Either end may be left out; ``None`` passes. :func:`build` enforces ranges after types
+and before ``validate()``, naming the key, the value and the range. Every float must also
+be finite (unless ``Range(finite=False)``) and every int fit in 64 bits, declared or not.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from typing import Annotated, Any, Literal, Union
 from .errors import ConfigError
 
 NONE = "none"
-INT64 = (-(2**63), 2**63 - 1)  # what torch and numpy hold in an integer
 _BOUNDS = (("ge", operator.ge), ("gt", operator.gt), ("le", operator.le), ("lt", operator.lt))
 
 
@@ -221,8 +217,8 @@ def _check_number(value: float, key: str, ranges: tuple[Range, ...]) -> None:
             raise ConfigError(f"{key} must be {r.describe()}, got {value!r}{note}")
     if isinstance(value, float) and not math.isfinite(value) and not ranges:
         raise ConfigError(f"{key} must be a finite number, got {value}")
-    if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
-        raise ConfigError(f"{key} must fit in 64 bits ({INT64[0]}..{INT64[1]}), got {value}")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:  # what torch and numpy hold in an integer
+        raise ConfigError(f"{key} must fit in a signed 64-bit integer, got {value}")
 
 
 def field_ranges(cls: type) -> dict[str, tuple[Range, ...]]:
