@@ -251,3 +251,23 @@ def test_import_never_replaces_a_run_unless_forced(corpus, tmp_path):
     with pytest.raises(ZooError, match="already holds a run"):
         import_hf(src, "text-gpt", tmp_path / "run", overrides=data)
     import_hf(src, "text-gpt", tmp_path / "run", overrides=data, force=True)
+
+
+def test_the_cli_commands_import_and_export(bpe_run, corpus, tmp_path):
+    from click.testing import CliRunner
+
+    from zoo.cli import ZooGroup
+    from zoo.interop.commands import export_other, import_cmd
+
+    folder = export_other(bpe_run, tmp_path / "hf", "hf")
+    group = ZooGroup(name="zoo")
+    group.add_command(import_cmd)
+    files = f'dataset.files=["{corpus}"]'
+    done = CliRunner().invoke(group, ["import", "hf", str(folder), "--out", str(tmp_path / "run"), "--set", files])
+    assert done.exit_code == 0, done.output
+    assert zoo.load(tmp_path / "run").metadata["imported_from"] == str(folder.resolve())
+    done = CliRunner().invoke(group, ["import", "hf", str(folder), "--out", str(tmp_path / "r2"), "--set", files,
+                                      "--set", "model.n_layer=3"])
+    assert done.exit_code == 2 and "model.n_layer=3 does not fit" in done.output  # a usage error, no traceback
+    done = CliRunner().invoke(group, ["import", "hf", str(tmp_path / "none"), "--out", str(tmp_path / "r3")])
+    assert done.exit_code == 1 and "no such folder" in done.output

@@ -173,7 +173,9 @@ def test_export_refuses_what_it_cannot_write(classifier, tmp_path):
 
 
 def test_zoo_info_describes_an_onnx_export(classifier, tmp_path):
-    export_onnx(zoo.load(classifier), tmp_path / "model.onnx")
+    from zoo.interop.commands import export_other
+
+    assert export_other(classifier, tmp_path / "model.onnx", "onnx") == tmp_path / "model.onnx"  # zoo export --format
     lines = describe(tmp_path / "model.onnx")
     assert "exported by zoo" in lines[1] and "classification" in lines[1]
     assert any(line.startswith("labels: ") for line in lines)
