@@ -20,5 +20,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,tune,serve]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,tune,serve,hf,onnx]"
 echo "$want" > "$stamp"

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo import api, config
+from zoo import config
 from zoo.build import build as build_run
 from zoo.distributed import World
 from zoo.training import CHECKPOINT, load_checkpoint, shard

@@ -36,6 +36,7 @@ from .errors import (  # noqa: E402
     DataError,
     DeviceError,
     RunDirError,
+    TrainingError,
     UnknownNameError,
     ZooError,
     ZooUsageError,
@@ -58,7 +59,7 @@ __all__ = [
     "length_batches",
     # errors
     "ZooError", "ZooUsageError", "UnknownNameError", "AmbiguousNameError", "ConfigError", "DataError",
-    "ArtifactError", "RunDirError", "DeviceError",
+    "ArtifactError", "RunDirError", "DeviceError", "TrainingError",
 ]
 
 _LAZY = {

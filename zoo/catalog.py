@@ -29,6 +29,9 @@ def catalog_text() -> tuple[str, str]:
             return path.read_text(encoding="utf-8"), str(path)
         except OSError as exc:
             raise ZooError(f"ZOO_REGISTRY={override}: cannot read it ({exc.strerror})") from exc
+        except UnicodeDecodeError as exc:
+            raise ZooError(f"ZOO_REGISTRY={override}: not UTF-8 text (byte {exc.start}); point it at a TOML "
+                           "catalog") from exc
     res = resources.files("zoo").joinpath("registry.toml")
     return res.read_text(encoding="utf-8"), str(res)
 

@@ -13,8 +13,13 @@ import click
 
 from . import __version__, api
 from .cli_predict import predict_cmd
+from .cli_info import info
+from .cli_plugins import plugins_cmd, warn_about_filter
+from .cli_types import FINITE_NONNEGATIVE
+from .interop.commands import FORMATS, export_other, import_cmd
 from .errors import ZooError, ZooUsageError
 from .registry import KINDS
+from .scaffold import new_plugin_cmd
 from .serve.cli import serve_cmd
 
 KIND_CHOICES = ("all", *KINDS)
@@ -38,8 +43,10 @@ class ZooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ZooUsageError as exc:
-            raise click.UsageError(as_flags(str(exc)), ctx) from None
+        except ZooUsageError as exc:  # a bad value, not a misuse of the command: no usage banner
+            err = click.ClickException(as_flags(_with_filter_note(exc)))
+            err.exit_code = exc.exit_code
+            raise err from None
         except ZooError as exc:
             err = click.ClickException(as_flags(str(exc)))
             err.exit_code = exc.exit_code
@@ -48,6 +55,14 @@ class ZooGroup(click.Group):
             click.echo("interrupted; files already written are intact (resume with 'zoo train --resume RUN')",
                        err=True)
             ctx.exit(130)
+
+
+def _with_filter_note(exc: ZooUsageError) -> str:
+    """An unknown name while ZOO_PLUGINS hides plugins: the filter is the likely cause, so name it."""
+    from .errors import UnknownNameError
+
+    note = api.plugin_state().filter_note if isinstance(exc, UnknownNameError) else ""
+    return f"{exc} ({note})" if note else str(exc)
 
 
 def _fmt(value: Any) -> str:
@@ -83,21 +98,7 @@ def list_cmd(pattern: str, kind: str) -> None:
     if failed:
         click.echo(f"warning: {len(failed)} plugin(s) failed to load: {', '.join(i.name for i in failed)} "
                    "(see 'zoo plugins')", err=True)
-
-
-@click.command()
-@click.argument("name")
-def info(name: str) -> None:
-    """Describe a registered NAME, or a model FILE (read without loading its tensors)."""
-    path = Path(name)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"
-    from .cli_info import info_file, info_name
-
-    if path.is_file() or name.endswith(".safetensors"):
-        info_file(path)
-    else:
-        info_name(name)
+    warn_about_filter()
 
 
 def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
 @click.option("--split", help="Split to evaluate [default: test, or val when the dataset has no test split].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
-@click.option("--batch-size", type=int)
+@click.option("--batch-size", type=click.IntRange(min=1), help="[default: the run's train.eval_batch_size]")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Folder for outputs.SPLIT.jsonl and metrics.SPLIT.json, written when the task has per-example "
@@ -205,11 +206,22 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
 
 @click.command()
 @click.argument("src", type=click.Path())
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .safetensors file to write.")
+@click.option("--out", required=True, type=click.Path(),
+              help="The file (safetensors, onnx) or folder (hf) to write.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="safetensors", show_default=True,
+              help="safetensors: a zoo artifact; hf: a Hugging Face GPT-2 folder (GPT models); onnx: an ONNX "
+                   "graph with its tokenizer and labels beside it (classifiers, taggers, seq2seq encoders).")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), help="Cast floating weights.")
-def export(src: str, out: str, dtype: str | None) -> None:
-    """Write a self-describing copy of a model FILE or run folder, optionally in half precision."""
-    path = api.export(src, out, dtype)
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists (never a run's own files).")
+def export(src: str, out: str, fmt: str, dtype: str | None, force: bool) -> None:
+    """Write a self-describing copy of a model FILE or run folder, optionally in half precision,
+    or hand it to another ecosystem (--format hf / onnx)."""
+    if fmt != "safetensors":
+        if dtype:
+            raise click.UsageError(f"--dtype applies to --format safetensors only, not {fmt}")
+        click.echo(f"wrote {export_other(src, out, fmt, force=force)}")
+        return
+    path = api.export(src, out, dtype, force=force)
     click.echo(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
@@ -218,7 +230,7 @@ def export(src: str, out: str, dtype: str | None) -> None:
 @click.option("--prompt", default="", help="Text to continue.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), default=200, show_default=True,
               help="May exceed the context: the window then slides (see the model's docs).")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.8, show_default=True, help="0 is greedy.")
+@click.option("--temperature", type=FINITE_NONNEGATIVE, default=0.8, show_default=True, help="0 is greedy.")
 @click.option("--top-k", type=click.IntRange(min=1), help="Sample among the K likeliest tokens.")
 @click.option("--seed", type=int, help="Seed of the sampler, for repeatable output.")
 @click.option("--device", default="auto", show_default=True)
@@ -242,22 +254,8 @@ def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, to
     click.echo()
 
 
-@click.command("plugins")
-def plugins_cmd() -> None:
-    """Show every plugin: ok / failed / blocked, version, what it registered, the error."""
-    loaded = api.plugin_state()
-    for info in sorted(loaded.plugins.values(), key=lambda i: i.name):
-        version = f" {info.version}" if info.version else ""
-        click.echo(f"{info.name}{version}: {info.status}  ({info.module})")
-        if info.error:
-            click.echo(f"  error: {info.error}")
-        if info.registered:
-            click.echo(f"  registered: {', '.join(info.registered)}")
-    for c in loaded.registry.collisions:
-        click.echo(f"warning: {c}", err=True)
-
-
-COMMANDS = (list_cmd, info, train, eval_cmd, export, generate, predict_cmd, serve_cmd, plugins_cmd)
+COMMANDS = (list_cmd, info, train, eval_cmd, export, import_cmd, generate, predict_cmd, serve_cmd, plugins_cmd,
+            new_plugin_cmd)
 
 
 def build_cli() -> click.Group:

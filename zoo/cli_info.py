@@ -76,3 +76,23 @@ def _info_config(cls: type) -> None:
             default = f.default if f.default is not dataclasses.MISSING else (
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else "required")
             click.echo(f"    {f.name} = {default!r}")
+
+
+@click.command()
+@click.argument("name")
+def info(name: str) -> None:
+    """Describe a registered NAME, a model FILE (read without loading its tensors), a Hugging Face
+    folder or an ONNX file."""
+    from .interop import describe
+
+    foreign = describe(name)
+    if foreign is not None:
+        click.echo("\n".join(foreign))
+        return
+    path = Path(name)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"
+    if path.is_file() or name.endswith(".safetensors"):
+        info_file(path)
+    else:
+        info_name(name)

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import click
 
+from .cli_types import FINITE_NONNEGATIVE
 from .errors import DataError, ZooUsageError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -201,7 +202,7 @@ def _run(predictor: Any, batch: list[Item]) -> list[dict[str, Any]]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--max-new-tokens", type=click.IntRange(min=0), help="lm: tokens to generate [default: 200].")
-@click.option("--temperature", type=click.FloatRange(min=0.0), help="lm: 0 is greedy [default: 0.8].")
+@click.option("--temperature", type=FINITE_NONNEGATIVE, help="lm: 0 is greedy [default: 0.8].")
 @click.option("--top-k", type=click.IntRange(min=1), help="lm: sample among the K likeliest tokens.")
 @click.option("--seed", type=int, help="lm: seed of the sampler [default: 0, the same text every time].")
 @click.option("--n-best", type=click.IntRange(min=1), help="code generation: candidates per input, with scores.")

@@ -60,6 +60,10 @@ class RunDirError(ZooError):
     """An output folder that already holds a run, or a run folder that cannot be resumed."""
 
 
+class TrainingError(ZooError):
+    """Training cannot go on: e.g. the loss is no longer finite. The last good checkpoint is kept."""
+
+
 class DeviceError(ZooError):
     """A device that is not available on this machine."""
 

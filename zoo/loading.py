@@ -10,7 +10,7 @@ from typing import Any
 
 from .build import Built, final_split, make_model, make_task, tokenizer_states
 from .card import reference, zoo_version
-from .errors import ArtifactError, ConfigError, ZooError, first_line
+from .errors import ArtifactError, ConfigError, RunDirError, ZooError, first_line
 from .resolve import Resolved, resolve
 from .zoo_state import default as _default_zoo, get_registry
 
@@ -179,8 +179,12 @@ def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, t
                             seed=seed, use_cache=use_cache)
 
 
-def export(src: str | Path, out: str | Path, dtype: str | None = None) -> Path:
-    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16."""
+def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force: bool = False) -> Path:
+    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16.
+
+    An existing ``out`` is replaced only with ``force``; a file of a run folder (its checkpoint,
+    artifact, config...) never is.
+    """
     import torch
 
     if dtype is not None and dtype not in DTYPES:
@@ -189,6 +193,20 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None) -> Path:
     out = Path(out)
     if out.resolve() == lm.path.resolve():
         raise ConfigError(f"out={out} is the source file; choose another path")
+    check_export_target(out, force)
     built = Built(lm.resolved, None, lm.tokenizers, lm.task, lm.model)
     cast = getattr(torch, dtype) if dtype is not None else None
     return export_built(built, out, lm.metadata.get("metrics", {}), dtype=cast)
+
+
+def check_export_target(out: Path, force: bool) -> None:
+    """Refuse to overwrite a run's own files, or any existing file without ``force``."""
+    from .rundir import is_run_file, status
+
+    if out.is_dir():
+        raise RunDirError(f"out={out} is a folder; give the path of the .safetensors file to write")
+    if is_run_file(out.name) and status(out.parent)[0] != "none":
+        raise RunDirError(f"out={out} is {out.name} of the run in {out.parent}, which export never overwrites; "
+                          "choose another path")
+    if out.exists() and not force:
+        raise RunDirError(f"out={out} already exists; choose another path, or force=True to overwrite it")

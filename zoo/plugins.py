@@ -54,6 +54,17 @@ class Loaded:
     pm: pluggy.PluginManager
     registry: Registry
     plugins: dict[str, PluginInfo]
+    filter_note: str = ""  # what ZOO_PLUGINS hides, for messages about names that are not found
+
+    def __post_init__(self) -> None:
+        blocked = sorted(n for n, i in self.plugins.items() if i.status == "blocked")
+        if blocked:
+            self.filter_note = f"ZOO_PLUGINS hides the plugins {', '.join(blocked)}"
+
+    def unknown_in_filter(self, environ: dict[str, str] | None = None) -> list[str]:
+        """Names in ZOO_PLUGINS that no installed plugin has (typos)."""
+        allowed = allowed_plugins(environ)
+        return sorted(allowed - set(self.plugins)) if allowed else []
 
 
 def allowed_plugins(environ: dict[str, str] | None = None) -> set[str] | None:

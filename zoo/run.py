@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +19,13 @@ from typing import Any
 from . import config as _config
 from .build import Built, build, make_model, seed, tokenizer_states
 from .card import model_card
-from .errors import ConfigError, RunDirError, first_line
+from .errors import ConfigError, RunDirError, ZooError, first_line
 from .loading import export_built, write_outputs
 from .resolve import Resolved, resolve, resolve_entry
+from .rundir import CHECKPOINT, RunLock, Staging, clean_stale, status
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.toml", "tokenizers.json", "metrics.jsonl", "checkpoint.safetensors", "loss.png",
-             "model.safetensors", "README.md", "metrics.json", "outputs.test.jsonl")
 EpochCallback = Callable[[dict[str, Any]], None]
 
 
@@ -42,27 +42,32 @@ class _Plan:
 
     resolved: Resolved
     run_dir: Path
-    stale: list[str]  # files of an earlier run that force=True replaces
+    replace: bool  # an earlier (or incomplete) run in run_dir is replaced once the new one is complete
     resume: bool
+    force: bool = False
 
 
-def check_out_dir(out: Path, force: bool) -> list[str]:
-    """The run files already in ``out``; refuses them unless ``force``."""
+def check_out_dir(out: Path, force: bool) -> bool:
+    """Whether a new run in ``out`` replaces one there; refuses a finished run unless ``force``."""
     if out.exists() and not out.is_dir():
         raise RunDirError(f"out={out} is a file, not a folder")
-    present = [f for f in RUN_FILES if (out / f).exists()]
-    if present and not force:
+    state, _ = status(out)
+    if state == "run" and not force:
         raise RunDirError(
-            f"{out} already holds a run ({', '.join(present)}); use resume={out} to continue it, "
-            "force=True to replace it, or another out="
+            f"{out} already holds a run; use resume={out} to continue it, force=True to replace it, or another out="
         )
-    return present
+    if state == "incomplete":
+        log.warning("%s holds a run that stopped before its first checkpoint; the new run replaces it", out)
+    return state != "none"
 
 
 def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
-    from .checkpoint import CHECKPOINT
-
     cfg_path = run_dir / "config.toml"
+    state, _ = status(run_dir)
+    if state == "incomplete" or (state == "run" and not (run_dir / CHECKPOINT).is_file()):
+        entry = _entry_of(cfg_path)
+        raise RunDirError(f"{run_dir}: the run stopped before its first checkpoint, so there is nothing to resume; "
+                          f"start it again with entry={entry} out={run_dir} (that replaces the incomplete run)")
     if not cfg_path.is_file() or not (run_dir / CHECKPOINT).is_file():
         raise RunDirError(f"{run_dir}: nothing to resume (needs config.toml and {CHECKPOINT} from an earlier run)")
     fixed = sorted(set(overrides) - {"train"})
@@ -71,12 +76,20 @@ def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
     return resolve(_config.merge(_config.load_toml(cfg_path), overrides))
 
 
+def _entry_of(cfg_path: Path) -> str:
+    """The entry named in a run's config.toml, or ENTRY when it cannot be read."""
+    try:
+        return str(_config.load_toml(cfg_path).get("entry", "")).split(":", 1)[-1] or "ENTRY"
+    except ZooError:
+        return "ENTRY"
+
+
 def plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | None, resume: str | Path | None,
                force: bool) -> _Plan:
     """Resolve the config and check the run folder and device; touches no file."""
     from .device import resolve_device
 
-    stale: list[str] = []
+    replace = False
     if resume is not None:
         run_dir = Path(resume)
         resolved = _resume_config(run_dir, overrides)
@@ -85,9 +98,9 @@ def plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | N
             raise ConfigError("name an entry to train (see 'zoo list')")
         resolved = resolve_entry(entry, overrides)
         run_dir = Path(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
-        stale = check_out_dir(run_dir, force)
+        replace = check_out_dir(run_dir, force)
     resolve_device(resolved.configs["train"].device)
-    return _Plan(resolved, run_dir, stale, resume is not None)
+    return _Plan(resolved, run_dir, replace, resume is not None, force)
 
 
 def check_train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
@@ -101,6 +114,7 @@ def check_train(entry: str | None = None, overrides: dict[str, Any] | None = Non
 
     plan = plan_train(entry, overrides or {}, out, resume, force)
     check_nproc(nproc, resolve_device(plan.resolved.configs["train"].device))
+    RunLock(plan.run_dir).acquire().release()  # fail now, not after starting processes, when it is in use
     return plan.run_dir
 
 
@@ -123,7 +137,10 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
     tcfg = plan.resolved.configs["train"]
     started = distributed.start(tcfg.device, tcfg.dist_timeout)
     world = distributed.current()
+    lock = RunLock(plan.run_dir)
     try:
+        if world.main:  # one writer per run folder; rank 0 writes for the whole run
+            _claim(plan, lock.acquire())
         return _train(plan, data_dir, on_epoch, world)
     except Exception as exc:
         if world.size > 1 and distributed.peer_lost(exc):
@@ -131,7 +148,21 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
                                 "stopping too") from exc
         raise
     finally:
+        lock.release()
         distributed.stop(started)
+
+
+def _claim(plan: _Plan, lock: RunLock) -> None:
+    """With the lock held: clean what interrupted runs left, and check again what the plan found
+    (another command may have finished a run here in the meantime) and that the folder is writable."""
+    clean_stale(plan.run_dir)
+    if plan.resume:
+        _resume_config(plan.run_dir, {})
+    else:
+        plan.replace = check_out_dir(plan.run_dir, plan.force)
+    target = plan.run_dir if plan.run_dir.exists() else plan.run_dir.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise RunDirError(f"{target}: cannot write there (permission denied); choose another out=")
 
 
 def _read_tokenizer_states(run_dir: Path) -> dict[str, Any]:
@@ -141,10 +172,11 @@ def _read_tokenizer_states(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{run_dir / 'tokenizers.json'}: cannot read it ({exc}); the run cannot be resumed") from exc
 
 
-def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None) -> tuple[Built, Any, dict]:
-    """The built pieces, the model and its Trainer (restored from the checkpoint on resume), and the
-    extra files the task wants in the run folder; nothing is written."""
-    from .checkpoint import CHECKPOINT, load_checkpoint
+def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None,
+             write_dir: Path) -> tuple[Built, Any, dict]:
+    """The built pieces, the model and its Trainer (restored from the checkpoint on resume; writing
+    into ``write_dir``), and the extra files the task wants in the run folder; nothing is written."""
+    from .limits import check_model_fits
     from .trainer import Trainer
 
     resolved, run_dir = plan.resolved, plan.run_dir
@@ -153,19 +185,28 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     built = build(resolved, data_dir, _read_tokenizer_states(run_dir) if plan.resume else None,
                   ("train", "val", "test"))
     seed(tcfg.seed)
+    check_model_fits(resolved.cls("model"), resolved.configs["model"], built.task.model_sizes())
     model = make_model(resolved, built.task.model_sizes())
     run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
-    trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=run_dir, on_epoch=on_epoch)
+    trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch)
     if plan.resume:
-        trainer.restore(load_checkpoint(run_dir / CHECKPOINT))
+        _restore(trainer, run_dir / CHECKPOINT)
         log.info("resuming %s after epoch %d", run_dir, trainer.state.epoch)
     return built, trainer, run_files
 
 
-def clear_stale(run_dir: Path, stale: list[str]) -> None:
-    """force=True: files of the old run must not mix with the new one."""
-    for f in stale:
-        (run_dir / f).unlink()
+def _restore(trainer: Any, path: Path) -> None:
+    """Continue from a checkpoint; anything in it that does not fit is one error naming the file."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        trainer.restore(load_checkpoint(path))
+    except ZooError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        what = f"missing entry {exc}" if isinstance(exc, KeyError) else first_line(exc)
+        raise RunDirError(f"{path}: cannot resume from it ({what}); it does not fit the run's config.toml "
+                          "(was either file edited or replaced?)") from exc
 
 
 def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[Path], None]]) -> None:
@@ -211,18 +252,28 @@ def _metrics(trainer: Any, built: Built, summary: dict[str, Any], run_dir: Path)
 def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None, world: Any) -> RunResult:
     from . import distributed
 
-    run_dir = plan.run_dir
-    built, trainer, run_files = _prepare(plan, data_dir, on_epoch)
+    staging = Staging(plan.run_dir) if plan.replace and world.main else None
+    write_dir = staging.path if staging is not None else plan.run_dir
+    built, trainer, run_files = _prepare(plan, data_dir, on_epoch, write_dir)
     # every rank has checked what it needs; nothing above wrote a file; from here on the run folder is ours
     distributed.barrier(world)
-    if world.main:
-        clear_stale(run_dir, plan.stale)
-        write_run_start(run_dir, built, run_files)
-    summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
-    metrics = _metrics(trainer, built, summary, run_dir)
-    built.model = trainer.model
-    artifact = run_dir / "model.safetensors"
-    if world.main:
-        artifact = write_run_end(run_dir, built, metrics)
+    try:
+        if world.main:
+            if staging is not None:
+                staging.create()
+            write_run_start(write_dir, built, run_files)
+            if plan.resume:  # the checkpoint's history is the truth: epochs after it were never committed
+                trainer.rewrite_metrics()
+        summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
+        metrics = _metrics(trainer, built, summary, write_dir)
+        built.model = trainer.model
+        if world.main:
+            write_run_end(write_dir, built, metrics)
+            if staging is not None:  # the new run is complete: only now does it replace the earlier one
+                staging.commit()
+    except BaseException:
+        if staging is not None:
+            staging.abort()  # the earlier run stays whole
+        raise
     distributed.barrier(world)  # every rank returns once the artifact exists
-    return RunResult(run_dir, metrics, artifact)
+    return RunResult(plan.run_dir, metrics, plan.run_dir / "model.safetensors")

@@ -7,7 +7,7 @@ each artifact must reload to the same outputs as the model object that was saved
 tokenizer states must survive JSON; dataset splits must be deterministic (and
 disjoint where the dataset declares ``disjoint_splits``); every config's defaults
 must validate; every factory path must import; ``predict`` must give one JSON record
-per input where the task implements it. The tests live in :mod:`zoo._kit_tests`.
+per input where the task implements it. The tests live in :mod:`zoo.kit.contracts`.
 
 A component the plugin registers but none of its entries uses is checked through an
 entry of another plugin that uses it (a plugin providing only a dataset, say).
@@ -32,9 +32,9 @@ import pytest
 
 import zoo
 
-pytest.register_assert_rewrite("zoo._kit_tests")
+pytest.register_assert_rewrite("zoo.kit.contracts")
 
-KIT_MODULE = Path(__file__).with_name("_kit_tests.py")
+KIT_MODULE = Path(__file__).parent / "kit" / "contracts.py"
 # Entries without a ``tiny`` table train for two optimizer steps.
 FALLBACK_TINY: dict[str, Any] = {"train": {"epochs": 1, "max_steps": 2}}
 # Added to every tiny run: no progress bar, on the CPU, one thread (tests run side by side).

@@ -16,7 +16,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +33,10 @@ from .parallel import ParallelModel, shard, sync_grads
 from .progress import isatty, plot_losses, progress_bar
 from .rng import epoch_seed, process_rng, rank_rng, rank_seed, restore_rng
 from .train_config import OptimConfig, TrainConfig
+from .train_state import LossGuard, TrainerState
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass
-class TrainerState:
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    train_time: float = 0.0  # seconds spent training (evaluation excluded)
-    best: float | None = None
-    best_epoch: int = 0
-    bad_evals: int = 0  # evaluations since the last improvement
-    stopped: str = ""  # why training ended early
 
 
 def _param_groups(model: torch.nn.Module, freeze: dict[str, int]) -> dict[str, list[torch.nn.Parameter]]:
@@ -91,6 +80,7 @@ class Trainer:
             torch.manual_seed(rank_seed(train_cfg.seed, self.world.rank))
         self.state = TrainerState()
         self.history: list[dict[str, Any]] = []
+        self._guard = LossGuard()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.on_epoch = on_epoch
         self.groups = _param_groups(model, train_cfg.freeze)
@@ -152,13 +142,19 @@ class Trainer:
         rng_ranks = distributed.gather(rank_rng(self.device), self.world) if self.world.size > 1 else None
         if not self.world.main:
             return
-        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
-        atomic_write(self.run_dir / METRICS, lines)
+        # the checkpoint first: metrics.jsonl never lists an epoch that the checkpoint lacks
         save_checkpoint(self.run_dir / CHECKPOINT, self.checkpoint_state(rng_ranks))
+        self.rewrite_metrics()
         try:
             plot_losses(self.history, self.run_dir / "loss.png")
         except Exception as exc:  # a plot must never cost a run
             log.warning("could not draw loss.png: %s", exc)
+
+    def rewrite_metrics(self) -> None:
+        """``metrics.jsonl`` from the history: one line per committed epoch, each once."""
+        if self.run_dir is not None and self.world.main:
+            lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.history)
+            atomic_write(self.run_dir / METRICS, lines)
 
     def _optimizer_step(self, total: int, synced: bool = True) -> None:
         if not synced and self.world.size > 1:
@@ -209,7 +205,9 @@ class Trainer:
         seen, epoch_steps = 0, 0
         bar = progress_bar(n_batches, f"epoch {st.epoch + 1}/{cfg.epochs}", cfg.progress and world.main and isatty())
         for batch in self.task.batches(train, cfg.batch_size, shuffle=True, seed=epoch_seed(cfg.seed, st.epoch)):
-            loss_sum += self._backward(model, batch, seen)
+            share = self._backward(model, batch, seen)
+            self._guard.check(share, st, world, self.device)
+            loss_sum += share
             seen += 1
             if bar is not None:
                 bar.update(1)
