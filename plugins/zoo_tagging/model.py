@@ -153,6 +153,9 @@ class TransformerTagger(Model):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.padding_idx is not None:  # a zero pad row: a word's features never see its batch's width
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         groups = {"embeddings": [self.wte.weight, self.wpe.weight], "head": [*self.ln_f.parameters(),

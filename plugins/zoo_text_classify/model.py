@@ -87,7 +87,7 @@ def ngram_ids(ids: torch.Tensor, pad_id: int, buckets: int, n: int = 2) -> torch
         raise ValueError(f"n-grams of 2 or 3 words are supported, got {n}")
     key = ids
     for back in range(1, n):
-        prev = torch.nn.functional.pad(ids[:, :-back], (back, 0), value=pad_id)
+        prev = torch.nn.functional.pad(ids, (back, 0), value=pad_id)[:, :ids.size(1)]  # also for T <= back
         key = prev * 1_000_003 ** back + key
     return key % buckets
 
