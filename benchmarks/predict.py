@@ -34,7 +34,7 @@ import zoo
 from zoo.build import final_split
 from _common import table, write
 from zoo import config, data
-from zoo.inference import find_artifact
+from zoo.loading import find_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 # entries whose tiny models train without downloaded data (--quick), as in tests/test_predict.py
