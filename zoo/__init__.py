@@ -27,7 +27,10 @@ from .api import (  # noqa: E402
     resolve_entry,
     train,
 )
-from .config import EmptyConfig  # noqa: E402
+from ._io import atomic_path, atomic_write  # noqa: E402
+from .config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets  # noqa: E402
+from .config import build as build_config  # noqa: E402
+from .config import merge as merge_config  # noqa: E402
 from .data import read_text  # noqa: E402
 from .errors import (  # noqa: E402
     AmbiguousNameError,
@@ -40,14 +43,26 @@ from .errors import (  # noqa: E402
     UnknownNameError,
     ZooError,
     ZooUsageError,
+    first_line,
 )
+from .files import data_dir, download, local_path, sha256_file, verify  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
-from .interfaces import Dataset, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
+from .interfaces import Dataset, ModelContract, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
+from .metrics import class_counts, class_scores, confusion_matrix, macro_f1, precision_recall_f1  # noqa: E402
+from .vocab import LabelTokenizer, by_frequency  # noqa: E402
 
 __all__ = [
     "__version__",
     # interfaces
-    "Tokenizer", "VocabTokenizer", "Dataset", "Source", "Task", "Model", "EmptyConfig", "hookimpl", "read_text",
+    "Tokenizer", "VocabTokenizer", "LabelTokenizer", "Dataset", "Source", "Task", "ModelContract", "Model",
+    "EmptyConfig", "hookimpl",
+    # configs: ranges, merging, --set parsing, TOML
+    "Range", "SEED", "build_config", "merge_config", "parse_sets", "load_toml", "dumps_toml",
+    # files: reading, a user's own files, official files downloaded and verified, atomic writes
+    "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
+    # vocabularies, padding, metrics, mixed-precision helpers for models
+    "by_frequency", "pad_rows", "precision_recall_f1", "confusion_matrix", "class_counts", "class_scores",
+    "macro_f1", "attention", "float32_linear",
     # API
     "list_entries", "list_models", "list_tokenizers", "list_datasets", "list_tasks", "get_model",
     "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "get_registry",
@@ -59,7 +74,7 @@ __all__ = [
     "length_batches",
     # errors
     "ZooError", "ZooUsageError", "UnknownNameError", "AmbiguousNameError", "ConfigError", "DataError",
-    "ArtifactError", "RunDirError", "DeviceError", "TrainingError",
+    "ArtifactError", "RunDirError", "DeviceError", "TrainingError", "first_line",
 ]
 
 _LAZY = {
@@ -73,6 +88,9 @@ _LAZY = {
     "save_vectors": "zoo.embeddings",
     "embedding_matrix": "zoo.embeddings",
     "length_batches": "zoo.batching",
+    "pad_rows": "zoo.padding",
+    "attention": "zoo.ops",
+    "float32_linear": "zoo.ops",
 }
 
 

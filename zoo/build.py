@@ -44,6 +44,7 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
 
     dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
     task, toks = make_task(resolved, tokenizer_states)
+    task.data_dir = dataset.data_dir  # where init_model finds files named relative to the data dir
     built = Built(resolved, dataset, toks, task)
     examples = {s: dataset.load(s) for s in splits if s in dataset.splits}
     if tokenizer_states is None:

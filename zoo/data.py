@@ -3,18 +3,12 @@ a download cache, and the official URL, always checked by sha256."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .errors import DataError
-
-log = logging.getLogger(__name__)
-_verified: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256, per process
+from .files import cache_dir, data_dir, download, sha256_file, verify  # noqa: F401 - here since before zoo.files
 
 
 @dataclass(frozen=True)
@@ -25,22 +19,7 @@ class Source:
     url: str  # official download URL (of the file, or of the archive holding it)
     sha256: str  # of the file as stored under the data dir
     size: int | None = None  # bytes, when known
-
-
-def data_dir(override: str | Path | None = None) -> Path | None:
-    """The data dir: ``override`` (``--data-dir``), else ``ZOO_DATA_DIR``, else None."""
-    if override is not None:
-        path, how = Path(override), "--data-dir"
-    elif os.environ.get("ZOO_DATA_DIR"):
-        path, how = Path(os.environ["ZOO_DATA_DIR"]), "ZOO_DATA_DIR"
-    else:
-        return None
-    if not path.is_dir():
-        raise DataError(
-            f"{how}={path}: no such folder; point ZOO_DATA_DIR (or --data-dir) at the folder "
-            "that holds the datasets, or unset it to download into the cache"
-        )
-    return path
+    decompress: Literal["gzip"] | None = None  # "gzip": the URL serves the file gzip'd; it is stored unzipped
 
 
 def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = True) -> str:
@@ -83,32 +62,6 @@ def read_text(path: str | Path, encoding: str = "utf-8", *, allow_empty: bool = 
         ) from exc
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo")
-
-
-def sha256_file(path: Path) -> str:
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_mtime, st.st_size)
-    if key not in _verified:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        _verified[key] = h.hexdigest()
-    return _verified[key]
-
-
-def verify(path: Path, sha256: str) -> None:
-    actual = sha256_file(path)
-    if actual != sha256:
-        raise DataError(
-            f"{path}: sha256 {actual[:16]}... does not match the expected {sha256[:16]}...; "
-            "the file is corrupt or a different version: replace it with the official file"
-        )
-
-
 def locate(folder: str, source: Source, override: str | Path | None = None) -> Path:
     """A verified local copy of ``source``: from the data dir, else the cache, else downloaded."""
     root = data_dir(override)
@@ -123,31 +76,6 @@ def locate(folder: str, source: Source, override: str | Path | None = None) -> P
         return path
     path = cache_dir() / folder / source.filename
     if not path.is_file():
-        download(source.url, path, source.sha256)
+        download(source.url, path, source.sha256, decompress=source.decompress)
     verify(path, source.sha256)
     return path
-
-
-def download(url: str, dest: Path, sha256: str | None = None) -> Path:
-    """Fetch ``url`` to ``dest`` through a temporary file; ``dest`` appears only when complete and verified."""
-    import urllib.request  # only when something is downloaded: keeps `import zoo` light
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    log.info("downloading %s -> %s", url, dest)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-            shutil.copyfileobj(resp, out)
-        if sha256 is not None:
-            verify(Path(tmp), sha256)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise DataError(
-            f"cannot download {url} ({exc}); download it by hand to {dest} "
-            "or set ZOO_DATA_DIR to a folder holding a local copy"
-        ) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest

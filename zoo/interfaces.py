@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -50,6 +51,17 @@ class Dataset(ABC):
             raise ZooError(f"{type(self).__name__} has no split '{split}'; splits: {', '.join(self.splits)}")
 
 
+@dataclass(frozen=True)
+class ModelContract:
+    """What a task needs of a model, as data (``zoo info TASK`` prints it; shapes: B batch, T length...)."""
+
+    sizes: Mapping[str, str]  # the constructor's keyword sizes (what model_sizes() returns) -> what each is
+    forward: str  # the call the task makes, with its inputs' shapes: "forward(ids (B, T), lengths (B,))"
+    returns: str  # what forward returns, e.g. "logits (B, K), no softmax"
+    methods: Mapping[str, str] = field(default_factory=dict)  # other methods the task calls -> what they do
+    optional: Mapping[str, str] = field(default_factory=dict)  # methods used when a model has them -> when, what
+
+
 class Task(ABC):
     """Turns examples into batches, defines the loss, the metrics and the decoding.
 
@@ -61,6 +73,10 @@ class Task(ABC):
     tokenizer_roles: ClassVar[tuple[str, ...]] = ("text",)
     # metric name -> "min" or "max"; the first is the default early-stopping metric
     metrics: ClassVar[dict[str, str]] = {"loss": "min"}
+    # the contract as data, for ``zoo info TASK``: what a model must offer, the example fields read (name -> meaning)
+    model_contract: ClassVar[ModelContract | None] = None
+    example_fields: ClassVar[dict[str, str]] = {}
+    data_dir: Path | None = None  # the data dir (--data-dir, ZOO_DATA_DIR) of a training run, for init_model
 
     def __init__(self, config: Any, tokenizers: Mapping[str, Tokenizer]):
         self.config = config if config is not None else self.Config()
