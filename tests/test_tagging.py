@@ -106,6 +106,7 @@ def test_conll2000_without_a_data_dir_fetches_and_unzips_the_official_gz(conll_d
         gz.write_bytes(gzip.compress((conll_dir / "conll2000" / s.filename).read_bytes()))
         sources.append(dataclasses.replace(s, url=gz.as_uri()))
     monkeypatch.setattr(CoNLL2000, "sources", tuple(sources))
+    monkeypatch.delenv("ZOO_DATA_DIR")  # no data dir at all: the download cache
     ds = CoNLL2000(data_dir=None)
     assert len(ds.load("test")) == 2_012
     assert (tmp_path / "cache" / "conll2000" / "test.txt").is_file()  # conftest's ZOO_CACHE_DIR

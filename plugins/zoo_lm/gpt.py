@@ -18,9 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import Model
-from zoo.config import Range
-from zoo.ops import attention, float32_linear
+from zoo import Model, Range, attention, float32_linear
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: keys, values (B, nh, T, hs)
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from zoo import DataError, Dataset, Source, read_text
-from zoo.config import SEED, Range
+from zoo import SEED, DataError, Dataset, Range, Source, local_path, read_text
 
 Example = dict[str, Any]
 # the official archive holds conala-corpus/conala-{train,test}.json
@@ -183,13 +182,17 @@ class Pairs(Dataset):
 
     Config = PairsConfig
 
+    def _path(self, key: str) -> Path:
+        """The file config ``key`` names: relative to the working directory, else to the data dir."""
+        return local_path(getattr(self.config, key), self.data_dir, key=f"dataset.{key}", kind="file")
+
     def load(self, split: str) -> list[Example]:
         self.check_split(split)
         cfg = self.config
         named = {"train": cfg.train_file, "val": cfg.val_file, "test": cfg.test_file}
         if split != "train" and named[split]:
-            return read_pairs(Path(named[split]), cfg.src_field, cfg.tgt_field)
-        rest = read_pairs(Path(cfg.train_file), cfg.src_field, cfg.tgt_field)
+            return read_pairs(self._path(f"{split}_file"), cfg.src_field, cfg.tgt_field)
+        rest = read_pairs(self._path("train_file"), cfg.src_field, cfg.tgt_field)
         carved: dict[str, list[Example]] = {}
         for name, fraction in (("test", cfg.test_fraction), ("val", cfg.val_fraction)):
             if not named[name]:

@@ -26,9 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo import Model
-from zoo.config import Range
-from zoo.ops import attention, float32_linear
+from zoo import Model, Range, attention, float32_linear
 
 
 @dataclass

@@ -32,14 +32,24 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, Task, embedding_matrix, load_vectors, save_vectors, train_vectors
-from zoo.config import Range
+from zoo import (
+    ConfigError,
+    DataError,
+    ModelContract,
+    Range,
+    Task,
+    embedding_matrix,
+    load_vectors,
+    local_path,
+    pad_rows,
+    save_vectors,
+    train_vectors,
+)
 
 from . import bleu
 from .slots import MAX_SLOTS, restore, slot_code, slot_intent
@@ -68,17 +78,24 @@ class CodeGenConfig:
     vectors_epochs: Annotated[int, Range(1, 10_000)] = 20  # gensim training epochs (a small corpus needs many)
 
 
-def _pad(seqs: list[list[int]], value: int) -> torch.Tensor:
-    out = torch.full((len(seqs), max(1, max((len(s) for s in seqs), default=1))), value, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
-
-
 class CodeGenTask(Task):
     Config = CodeGenConfig
     tokenizer_roles = ("src", "tgt")
     metrics = {"loss": "min", "bleu": "max", "exact_match": "max", "perplexity": "min", "bleu_smooth": "max"}
+    model_contract = ModelContract(
+        sizes={"src_vocab": "ids of the src tokenizer", "tgt_vocab": "V, ids of the tgt tokenizer",
+               "pad_id": "the id padding positions hold (src and tgt share it)"},
+        forward="forward(src (B, S) long, src_ext (B, S) long, tgt_in (B, T) long): src_ext is each source token's "
+                "target id, or V + i (i: its first position) where the target vocabulary lacks it; tgt_in is <bos> + "
+                "target, a target token only the source holds as its extended id",
+        returns="log-probabilities (B, T, V + S) over the target vocabulary and the source positions to copy",
+        methods={"greedy(src, src_ext, max_len, bos_id, eos_id)": "list of id lists, for beam = 1",
+                 "beam_search(src, src_ext, max_len, bos_id, eos_id, beam=, length_penalty=)": "list of id lists, "
+                 "the best hypothesis of each row; with an n_best= keyword, predict can ask for several"},
+        optional={"set_embeddings(src_matrix, tgt_matrix)": "called once before training when task.vectors is set "
+                  "(config.d_model gives the embedding width)", "config.copy": "true: targets only the source holds "
+                  "keep their extended ids (the model copies); false or absent: they read as <unk>"})
+    example_fields = {"src": "str: the English intent", "tgt": "str: the Python code"}
 
     def __init__(self, config: Any, tokenizers: Mapping[str, Any]):
         super().__init__(config, tokenizers)
@@ -134,8 +151,8 @@ class CodeGenTask(Task):
             touts.append(out + [tgt_tok.eos_id])
             meta.append({"intent": ex["src"], "reference": ex.get("tgt", ""), "slots": slots, "src_tokens": s_toks})
         pad = tgt_tok.pad_id
-        return {"src": _pad(srcs, pad), "src_ext": _pad(exts, pad), "tgt_in": _pad(tins, pad),
-                "tgt_out": _pad(touts, pad), "meta": meta}
+        return {"src": pad_rows(srcs, pad), "src_ext": pad_rows(exts, pad), "tgt_in": pad_rows(tins, pad),
+                "tgt_out": pad_rows(touts, pad), "meta": meta}
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
         return math.ceil(len(encoded["src"]) / batch_size)
@@ -286,7 +303,7 @@ class CodeGenTask(Task):
             sentences = [src_tok.split(s) for s, _ in self._train_pairs]
             sentences += [[w for w in tgt_tok.split(t) if not is_space(w)] for _, t in self._train_pairs]
             return train_vectors(sentences, self._dim, kind=cfg.vectors, epochs=cfg.vectors_epochs, window=5)
-        return load_vectors(Path(cfg.vectors))
+        return load_vectors(local_path(cfg.vectors, self.data_dir, key="task.vectors", kind="file"))
 
     def init_model(self, model: Any, train: Any = None) -> dict[str, Any]:
         cfg = self.config

@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated
 
-from zoo import DataError, VocabTokenizer
-from zoo.config import Range
+from zoo import DataError, Range, VocabTokenizer, by_frequency
 
 from .slots import slot_names
 
@@ -28,11 +27,6 @@ CODE = re.compile(
     r"|\*\*=?|//=?|>>=?|<<=?|->|\.\.\.|[-+*/%&|^@=<>!:]="  # multi-character operators
     r"|\S|\s"  # any other character on its own (brackets, quotes, colons, commas, ...)
 )
-
-
-def _by_frequency(counts: Counter) -> list[str]:
-    """Most frequent first, ties in code-point order: the same data always gives the same ids."""
-    return sorted(counts, key=lambda t: (-counts[t], t))
 
 
 @dataclass
@@ -50,9 +44,7 @@ class _Fitted(VocabTokenizer):
         counts = Counter(t for text in texts for t in self.split(text))
         if not counts:
             raise DataError(f"{self.name} tokenizer: no tokens to fit on (the training split is empty)")
-        kept = [t for t in _by_frequency(counts) if counts[t] >= self.config.min_freq]
-        if self.config.max_size is not None:
-            kept = kept[: self.config.max_size]
+        kept = by_frequency(counts, min_freq=self.config.min_freq, max_size=self.config.max_size)
         slots = slot_names()
         self.set_vocab(slots + [t for t in kept if t not in set(slots)])
 

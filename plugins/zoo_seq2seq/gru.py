@@ -12,8 +12,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo import Model
-from zoo.config import Range
+from zoo import Model, Range
 
 
 @dataclass

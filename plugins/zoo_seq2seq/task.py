@@ -23,8 +23,7 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, Task
-from zoo.config import Range
+from zoo import ConfigError, DataError, ModelContract, Range, Task, pad_rows
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +38,19 @@ class Seq2SeqConfig:
     decode: Literal["greedy"] = "greedy"
 
 
-def _pad(seqs: list[list[int]], pad: int) -> torch.Tensor:
-    out = torch.full((len(seqs), max(1, max((len(s) for s in seqs), default=1))), pad, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return out
-
-
 class Seq2SeqTask(Task):
     Config = Seq2SeqConfig
     tokenizer_roles = ("src", "tgt")
     metrics = {"loss": "min", "exact_match": "max", "token_accuracy": "max", "perplexity": "min"}
+    model_contract = ModelContract(
+        sizes={"src_vocab": "ids of the src tokenizer", "tgt_vocab": "V, ids of the tgt tokenizer",
+               "pad_id": "the id padding positions hold (src and tgt share it)"},
+        forward="forward(src (B, S) long, src_lengths (B,) long, tgt_in (B, T) long, teacher_forcing=1.0): "
+                "tgt_in is <bos> + target; teacher_forcing is the chance of feeding the gold token while training",
+        returns="logits (B, T, V) predicting target + <eos>, no softmax",
+        methods={"generate(src, src_lengths, max_len, bos_id, eos_id)": "greedy decoding for evaluation and "
+                 "predict: ids (B, max_len), padding after each row's <eos>"})
+    example_fields = {"src": "str: the source text", "tgt": "str: the target text"}
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         return [ex[role] for ex in examples]
@@ -75,10 +76,10 @@ class Seq2SeqTask(Task):
         tgt_tok = self.tokenizers["tgt"]
         pad = tgt_tok.pad_id
         return {
-            "src": _pad(srcs, pad),
+            "src": pad_rows(srcs, pad),
             "src_lengths": torch.tensor([len(s) for s in srcs], dtype=torch.long),
-            "tgt_in": _pad([[tgt_tok.bos_id, *t] for t in tgts], pad),
-            "tgt_out": _pad([[*t, tgt_tok.eos_id] for t in tgts], pad),
+            "tgt_in": pad_rows([[tgt_tok.bos_id, *t] for t in tgts], pad),
+            "tgt_out": pad_rows([[*t, tgt_tok.eos_id] for t in tgts], pad),
         }
 
     def num_batches(self, encoded: Mapping[str, torch.Tensor], batch_size: int) -> int:

@@ -18,8 +18,7 @@ import random
 from dataclasses import dataclass
 from typing import Annotated
 
-from zoo import Dataset
-from zoo.config import SEED, Range
+from zoo import SEED, Dataset, Range
 
 
 @dataclass

@@ -9,18 +9,12 @@ file and the line. ``-DOCSTART-`` lines (CoNLL-2003) are skipped.
 from __future__ import annotations
 
 import codecs
-import gzip
 import logging
-import os
-import shutil
-import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from zoo import DataError, Dataset, Source, read_text
-from zoo.config import Range
+from zoo import DataError, Dataset, Range, Source, local_path, read_text
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +98,11 @@ class CoNLL2000(Dataset):
     folder = "conll2000"
     sources = (
         Source("train.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/train.txt.gz",
-               "82033cd7a72b209923a98007793e8f9de3abc1c8b79d646c50648eb949b87cea", size=2_842_164),
+               "82033cd7a72b209923a98007793e8f9de3abc1c8b79d646c50648eb949b87cea", size=2_842_164,
+               decompress="gzip"),
         Source("test.txt", "https://www.clips.uantwerpen.be/conll2000/chunking/test.txt.gz",
-               "73b7b1e565fa75a1e22fe52ecdf41b6624d6f59dacb591d44252bf4d692b1628", size=639_396),
+               "73b7b1e565fa75a1e22fe52ecdf41b6624d6f59dacb591d44252bf4d692b1628", size=639_396,
+               decompress="gzip"),
     )
     splits = ("train", "val", "test")
     label_columns = {"pos": 1, "chunk": 2}
@@ -115,15 +111,6 @@ class CoNLL2000(Dataset):
         super().__init__(config, data_dir)
         self.splits = ("train", "val", "test") if self.config.val_sentences else ("train", "test")
         self._read: dict[str, list[Example]] = {}
-
-    def file(self, filename: str) -> Path:
-        """As :meth:`zoo.Dataset.file`; without a data dir, the official ``.gz`` is fetched and unzipped first."""
-        if self.data_dir is None:
-            source = next(s for s in self.sources if s.filename == filename)
-            cached = _cache_dir() / self.folder / filename
-            if not cached.is_file():
-                _fetch_gunzip(source.url, cached)
-        return super().file(filename)
 
     def _sentences(self, filename: str) -> list[Example]:
         if filename not in self._read:
@@ -140,29 +127,6 @@ class CoNLL2000(Dataset):
             cut = len(train) - cfg.val_sentences
             out = train[:cut] if split == "train" else train[cut:]
         return out[: cfg.limit] if cfg.limit else out
-
-
-def _cache_dir() -> Path:  # zoo's download cache: ZOO_CACHE_DIR, else ~/.cache/zoo
-    return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo")
-
-
-def _fetch_gunzip(url: str, dest: Path) -> None:
-    """Download the gzip'd ``url`` and unzip it to ``dest``, which appears only when complete."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    log.info("downloading %s -> %s", url, dest)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp, \
-                gzip.GzipFile(fileobj=resp) as gz:
-            shutil.copyfileobj(gz, out)
-        os.replace(tmp, dest)
-    except (OSError, EOFError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise DataError(f"cannot download {url} ({exc}); download and gunzip it by hand to {dest}, "
-                        "or set ZOO_DATA_DIR to a folder holding conll2000/train.txt and test.txt") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- the user's own files -------------------------------------------------------------------------
@@ -202,10 +166,12 @@ class CoNLLFiles(Dataset):
         self.splits = tuple(s for s, on in (("train", True), ("val", has_val), ("test", bool(cfg.test_file))) if on)
         self._read: dict[str, list[Example]] = {}
 
-    def _sentences(self, name: str) -> list[Example]:
+    def _sentences(self, key: str) -> list[Example]:
+        """The sentences of the file config ``key`` names (train_file, val_file, test_file)."""
+        cfg = self.config
+        name = str(getattr(cfg, key))
         if name not in self._read:
-            cfg = self.config
-            path = Path(os.path.expanduser(name))
+            path = local_path(name, self.data_dir, key=f"dataset.{key}", kind="file")
             self._read[name] = read_conll(path, cfg.word_column, cfg.label_column, cfg.columns, cfg.encoding)
         return self._read[name]
 
@@ -215,10 +181,10 @@ class CoNLLFiles(Dataset):
         if not cfg.train_file:
             raise DataError("dataset.train_file is empty: give your CoNLL file")
         if split == "test":
-            return self._sentences(str(cfg.test_file))
+            return self._sentences("test_file")
         if cfg.val_file:
-            return self._sentences(cfg.train_file if split == "train" else cfg.val_file)
-        train = self._sentences(cfg.train_file)
+            return self._sentences("train_file" if split == "train" else "val_file")
+        train = self._sentences("train_file")
         cut = len(train) - int(len(train) * cfg.val_fraction)
         if split == "val" and cut == len(train) or split == "train" and cut == 0:
             raise DataError(f"{cfg.train_file}: {len(train)} sentences are too few to split off "

@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import Model
-from zoo.config import Range
+from zoo import Model, Range
 
 
 @dataclass

@@ -11,7 +11,6 @@ with ``zoo eval``; the confusion matrix adds which label was taken for which.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 
 import zoo
 
-from .task import PAD, prf, spans
+from .task import PAD, spans
 
 
 @dataclass
@@ -83,11 +82,6 @@ class TaggingReport:
         return path
 
 
-def _data_dir(value: str | Path | None) -> Path | None:
-    value = value if value is not None else os.environ.get("ZOO_DATA_DIR") or None
-    return Path(value) if value is not None else None
-
-
 @torch.no_grad()
 def report(artifact: str | Path | Any, split: str | None = None, *, data_dir: str | Path | None = None,
            device: str = "cpu", batch_size: int = 256) -> TaggingReport:
@@ -96,7 +90,7 @@ def report(artifact: str | Path | Any, split: str | None = None, *, data_dir: st
     task, model = lm.task, lm.model
     if not hasattr(task, "class_counts"):
         raise zoo.ZooError(f"{lm.path}: not a tagging model (task {lm.metadata.get('task')})")
-    dataset = lm.resolved.cls("dataset")(lm.resolved.configs["dataset"], data_dir=_data_dir(data_dir))
+    dataset = lm.resolved.cls("dataset")(lm.resolved.configs["dataset"], data_dir=zoo.data_dir(data_dir))
     split = split or ("test" if "test" in dataset.splits else "val")
     dataset.check_split(split)
     encoded = task.encode(dataset.load(split))
@@ -113,8 +107,7 @@ def report(artifact: str | Path | Any, split: str | None = None, *, data_dir: st
         tags = batch["tags"]
         pred = task.logits(model, batch).argmax(-1)
         real = tags != PAD
-        gold = tags[real].masked_fill(tags[real] < 0, k)
-        confusion += torch.bincount(gold * k + pred[real], minlength=(k + 1) * k).view(k + 1, k).cpu()
+        confusion += zoo.confusion_matrix(pred[real], tags[real], k).cpu()
         if task.span_f1:
             for p, t, n in zip(pred.tolist(), tags.tolist(), batch["lengths"].tolist()):
                 gs = spans([task.labels[c] if c >= 0 else "O" for c in t[:n]])
@@ -125,7 +118,7 @@ def report(artifact: str | Path | Any, split: str | None = None, *, data_dir: st
                         counts[("correct", "found", "gold").index(kind)] += 1
     span_types = []
     for typ, (c, f, g) in sorted(type_counts.items(), key=lambda kv: -kv[1][2]):
-        p, r, f1 = prf(c, f - c, g - c)
+        p, r, f1 = zoo.precision_recall_f1(c, f - c, g - c)
         span_types.append({"type": typ, "gold": g, "found": f, "precision": p, "recall": r, "f1": f1})
     return TaggingReport(labels=list(task.labels), confusion=confusion.tolist(), metrics=task.summarize(sums),
                          rows=task.class_table(sums), span_types=span_types, unknown=dict(encoded["unknown"]))

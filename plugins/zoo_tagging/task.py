@@ -36,8 +36,9 @@ from typing import Annotated, Any
 import torch
 import torch.nn.functional as F
 
-from zoo import DataError, Task, length_batches
-from zoo.config import Range
+import zoo
+from zoo import DataError, ModelContract, Range, Task, class_scores, length_batches, macro_f1, pad_rows
+from zoo import precision_recall_f1 as prf
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +83,22 @@ def spans(labels: Sequence[str]) -> set[tuple[str, int, int]]:
     return out
 
 
-def _pad(rows: list[list[int]], value: int, width: int | None = None) -> torch.Tensor:
-    width = width or max(1, max(len(r) for r in rows))
-    return torch.tensor([r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
-
-
-def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
-    """Precision, recall and F1; 0 where undefined."""
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
 class TaggingTask(Task):
     Config = TaggingConfig
     tokenizer_roles = ("words", "tags", "chars")
     metrics = {"accuracy": "max", "loss": "min", "macro_f1": "max", "unknown_labels": "min"}
     shared_keys = ("chars",)  # the batch's distinct words (U, W), indexed by char_index: not per row
+    model_contract = ModelContract(
+        sizes={"vocab_size": "ids of the words tokenizer", "n_tags": "K, the labels seen in training",
+               "pad_id": "the id padding positions of words hold", "unk_id": "the words tokenizer's <unk>",
+               "char_vocab": "ids of the chars tokenizer", "char_pad_id": "the id padding positions of chars hold",
+               "max_len": "tokens per input row at most (task.max_len): longer sentences come in pieces"},
+        forward="forward(words (B, T) long, chars (U, W) long, char_index (B, T) long): chars holds the characters "
+                "of the U distinct word forms of the batch, char_index points each token at its form",
+        returns="logits (B, T, K), no softmax; padding positions are ignored")
+    example_fields = {"tokens": "list[str]: the words of a sentence (no whitespace inside a word)",
+                      "tags": "list[str]: one label per word (one unseen in training counts as an error, "
+                      "unknown_labels); BIO chunk tags get span precision / recall / F1"}
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         key = "tags" if role == "tags" else "tokens"
@@ -166,11 +166,11 @@ class TaggingTask(Task):
         char_rows = [[]] + [ids if len(ids) <= cfg.max_word_chars else ids[:half] + ids[len(ids) - half:]
                             for ids in (chars_tok.encode(w) for w in list(forms)[1:])]
         return {
-            "words": _pad(word_rows, words_tok.pad_id),
-            "tags": _pad(tag_rows, PAD),
-            "form_ids": _pad(form_rows, 0),
+            "words": pad_rows(word_rows, words_tok.pad_id),
+            "tags": pad_rows(tag_rows, PAD),
+            "form_ids": pad_rows(form_rows, 0),
             "lengths": torch.tensor([len(r) for r in word_rows], dtype=torch.long),
-            "forms": _pad(char_rows, chars_tok.pad_id, cfg.max_word_chars),
+            "forms": pad_rows(char_rows, chars_tok.pad_id, width=cfg.max_word_chars),
         }
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
@@ -223,14 +223,10 @@ class TaggingTask(Task):
 
     def class_counts(self, pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
         """``tp/L``, ``fp/L`` and ``fn/L`` of every label L, from the predictions and labels of real tokens."""
-        k = len(self.labels)
-        hit = pred == gold
-        tp = torch.bincount(pred[hit], minlength=k).tolist()
-        predicted = torch.bincount(pred, minlength=k).tolist()
-        actual = torch.bincount(gold[gold >= 0], minlength=k).tolist()
+        tp, fp, fn = zoo.class_counts(zoo.confusion_matrix(pred, gold, len(self.labels)))
         out: dict[str, float] = {}
         for c, lab in enumerate(self.labels):
-            out[f"tp/{lab}"], out[f"fp/{lab}"], out[f"fn/{lab}"] = tp[c], predicted[c] - tp[c], actual[c] - tp[c]
+            out[f"tp/{lab}"], out[f"fp/{lab}"], out[f"fn/{lab}"] = tp[c], fp[c], fn[c]
         return out
 
     def span_counts(self, pred: torch.Tensor, tags: torch.Tensor, lengths: torch.Tensor) -> dict[str, float]:
@@ -249,8 +245,7 @@ class TaggingTask(Task):
             "loss": sums.get("loss_sum", 0.0) / max(sums.get("loss_tokens", 0.0), 1.0),
         }
         rows = self.class_table(sums)
-        present = [r for r in rows if r["support"] or r["predicted"]]
-        out["macro_f1"] = sum(r["f1"] for r in present) / max(len(present), 1)
+        out["macro_f1"] = macro_f1(rows)
         out["unknown_labels"] = sums.get("unknown_labels", 0.0)
         out["tokens"] = tokens
         if "span_gold" in sums:
@@ -263,13 +258,8 @@ class TaggingTask(Task):
 
     def class_table(self, sums: Mapping[str, float]) -> list[dict[str, Any]]:
         """Per label: support, predicted, precision, recall (its accuracy) and F1; most frequent first."""
-        rows = []
-        for lab in self.labels:
-            tp, fp, fn = (sums.get(f"{kind}/{lab}", 0.0) for kind in ("tp", "fp", "fn"))
-            p, r, f = prf(tp, fp, fn)
-            rows.append({"label": lab, "support": int(tp + fn), "predicted": int(tp + fp), "precision": p,
-                         "recall": r, "f1": f})
-        return sorted(rows, key=lambda row: -row["support"])
+        tp, fp, fn = ([sums.get(f"{kind}/{lab}", 0.0) for lab in self.labels] for kind in ("tp", "fp", "fn"))
+        return sorted(class_scores(self.labels, tp, fp, fn), key=lambda row: -row["support"])
 
     # -- inference on raw sentences (zoo predict) ----------------------------------------------------
     predict_input = ("a sentence: a text (str), split into words at whitespace, or a list of words. A list is a batch "

@@ -10,13 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from zoo import DataError, VocabTokenizer
-from zoo.config import Range
-
-
-def _by_frequency(counts: Counter) -> list[str]:
-    """Most frequent first; ties in code-point order, so the same data always gives the same ids."""
-    return sorted(counts, key=lambda t: (-counts[t], t))
+import zoo
+from zoo import DataError, Range, VocabTokenizer, by_frequency
 
 
 @dataclass
@@ -54,8 +49,8 @@ class WordTokenizer(VocabTokenizer):
         counts = Counter(w for text in texts for w in self.split(text))
         if not counts:
             raise DataError("conll-words tokenizer: no words to fit on (the training split is empty)")
-        words = [w for w in _by_frequency(counts) if counts[w] >= self.config.min_freq and w not in self.SPECIALS]
-        self.set_vocab(words[: self.config.max_size])
+        self.set_vocab(by_frequency(counts, min_freq=self.config.min_freq, max_size=self.config.max_size,
+                                    exclude=self.SPECIALS))
 
     def encode(self, text: str) -> list[int]:
         unk, stoi, n = self.unk_id, self.stoi, len(self.SPECIALS)
@@ -66,29 +61,15 @@ class WordTokenizer(VocabTokenizer):
         return self.join([self.itos[i] for i in ids if i == unk or n <= i < len(self.itos)])
 
 
-class TagTokenizer(VocabTokenizer):
+class TagTokenizer(zoo.LabelTokenizer):
     """The label vocabulary: one id per label seen in training, most frequent first, after the specials.
 
-    A label never seen in training encodes to <unk>; the tagging task counts those
-    (``unknown_labels``) instead of failing.
+    A text is a sentence's labels joined by spaces. A label never seen in training encodes
+    to <unk>; the tagging task counts those (``unknown_labels``) instead of failing.
     """
+
+    order = "frequency"
+    name = "conll-tags"
 
     def split(self, text: str) -> list[str]:
         return text.split()
-
-    def join(self, tokens: list[str]) -> str:
-        return " ".join(tokens)
-
-    def fit(self, texts: Iterable[str]) -> None:
-        counts = Counter(t for text in texts for t in text.split())
-        clash = sorted(set(counts) & set(self.SPECIALS))
-        if clash:
-            raise DataError(f"conll-tags tokenizer: the label {clash[0]!r} is a reserved token name; rename it")
-        if not counts:
-            raise DataError("conll-tags tokenizer: no labels to fit on (the training split is empty)")
-        self.set_vocab(_by_frequency(counts))
-
-    @property
-    def labels(self) -> list[str]:
-        """The labels, in class order: class ``k`` is id ``k + 4``."""
-        return self.itos[len(self.SPECIALS):]

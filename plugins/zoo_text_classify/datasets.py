@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from zoo import DataError, Dataset, Source, read_text
-from zoo.config import SEED, Range
+from zoo import SEED, DataError, Dataset, Range, Source, local_path, read_text
 
 # the longest CSV field the C reader can hold: a C long (sys.maxsize overflows it where a long is 32 bits)
 CSV_FIELD_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_long) - 1) - 1
@@ -231,7 +230,8 @@ class TextClassificationFiles(Dataset):
     def rows(self, key: str) -> list[dict[str, Any]]:
         name = getattr(self.config, key)
         if name not in self._read:
-            self._read[name] = read_table(Path(name), self.config)
+            path = local_path(name, self.data_dir, key=f"dataset.{key}", kind="file")
+            self._read[name] = read_table(path, self.config)
         return self._read[name]
 
     def load(self, split: str) -> list[dict[str, Any]]:

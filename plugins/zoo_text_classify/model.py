@@ -13,7 +13,6 @@ The task calls :meth:`RNNClassifier.init_embedding` once, on a fresh model.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from zoo import Model
-from zoo.config import Range
+from zoo import Model, Range
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +58,6 @@ class RNNClassifierConfig:
         bad = [p for p in self.pooling.split("+") if p not in POOLINGS]
         if bad or not self.pooling:
             raise ValueError(f"pooling: unknown {bad[0] if bad else ''!r}; use last, mean, max or a '+' list of them")
-
-
-def vectors_path(name: str) -> Path:
-    """``name`` as given, or under the data dir when it is relative and not found here."""
-    path = Path(name).expanduser()
-    root = os.environ.get("ZOO_DATA_DIR")
-    if not path.is_absolute() and not path.exists() and root and (Path(root) / path).exists():
-        return Path(root) / path
-    return path
 
 
 def reverse_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -138,10 +127,13 @@ class RNNClassifier(Model):
         if cfg.freeze_embedding:
             self.embedding.weight.requires_grad_(False)
 
-    def init_embedding(self, tokens: Sequence[str], sentences: Callable[[], list[list[str]]]) -> None:
+    def init_embedding(self, tokens: Sequence[str], sentences: Callable[[], list[list[str]]],
+                       data_dir: Path | None = None) -> None:
         """Start the embedding from ``config.vectors`` (no-op without): ``tokens[i]`` is the word of id i.
 
         ``sentences`` gives the tokenized training texts; it is called only to train gensim vectors.
+        A relative vectors file not found in the working directory is read from ``data_dir``
+        (the run's ``--data-dir`` or ``ZOO_DATA_DIR``).
         """
         import zoo
 
@@ -151,7 +143,7 @@ class RNNClassifier(Model):
         if cfg.vectors == "gensim":
             vectors = zoo.train_vectors(sentences(), cfg.emb_dim, epochs=cfg.gensim_epochs, min_count=1)
         else:
-            vectors = zoo.load_vectors(vectors_path(cfg.vectors))
+            vectors = zoo.load_vectors(zoo.local_path(cfg.vectors, data_dir, key="model.vectors", kind="file"))
         matrix, found = zoo.embedding_matrix(list(tokens), vectors, cfg.emb_dim, pad_index=self.pad_id)
         with torch.no_grad():
             self.embedding.weight.copy_(matrix)

@@ -20,6 +20,7 @@ as in training, with a logged warning.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,8 +30,18 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import DataError, Task, length_batches
-from zoo.config import Range
+from zoo import (
+    DataError,
+    ModelContract,
+    Range,
+    Task,
+    class_counts,
+    class_scores,
+    confusion_matrix,
+    length_batches,
+    macro_f1,
+    pad_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +57,20 @@ class ClassificationConfig:
     label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
 
 
-def prf(tp: float, fp: float, fn: float) -> tuple[float, float, float]:
-    """Precision, recall and F1; 0 where undefined."""
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
-
-
 class ClassificationTask(Task):
     Config = ClassificationConfig
     tokenizer_roles = ("text", "labels")
     metrics = {"accuracy": "max", "loss": "min", "macro_f1": "max", "unknown_labels": "min"}
+    model_contract = ModelContract(
+        sizes={"vocab_size": "ids of the text tokenizer (specials included)", "n_classes": "K, the classes seen in "
+               "training", "pad_id": "the id padding positions of ids hold"},
+        forward="forward(ids (B, T) long, lengths (B,) long): each row's first lengths[b] ids are the text",
+        returns="logits (B, K), no softmax (the task applies cross-entropy)",
+        optional={"init_embedding(tokens, sentences, data_dir=None)": "called once before training (not on resume): "
+                  "tokens is the text vocabulary in id order, sentences() returns the training texts as token "
+                  "lists, data_dir the run's data dir (passed when the method takes it); for pretrained vectors"})
+    example_fields = {"text": "str: the text", "label": "str: its class (one unseen in training counts as an error, "
+                      "unknown_labels, and takes no part in the loss)", "id": "optional: the example's key"}
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         return [str(ex["label"] if role == "labels" else ex["text"]) for ex in examples]
@@ -113,8 +127,7 @@ class ClassificationTask(Task):
     def _batch(self, encoded: Mapping[str, Any], idx: torch.Tensor) -> dict[str, torch.Tensor]:
         lengths = encoded["lengths"][idx]
         pad = self.tokenizers["text"].pad_id
-        ids = torch.nn.utils.rnn.pad_sequence([encoded["ids"][i] for i in idx.tolist()], batch_first=True,
-                                              padding_value=pad)  # (B, T)
+        ids = pad_rows([encoded["ids"][i] for i in idx.tolist()], pad)  # (B, T)
         return {"ids": ids, "lengths": lengths, "labels": encoded["labels"][idx], "index": idx}
 
     # -- model hooks, loss and metrics -----------------------------------------------------------
@@ -123,7 +136,11 @@ class ClassificationTask(Task):
         if init is None or train is None:
             return {}
         itos = self.tokenizers["text"].itos
-        init(list(itos), lambda: [[itos[i] for i in row.tolist()] for row in train["ids"]])
+        sentences = lambda: [[itos[i] for i in row.tolist()] for row in train["ids"]]  # noqa: E731
+        if "data_dir" in inspect.signature(init).parameters:
+            init(list(itos), sentences, data_dir=self.data_dir)
+        else:  # a model written before init_embedding took the data dir
+            init(list(itos), sentences)
         return {}
 
     @staticmethod
@@ -154,8 +171,7 @@ class ClassificationTask(Task):
     def confusion_counts(self, pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
         """``cm/G/P``: examples of gold class G predicted as P (G = ``?`` for labels unseen in training)."""
         k = len(self.labels)
-        g = gold.masked_fill(gold < 0, k)
-        counts = torch.bincount(g * k + pred, minlength=(k + 1) * k).view(k + 1, k).tolist()
+        counts = confusion_matrix(pred, gold, k).tolist()  # (K + 1, K): a last row for unseen labels
         names = [*self.labels, "?"]
         return {f"cm/{names[a]}/{names[b]}": counts[a][b] for a in range(k + 1) for b in range(k) if counts[a][b]}
 
@@ -165,25 +181,15 @@ class ClassificationTask(Task):
 
     def class_table(self, sums: Mapping[str, float]) -> list[dict[str, Any]]:
         """Per class: support, predicted, precision, recall and F1, in class order."""
-        cm = self.confusion(sums)
-        unknown_as = [int(sums.get(f"cm/?/{p}", 0)) for p in self.labels]
-        rows = []
-        for c, lab in enumerate(self.labels):
-            tp = cm[c][c]
-            predicted = sum(cm[g][c] for g in range(len(cm))) + unknown_as[c]
-            support = sum(cm[c])
-            p, r, f = prf(tp, predicted - tp, support - tp)
-            rows.append({"label": lab, "support": support, "predicted": predicted, "precision": p, "recall": r,
-                         "f1": f})
-        return rows
+        cm = [*self.confusion(sums), [int(sums.get(f"cm/?/{p}", 0)) for p in self.labels]]
+        return class_scores(self.labels, *class_counts(cm))
 
     def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
         n = sums.get("examples", 0.0)
         out = {"accuracy": sums.get("correct", 0.0) / max(n, 1.0),
                "loss": sums.get("loss_sum", 0.0) / max(sums.get("known", 0.0), 1.0)}
         rows = self.class_table(sums)
-        present = [r for r in rows if r["support"] or r["predicted"]]
-        out["macro_f1"] = sum(r["f1"] for r in present) / max(len(present), 1)
+        out["macro_f1"] = macro_f1(rows)
         out["unknown_labels"] = sums.get("unknown_labels", 0.0)
         out["examples"] = n
         for r in rows:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from zoo import DataError, VocabTokenizer, read_text
-from zoo.config import Range
+import zoo
+from zoo import DataError, Range, VocabTokenizer, by_frequency, read_text
 
 # "<unk>" (so decoded text encodes back to the same ids), a word (letters/digits, with inner
 # apostrophes or hyphens: "don't", "well-made") or one punctuation mark ("!" and "?" carry sentiment).
@@ -26,11 +26,6 @@ you your yours yourself yourselves he him his himself she her hers herself it it
 theirs themselves what which who whom this that these those then there here when where why how all any both
 each few more most other some such own same so than s t can will just should now
 """.split())
-
-
-def _by_frequency(counts: Counter) -> list[str]:
-    """Most frequent first; ties in code-point order, so the same data always gives the same ids."""
-    return sorted(counts, key=lambda t: (-counts[t], t))
 
 
 @dataclass
@@ -93,8 +88,7 @@ class WordTokenizer(VocabTokenizer):
             n += 1
         if n == 0:
             raise DataError("word tokenizer: no texts to fit on (the training split is empty)")
-        kept = [w for w in _by_frequency(counts) if counts[w] >= self.config.min_freq and w not in self.SPECIALS]
-        kept = kept[: self.config.max_size]
+        kept = by_frequency(counts, min_freq=self.config.min_freq, max_size=self.config.max_size, exclude=self.SPECIALS)
         if not kept:
             raise DataError(
                 f"word tokenizer: the vocabulary is empty after filtering ({len(counts)} distinct words in "
@@ -118,27 +112,8 @@ class WordTokenizer(VocabTokenizer):
         self.stop = frozenset(state.get("stopwords", []))
 
 
-class LabelTokenizer(VocabTokenizer):
+class LabelTokenizer(zoo.LabelTokenizer):
     """The class names seen in training, sorted (so "neg" < "pos" and "0" < "1" keep their order).
 
     One text is one label; class ``k`` is id ``k + 4`` (after the specials).
     """
-
-    def split(self, text: str) -> list[str]:
-        return [text]
-
-    def join(self, tokens: list[str]) -> str:
-        return " ".join(tokens)
-
-    def fit(self, texts: Iterable[str]) -> None:
-        labels = set(texts)
-        clash = sorted(labels & set(self.SPECIALS))
-        if clash:
-            raise DataError(f"labels tokenizer: the label {clash[0]!r} is a reserved token name; rename it")
-        if not labels:
-            raise DataError("labels tokenizer: no labels to fit on (the training split is empty)")
-        self.set_vocab(sorted(labels))
-
-    @property
-    def labels(self) -> list[str]:
-        return self.itos[len(self.SPECIALS):]

@@ -21,8 +21,7 @@ from typing import Annotated, Any
 import tokenizers as hf
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from zoo import DataError, Tokenizer, ZooError
-from zoo.config import Range
+from zoo import DataError, Range, Tokenizer, ZooError
 
 log = logging.getLogger(__name__)
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import zoo
-from zoo import ConfigError
-from zoo.config import SEED, Range
+from zoo import SEED, ConfigError, Range
 
 TYPES = ("float", "int", "categorical")
 PARAM_KEYS = {
@@ -194,7 +193,7 @@ def parse_settings(table: Any, where: str) -> Settings:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [tune] must be a table of settings, got {table!r}")
     try:
-        return zoo.config.build(Settings, table, "tune")
+        return zoo.build_config(Settings, table, "tune")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -215,7 +214,7 @@ def load_spec(entry: str, space_file: str | Path | None = None) -> TuneSpec:
     space_table, where = table.get("space"), f"registry entry {entry_id} [tune]"
     if space_file is not None:
         where = str(space_file)
-        data = zoo.config.load_toml(Path(space_file))
+        data = zoo.load_toml(Path(space_file))
         unknown = sorted(set(data) - {"space", "tune"})
         if unknown:
             raise ConfigError(f"{where}: unknown table '{unknown[0]}'; a space file holds [space.\"SECTION.KEY\"] "
@@ -280,7 +279,7 @@ def check_space(entry: str, base: dict[str, Any], spec: TuneSpec) -> None:
     firsts = {k: p.first for k, p in spec.space.items()}
     for key, param in spec.space.items():
         for value in param.probes():
-            overrides = zoo.config.merge(base, nest({**firsts, key: value}))
+            overrides = zoo.merge_config(base, nest({**firsts, key: value}))
             try:
                 zoo.resolve_entry(entry, overrides)
             except ConfigError as exc:

@@ -14,8 +14,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -24,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import zoo
-from zoo import ConfigError, RunDirError, ZooError
-from zoo.errors import first_line
+from zoo import ConfigError, RunDirError, ZooError, atomic_path, atomic_write, first_line
 
 from .space import Param, TuneSpec, check_space, flatten, load_spec, lookup, nest
 
@@ -94,26 +91,6 @@ class TuneResult:
 
 # --- files ----------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    with _atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -150,7 +127,7 @@ def best_toml(result: TuneResult, base: dict[str, Any]) -> str:
         sets = " ".join(f"--set {k}={json.dumps(v)}" for k, v in fixed.items())
         header.append(f"# every trial also ran with: {sets}")
     header += [f"# use: zoo train {short} --config best.toml", ""]
-    return "\n".join(header) + zoo.config.dumps_toml(nest(best.params))
+    return "\n".join(header) + zoo.dumps_toml(nest(best.params))
 
 
 def plot_history(result: TuneResult, path: Path) -> None:
@@ -185,7 +162,7 @@ def plot_history(result: TuneResult, path: Path) -> None:
     if done or pruned:
         ax.legend()
     fig.tight_layout()
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
 
 
@@ -198,7 +175,7 @@ def write_csv(result: TuneResult, path: Path) -> None:
         w.writerow([r.number, r.state, "" if r.value is None else r.value, r.epochs,
                     "" if r.seconds is None else round(r.seconds, 3), r.baseline, *(r.params.get(k, "") for k in keys),
                     r.error])
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 # --- the study ------------------------------------------------------------------------------------
@@ -327,7 +304,7 @@ class _StudyPlan:
 
     @property
     def trial_base(self) -> dict[str, Any]:
-        return zoo.config.merge(self.base, {"train": {"early_stopping": self.metric}})
+        return zoo.merge_config(self.base, {"train": {"early_stopping": self.metric}})
 
     @property
     def max_epochs(self) -> int:
@@ -340,7 +317,7 @@ def _plan(entry: str, space: str | Path | None, overrides: dict[str, Any] | None
     base = dict(overrides or {})
     spec = load_spec(entry, space)
     if pruner is not None:
-        spec.settings = zoo.config.build(type(spec.settings), {**spec.raw_settings, "pruner": pruner}, "tune")
+        spec.settings = zoo.build_config(type(spec.settings), {**spec.raw_settings, "pruner": pruner}, "tune")
     resolved = zoo.resolve_entry(entry, base)  # the fixed part must be valid on its own
     metric, direction = _metric(spec, resolved)
     user_es = lookup(base, "train.early_stopping")
@@ -436,7 +413,7 @@ def _objective(optuna: Any, plan: _StudyPlan, data_dir: str | Path | None,
                 raise optuna.TrialPruned(f"after epoch {record['epoch']}: {metric}={value:.4g}")
 
         try:
-            result = zoo.train(plan.entry, zoo.config.merge(plan.trial_base, nest(params)), out=run_dir,
+            result = zoo.train(plan.entry, zoo.merge_config(plan.trial_base, nest(params)), out=run_dir,
                                data_dir=data_dir, on_epoch=on_epoch)
         except ConfigError as exc:  # this combination of values is invalid: the next trial may do better
             trial.set_user_attr("error", str(exc))
@@ -495,7 +472,7 @@ def _write_results(st: Any, plan: _StudyPlan, ran: int) -> TuneResult:
     write_csv(result, out_dir / "trials.csv")
     result.files["csv"] = out_dir / "trials.csv"
     if best is not None:
-        _atomic_write(out_dir / "best.toml", best_toml(result, plan.base))
+        atomic_write(out_dir / "best.toml", best_toml(result, plan.base))
         result.files["best"] = out_dir / "best.toml"
     try:
         plot_history(result, out_dir / "history.png")
