@@ -14,8 +14,11 @@ class TrainConfig:
     # optimizer steps per epoch; none: one pass over the train split
     steps_per_epoch: Annotated[int, Range(1, 10**12, note="none: one pass over the train split")] | None = None
     max_steps: Annotated[int, Range(1, 10**12)] | None = None  # stop after this many optimizer steps in all
-    # stop after this many seconds of training (evaluation not counted)
+    # stop after this many seconds of training (evaluation not counted: see max_eval_time)
     max_time: Annotated[float, Range(gt=0, le=10**9)] | None = None
+    # end each evaluation after this many seconds (the batch under way finishes); later evaluations then stop after
+    # as many batches, so epochs compare; the epoch record's eval_examples says how many examples it took
+    max_eval_time: Annotated[float, Range(gt=0, le=10**9)] | None = None
     # the global batch: under DDP each of N processes takes about batch_size / N rows
     batch_size: Annotated[int, Range(1, 2**24)] = 64
     eval_batch_size: Annotated[int, Range(1, 2**24, note="none: same as batch_size")] | None = None

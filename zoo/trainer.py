@@ -26,6 +26,7 @@ from ._io import atomic_write
 from .checkpoint import CHECKPOINT, METRICS, save_checkpoint
 from .device import autocast, autocast_dtype, to_device
 from .errors import ConfigError
+from .eval_budget import BoundedEval
 from .evaluation import evaluate
 from .interfaces import Batch, Task
 from .optim import lr_factor, make_optimizer
@@ -85,6 +86,7 @@ class Trainer:
         self.on_epoch = on_epoch
         self.groups = _param_groups(model, train_cfg.freeze)
         self.metric, self.mode = _early_stopping_metric(task, train_cfg.early_stopping)
+        self._eval_task = BoundedEval(task, train_cfg.max_eval_time, self.world, self.device)
 
     # -- helpers
     def _apply_freeze(self, epoch: int) -> None:
@@ -106,7 +108,7 @@ class Trainer:
         return value < best - self.cfg.min_delta if self.mode == "min" else value > best + self.cfg.min_delta
 
     def evaluate(self, encoded: Any) -> dict[str, float]:
-        return evaluate(self.model, self.task, encoded, self.cfg.eval_batch_size or self.cfg.batch_size,
+        return evaluate(self.model, self._eval_task, encoded, self.cfg.eval_batch_size or self.cfg.batch_size,
                         self.device, self.amp_dtype, self.world, self.cfg.pin_memory)
 
     # -- checkpoints
@@ -260,7 +262,7 @@ class Trainer:
         st, cfg = self.state, self.cfg
         t1 = time.perf_counter()
         record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-        record["eval_time"] = round(time.perf_counter() - t1, 3)
+        record["eval_time"], record["eval_examples"] = round(time.perf_counter() - t1, 3), self._eval_task.examples
         value = record[self.metric]
         if self._improved(value):
             st.best, st.best_epoch, st.bad_evals = value, st.epoch, 0

@@ -1,8 +1,12 @@
 """The ``lm`` task: next-token prediction over contiguous blocks of text.
 
 Examples are ``{"text": str}``; a split is the concatenation of its examples
-(joined by ``separator``). Training draws random blocks; evaluation uses a fixed
-set of non-overlapping blocks, so numbers are comparable between runs.
+(joined by ``separator``), or with ``boundaries`` the concatenation of units of text
+(documents, paragraphs or sentences), each as ``<bos> ... <eos>``, as reference
+system 2 marks its sentences. Training draws random blocks; evaluation uses a fixed
+set of non-overlapping blocks (``eval_blocks`` of them at most, evenly spaced), so
+numbers are comparable between runs, taken in a fixed shuffled order so that an
+evaluation cut short by ``train.max_eval_time`` still samples the whole split.
 
 Models used with it implement ``forward(idx) -> logits (B, T, V)`` and, for
 ``zoo generate``, ``generate(idx, max_new_tokens, temperature, top_k, generator,
@@ -11,14 +15,18 @@ use_cache) -> iterator of next tokens (B,)``. They are built with the sizes
 
 Inference (:meth:`predict`): a prompt in (``""`` starts from nothing); ``{"text": ...}`` out,
 the continuation sampled with ``zoo generate``'s options (seed 0 unless told otherwise).
+A model trained with ``boundaries`` starts every prompt with ``<bos>``, shows each
+``<eos>`` as the gap between units (a space between sentences, a blank line between
+paragraphs, ``separator`` between documents), and with ``stop_at_eos`` ends there.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +40,29 @@ LN2 = math.log(2)
 @dataclass
 class LMConfig:
     block_size: Annotated[int, Range(1, 2**20)] = 64  # tokens per block: the model's context length
-    # blocks per evaluation, evenly spaced; none: every non-overlapping block
+    # blocks per evaluation, evenly spaced over the split; none: every non-overlapping block. On a large validation
+    # file this bounds the time of each evaluation (so does train.max_eval_time); the epoch record's eval_examples
+    # says how many blocks an evaluation took
     eval_blocks: Annotated[int, Range(1, note="none: every block")] | None = None
-    separator: str = "\n"  # joins the examples of a split
+    separator: str = "\n"  # joins the examples of a split (without boundaries)
+    # mark units of text with <bos> ... <eos> in the token stream: each example (document), each paragraph
+    # (split at blank lines) or each sentence (split after . ! or ? and whitespace); none: one plain stream
+    boundaries: Literal["none", "document", "paragraph", "sentence"] = "none"
+
+
+_PARAGRAPH = re.compile(r"\n[^\S\n]*\n\s*")  # a blank line (spaces allowed on it) and what follows
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]\u201d\u2019])\s+")  # after . ! ? (and a closing quote)
+
+
+def units(text: str, boundaries: str) -> list[str]:
+    """The pieces of ``text`` that ``boundaries`` marks, without the whitespace between them; none empty."""
+    if boundaries == "document":
+        pieces = [text]
+    else:
+        pieces = [p.strip() for p in _PARAGRAPH.split(text)]
+        if boundaries == "sentence":
+            pieces = [s for p in pieces for s in _SENTENCE.split(p)]
+    return [p for p in pieces if p.strip()]
 
 
 class LMTask(Task):
@@ -49,21 +77,31 @@ class LMTask(Task):
         return {"vocab_size": self.tokenizers["text"].vocab_size, "block_size": self.config.block_size}
 
     def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        text = self.config.separator.join(ex["text"] for ex in examples)
-        ids = torch.tensor(self.tokenizers["text"].encode(text), dtype=torch.long)
-        if ids.numel() < self.config.block_size + 1:
+        """The split's token ids; bits per byte count the bytes of its text (without the gaps between units)."""
+        tok, cfg = self.tokenizers["text"], self.config
+        if cfg.boundaries == "none":
+            text = cfg.separator.join(ex["text"] for ex in examples)
+            stream, n_bytes = tok.encode(text), len(text.encode("utf-8"))
+        else:
+            stream, n_bytes = [], 0
+            for unit in (u for ex in examples for u in units(ex["text"], cfg.boundaries)):
+                stream += [tok.bos_id, *tok.encode(unit), tok.eos_id]
+                n_bytes += len(unit.encode("utf-8"))
+        ids = torch.tensor(stream, dtype=torch.long)
+        if ids.numel() < cfg.block_size + 1:
             raise DataError(f"lm: a split has {ids.numel()} tokens, fewer than one block of "
-                            f"{self.config.block_size} + 1; use a smaller task.block_size or more text")
-        return {"ids": ids, "bytes_per_token": len(text.encode("utf-8")) / ids.numel()}
+                            f"{cfg.block_size} + 1; use a smaller task.block_size or more text")
+        return {"ids": ids, "bytes_per_token": n_bytes / ids.numel()}
 
     def _offsets(self, encoded: Mapping[str, Any]) -> torch.Tensor:
-        """Start of every evaluation block: non-overlapping, or ``eval_blocks`` evenly spaced."""
+        """Start of every evaluation block: non-overlapping, or ``eval_blocks`` evenly spaced; in a fixed
+        shuffled order, so that the first batches of an evaluation cut short cover the whole split."""
         T, n = self.config.block_size, encoded["ids"].numel() - 1
         starts = torch.arange(0, n - T + 1, T)
         if self.config.eval_blocks is not None and self.config.eval_blocks < len(starts):
             pick = torch.linspace(0, len(starts) - 1, self.config.eval_blocks).round().long()
             starts = starts[pick]
-        return starts
+        return starts[torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))]
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
         return max(1, (encoded["ids"].numel() - 1) // (self.config.block_size * batch_size))
@@ -103,23 +141,49 @@ class LMTask(Task):
 
     # -- generation ---------------------------------------------------------------------------
     def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
-        """Yield the text of each new token as it is produced (whole characters only)."""
-        tok = self.tokenizers["text"]
+                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True,
+                 stop_at_eos: bool = False) -> Iterator[str]:
+        """Yield the text of each new token as it is produced (whole characters only).
+
+        A model trained with ``boundaries`` sees ``<bos>`` before the prompt; its ``<eos>``
+        shows as the gap between units, or with ``stop_at_eos`` ends the text.
+        """
+        tok, marked = self.tokenizers["text"], self.config.boundaries != "none"
+        if stop_at_eos and not marked:
+            raise ConfigError("stop_at_eos: this model was trained without task.boundaries, so it never learned to "
+                              "end a text with <eos>; train it with task.boundaries=sentence (or paragraph, document)")
         ids = tok.encode(prompt) if prompt else []
-        if not ids:  # no prompt: start from a newline, the most neutral context there is
+        if marked:  # every unit of its training text began with <bos>
+            ids = [tok.bos_id, *ids]
+        elif not ids:  # no prompt: start from a newline, the most neutral context there is
             ids = tok.encode("\n") or [tok.bos_id]
         device = next(model.parameters()).device
-        idx = torch.tensor([ids], dtype=torch.long, device=device)
         g = torch.Generator(device=device)
         if seed is not None:
             g.manual_seed(seed)
+        # specials that never occur as targets in training are never produced
+        banned = sorted({tok.pad_id, tok.unk_id} | (set() if marked else {tok.bos_id, tok.eos_id}))
+        stream = (int(nxt[0]) for nxt in model.generate(torch.tensor([ids], dtype=torch.long, device=device),
+                                                        max_new_tokens, temperature, top_k, generator=g,
+                                                        use_cache=use_cache, banned=banned))
+        yield from self._text_pieces(stream, stop_at_eos)
+
+    def _text_pieces(self, stream: Iterator[int], stop_at_eos: bool) -> Iterator[str]:
+        """Text of the ids in ``stream``, piece by piece; <bos> shows as nothing, <eos> as the gap between units."""
+        tok = self.tokenizers["text"]
+        gap = {"sentence": " ", "paragraph": "\n\n"}.get(self.config.boundaries, self.config.separator)
         pending: list[int] = []  # ids produced but not shown yet
-        # specials never occur as targets in training: never produce them
-        banned = sorted({tok.pad_id, tok.unk_id, tok.bos_id, tok.eos_id})
-        for nxt in model.generate(idx, max_new_tokens, temperature, top_k, generator=g, use_cache=use_cache,
-                                  banned=banned):
-            pending.append(int(nxt[0]))
+        for t in stream:
+            if t in (tok.bos_id, tok.eos_id):  # only produced by a model trained with boundaries
+                if pending:
+                    yield tok.decode(pending)
+                    pending.clear()
+                if t == tok.eos_id:
+                    if stop_at_eos:
+                        return
+                    yield gap
+                continue
+            pending.append(t)
             # char and byte-level tokenizers decode piecewise; only a token that ends inside a
             # multi-byte character waits for the rest of it
             text = tok.decode(pending)
@@ -139,16 +203,21 @@ class LMTask(Task):
         "temperature": "sampling temperature; 0 is greedy (default 0.8, as zoo generate)",
         "top_k": "sample among the k likeliest tokens (default: all)",
         "seed": "seed of each prompt's sampler (default 0: the same prompt gives the same text; None: a fresh draw)",
+        "stop_at_eos": "end the text at the first <eos>: one sentence, paragraph or document (models trained with "
+                       "task.boundaries; default false)",
     }
 
     @torch.no_grad()
     def predict(self, model: Any, inputs: Sequence[Any], max_new_tokens: int = 200, temperature: float = 0.8,
-                top_k: int | None = None, seed: int | None = 0, **options: Any) -> list[dict[str, Any]]:
+                top_k: int | None = None, seed: int | None = 0, stop_at_eos: bool = False,
+                **options: Any) -> list[dict[str, Any]]:
         """One prompt at a time (prompts differ in length), each with its own sampler seeded alike."""
         check_sampling(max_new_tokens, temperature, top_k, seed)
+        if not isinstance(stop_at_eos, bool):
+            raise ConfigError(f"predict option stop_at_eos must be true or false, got {stop_at_eos!r}")
         prompts = [self.text_input(i, x, what="prompt", empty_ok=True) for i, x in enumerate(inputs)]
         return [{"text": "".join(self.generate(model, p, max_new_tokens=max_new_tokens, temperature=temperature,
-                                               top_k=top_k, seed=seed))} for p in prompts]
+                                               top_k=top_k, seed=seed, stop_at_eos=stop_at_eos))} for p in prompts]
 
 
 def check_sampling(max_new_tokens: Any, temperature: Any, top_k: Any, seed: Any) -> None:

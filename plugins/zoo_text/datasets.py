@@ -1,20 +1,26 @@
-"""Plain-text corpora. Every example is ``{"text": str}``.
+"""Text corpora: tiny-shakespeare and a user's own documents. Every example is ``{"text": str}``.
 
-Files are read as bytes and decoded whole, so the text is exactly the file's
-content: line endings are kept as they are (no ``\\r\\n`` translation).
+Plain-text files are read as bytes and decoded whole, so the text is exactly the file's
+content: line endings are kept as they are (no ``\\r\\n`` translation). HTML, PDF and
+Word files are read through :mod:`zoo_text.documents`.
 """
 
 from __future__ import annotations
 
 import codecs
-import glob
-import os
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from zoo import DataError, Dataset, Source, read_text
 from zoo.config import Range
+
+from .documents import MissingExtra, expand, extract
+from .overlap import WARN_ABOVE, overlap
+
+log = logging.getLogger(__name__)
 
 
 def decode_file(path: Path, encoding: str = "utf-8") -> str:
@@ -63,11 +69,19 @@ class TinyShakespeare(Dataset):
 
 @dataclass
 class TextFilesConfig:
-    files: list[str] = field(default_factory=list)  # training files; globs allowed ("corpus/*.txt", "**/*.md")
-    val_files: list[str] = field(default_factory=list)  # validation files; when empty, the end of each file
-    # without val_files: the last 10% of each file's characters are val
+    # training documents: paths, globs ("notes/**/*.md") or folders (every .txt .md .html .htm .pdf .docx in them,
+    # recursively); .pdf and .docx need the docs extra (pip install 'zoo[docs]')
+    files: list[str] = field(default_factory=list)
+    # held-out documents, never trained on: text that shares nothing with training (the reference's phase 2/3);
+    # when empty, the last val_fraction of each file's characters
+    val_files: list[str] = field(default_factory=list)
     val_fraction: Annotated[float, Range(0, lt=1)] = 0.1
-    encoding: str = "utf-8"  # of every file; any name Python's codecs know
+    encoding: str = "utf-8"  # of every text and HTML file; any name Python's codecs know
+    # a file whose text cannot be had (encrypted or scanned PDF, damaged file, bytes that are not text):
+    # refuse: stop, naming it and the reason; skip: leave it out, with a warning naming it
+    on_error: Literal["refuse", "skip"] = "refuse"
+    # tidy the whitespace of plain-text files too (HTML, PDF and Word text always is); false: their exact text
+    normalize_text: bool = False
 
     def validate(self) -> None:
         if not self.files:
@@ -80,37 +94,20 @@ class TextFilesConfig:
             raise ValueError(f"encoding: unknown encoding {self.encoding!r}") from None
 
 
-def expand(patterns: list[str], key: str) -> list[Path]:
-    """The files named by ``patterns`` (paths or globs), in order, each once.
-
-    A glob's matches are sorted; a glob that matches nothing is an error, and so is a
-    plain path that does not exist.
-    """
-    out: dict[Path, None] = {}  # an ordered set
-    for pattern in patterns:
-        expanded = os.path.expanduser(pattern)
-        if glob.has_magic(expanded):
-            matches = sorted(p for p in glob.glob(expanded, recursive=True) if os.path.isfile(p))
-            if not matches:
-                raise DataError(f"dataset.{key}: the glob '{pattern}' matches no file (relative to {Path.cwd()})")
-            out.update((Path(m), None) for m in matches)
-        else:
-            path = Path(expanded)
-            if not path.exists():
-                raise DataError(f"dataset.{key}: {path}: no such file (relative to {Path.cwd()})")
-            out[path] = None
-    return list(out)
-
-
 class TextFiles(Dataset):
-    """A user's own plain-text corpus: one example per file per split.
+    """A user's own documents: one example per file per split.
 
-    With ``val_files``, the ``files`` are all train and the ``val_files`` all val.
-    Without, every file is split on its own: its first ``1 - val_fraction`` of
-    characters are train, the rest val. Splitting each file (rather than their
-    concatenation) puts the end of every file in val, so that with several files
-    (authors, books) the validation text is drawn from all of them; with a single
-    file it is exactly the tiny-shakespeare / nanoGPT split.
+    With ``val_files``, the ``files`` are all train and the ``val_files`` all val: the
+    protocol of the reference's phases 2 and 3, where the validation text is a document that
+    shares nothing with the training text. Without, every file is split on its own: its first
+    ``1 - val_fraction`` of characters are train, the rest val. Splitting each file (rather
+    than their concatenation) puts the end of every file in val, so that with several files
+    (authors, books) the validation text is drawn from all of them; with a single file it is
+    exactly the tiny-shakespeare / nanoGPT split.
+
+    Reading logs each file's characters (info), a summary per list of files, and once both
+    splits are loaded the share of validation word 8-grams also found in the training text
+    (:mod:`zoo_text.overlap`), as a warning when above 1%: validation text the model has seen.
     """
 
     Config = TextFilesConfig
@@ -118,34 +115,94 @@ class TextFiles(Dataset):
 
     def __init__(self, config=None, data_dir=None):
         super().__init__(config, data_dir)
-        self._texts: dict[Path, str] = {}  # each file is read once
+        self._texts: dict[Path, str | None] = {}  # each file is read once; None: skipped as unreadable
+        self._kinds: dict[Path, str] = {}
+        self._lists: dict[str, list[Path]] = {}
+        self._loaded: dict[str, list[str]] = {}
+        self._overlap_reported = False
 
-    def read(self, path: Path) -> str:
+    def read(self, path: Path) -> str | None:
+        """The text of ``path``, or None when it cannot be read and ``on_error`` is skip."""
         if path not in self._texts:
-            self._texts[path] = decode_file(path, self.config.encoding)
+            cfg = self.config
+            try:
+                text, kind = extract(path, cfg.encoding, cfg.normalize_text)
+            except MissingExtra:
+                raise
+            except DataError as exc:
+                if cfg.on_error != "skip":
+                    raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be "
+                                    "read)") from None
+                log.warning("skipped %s", exc)
+                text, kind = None, "skipped"
+            else:
+                log.info("read %s: %s characters (%s)", path, f"{len(text):,}", kind)
+            self._texts[path], self._kinds[path] = text, kind
         return self._texts[path]
+
+    def files(self, key: str) -> list[Path]:
+        """The files of ``dataset.files`` or ``dataset.val_files``, each read, with a summary logged once."""
+        if key not in self._lists:
+            paths, ignored = expand(getattr(self.config, key), key)
+            for path in ignored:
+                log.info("not read: %s (not a document type; name it, or a glob matching it, to read it as text)", path)
+            texts = [self.read(p) for p in paths]
+            kinds = Counter(self._kinds[p].split(",")[0] for p in paths)
+            skipped = kinds.pop("skipped", 0)
+            chars = sum(len(t) for t in texts if t is not None)
+            log.info("dataset.%s: %d file(s), %s characters (%s)%s%s", key, len(paths) - skipped, f"{chars:,}",
+                     ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+                     f"; {skipped} skipped as unreadable" if skipped else "",
+                     f"; {len(ignored)} other file(s) in its folders not read" if ignored else "")
+            if skipped == len(paths):
+                raise DataError(f"dataset.{key}: every one of its {len(paths)} file(s) was unreadable and skipped; "
+                                "see the warnings above")
+            self._lists[key] = paths
+        return self._lists[key]
 
     def load(self, split: str) -> list[dict[str, str]]:
         self.check_split(split)
+        texts = self._split_texts(split)
+        examples = [{"text": t} for t in texts if t]
+        if not examples:  # only when every file is a few characters long
+            raise DataError(f"dataset.files: the {split} split is empty (files too short for "
+                            f"val_fraction={self.config.val_fraction}); give more text or use val_files")
+        self._loaded[split] = texts
+        self._report_overlap()
+        return examples
+
+    def _split_texts(self, split: str) -> list[str]:
         cfg = self.config
         if not cfg.files:  # validate() says so too; a Config built by hand may skip it
             raise DataError("dataset.files is empty: give the text files to train on")
-        train = expand(cfg.files, "files")
+        train = self.files("files")
         if cfg.val_files:
-            val = expand(cfg.val_files, "val_files")
+            val = self.files("val_files")
             both = sorted({p.resolve() for p in train} & {p.resolve() for p in val})
             if both:
                 raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
                                 "validation text must not be trained on")
             texts = [self.read(p) for p in (train if split == "train" else val)]
-        else:
-            texts = []
-            for path in train:
-                text = self.read(path)
+            return [t for t in texts if t is not None]
+        out = []
+        for path in train:
+            text = self.read(path)
+            if text is not None:
                 cut = int(len(text) * (1.0 - cfg.val_fraction))
-                texts.append(text[:cut] if split == "train" else text[cut:])
-        examples = [{"text": t} for t in texts if t]
-        if not examples:  # only when every file is a few characters long
-            raise DataError(f"dataset.files: the {split} split is empty (files too short for "
-                            f"val_fraction={cfg.val_fraction}); give more text or use val_files")
-        return examples
+                out.append(text[:cut] if split == "train" else text[cut:])
+        return out
+
+    def overlap(self):
+        """The word 8-gram overlap of the loaded val split with the loaded train split (both must be loaded)."""
+        return overlap(self._loaded["train"], self._loaded["val"])
+
+    def _report_overlap(self) -> None:
+        if self._overlap_reported or not {"train", "val"} <= set(self._loaded):
+            return
+        self._overlap_reported = True
+        found = self.overlap()
+        if found.fraction is not None and found.fraction > WARN_ABOVE:
+            log.warning("%s: the validation loss will look better than on unseen text; hold out documents that "
+                        "share nothing with the training ones (dataset.val_files)", found.describe())
+        else:
+            log.info("%s", found.describe())
