@@ -209,7 +209,7 @@ def main() -> None:
         if result.best is None:
             raise SystemExit("no trial completed: nothing to compare")
         rows = [final_run(args.entry, "shipped", final_budget, root, args.data_dir),
-                final_run(args.entry, "tuned", zoo.config.merge(final_budget, _nest(result.best.params)), root,
+                final_run(args.entry, "tuned", zoo.merge_config(final_budget, _nest(result.best.params)), root,
                           args.data_dir)]
         report(args, result, rows, (trial_budget, final_budget))
 

@@ -207,6 +207,18 @@ def test_folders_without_documents_and_globs(tmp_path):
     (tmp_path / "x" / "two.md").write_text("markdown", encoding="utf-8")
     ds = text_files(files=[str(tmp_path / "x" / "*")], val_fraction=0.5)  # a glob takes every file it matches
     assert [e["text"] for e in ds.load("train")] == ["a plain text file ", "mark"]
+    with pytest.raises(zoo.DataError, match="matches no document, only folders without one"):
+        text_files(files=[str(tmp_path / "emp*")]).load("train")
+
+
+def test_the_val_split_alone_reads_no_training_file(tmp_path):
+    broken, held_out = tmp_path / "broken.pdf", tmp_path / "held_out.txt"
+    broken.write_bytes(b"%PDF-1.4 not really")
+    held_out.write_text("validation text", encoding="utf-8")
+    ds = text_files(files=[str(broken)], val_files=[str(held_out)])
+    assert ds.load("val") == [{"text": "validation text"}]  # e.g. zoo eval: the training files are not read
+    with pytest.raises(zoo.DataError, match="broken.pdf: not a readable PDF"):
+        ds.load("train")
 
 
 def test_whitespace_is_normalised_in_documents_and_on_request_in_plain_text(tmp_path):
@@ -261,3 +273,18 @@ def test_the_run_start_reports_leakage_as_a_warning(tmp_path, caplog):
         fresh.load("train"), fresh.load("val")
     clean = [r for r in caplog.records if "word 8-grams" in r.getMessage()]
     assert clean[0].levelno == logging.INFO and clean[0].getMessage().startswith("0.00%")
+
+
+def test_zoo_train_on_a_folder_of_mixed_documents(cli, notes, tmp_path):
+    """The issue's command: zoo train text-gpt --set 'dataset.files=["notes/**/*"]'."""
+    held_out = tmp_path / "held_out.md"
+    held_out.write_text("A held-out note that shares nothing with the others, long enough for a block.\n" * 3,
+                        encoding="utf-8")
+    sets = [f'dataset.files=["{notes}/**/*"]', f'dataset.val_files=["{held_out}"]', "dataset.on_error=skip",
+            "model.n_layer=1", "model.n_head=2", "model.n_embd=32", "task.block_size=16", "train.epochs=1",
+            "train.steps_per_epoch=3", "train.batch_size=4", "train.threads=1", "train.progress=false"]
+    result = cli("train", "text-gpt", *[a for s in sets for a in ("--set", s)], "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    assert "trained 1 epochs" in result.output and (tmp_path / "run" / "model.safetensors").is_file()
+    refused = cli("train", "text-gpt", "--set", f'dataset.files=["{notes}/**/*"]', "--out", str(tmp_path / "r2"))
+    assert refused.exit_code == 1 and "photo.png" in refused.output and "dataset.on_error=skip" in refused.output

@@ -31,8 +31,7 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, Task
-from zoo.config import Range
+from zoo import ConfigError, DataError, Range, Task
 
 LN2 = math.log(2)
 

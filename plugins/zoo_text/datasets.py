@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from zoo import DataError, Dataset, Source, read_text
-from zoo.config import Range
+from zoo import DataError, Dataset, Range, Source, read_text
 
 from .documents import MissingExtra, expand, extract
 from .overlap import WARN_ABOVE, overlap
@@ -118,6 +117,7 @@ class TextFiles(Dataset):
         self._texts: dict[Path, str | None] = {}  # each file is read once; None: skipped as unreadable
         self._kinds: dict[Path, str] = {}
         self._lists: dict[str, list[Path]] = {}
+        self._ignored: dict[str, int] = {}  # files in named folders that are no documents
         self._loaded: dict[str, list[str]] = {}
         self._overlap_reported = False
 
@@ -140,25 +140,32 @@ class TextFiles(Dataset):
             self._texts[path], self._kinds[path] = text, kind
         return self._texts[path]
 
-    def files(self, key: str) -> list[Path]:
-        """The files of ``dataset.files`` or ``dataset.val_files``, each read, with a summary logged once."""
+    def paths(self, key: str) -> list[Path]:
+        """The files ``dataset.files`` or ``dataset.val_files`` names (see :func:`zoo_text.documents.expand`)."""
         if key not in self._lists:
             paths, ignored = expand(getattr(self.config, key), key)
             for path in ignored:
                 log.info("not read: %s (not a document type; name it, or a glob matching it, to read it as text)", path)
-            texts = [self.read(p) for p in paths]
-            kinds = Counter(self._kinds[p].split(",")[0] for p in paths)
-            skipped = kinds.pop("skipped", 0)
-            chars = sum(len(t) for t in texts if t is not None)
-            log.info("dataset.%s: %d file(s), %s characters (%s)%s%s", key, len(paths) - skipped, f"{chars:,}",
-                     ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
-                     f"; {skipped} skipped as unreadable" if skipped else "",
-                     f"; {len(ignored)} other file(s) in its folders not read" if ignored else "")
-            if skipped == len(paths):
-                raise DataError(f"dataset.{key}: every one of its {len(paths)} file(s) was unreadable and skipped; "
-                                "see the warnings above")
-            self._lists[key] = paths
+            self._lists[key], self._ignored[key] = paths, len(ignored)
         return self._lists[key]
+
+    def texts(self, key: str) -> list[str]:
+        """The texts of the files of ``dataset.KEY`` that could be read; a summary is logged the first time."""
+        paths = self.paths(key)
+        first = any(p not in self._texts for p in paths)
+        texts = [self.read(p) for p in paths]
+        kept = [t for t in texts if t is not None]
+        if first:
+            kinds = Counter(self._kinds[p].split(",")[0] for p in paths)
+            skipped, ignored = kinds.pop("skipped", 0), self._ignored[key]
+            log.info("dataset.%s: %d file(s), %s characters (%s)%s%s", key, len(kept),
+                     f"{sum(map(len, kept)):,}", ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+                     f"; {skipped} skipped as unreadable" if skipped else "",
+                     f"; {ignored} other file(s) in its folders not read" if ignored else "")
+        if not kept:
+            raise DataError(f"dataset.{key}: every one of its {len(paths)} file(s) was unreadable and skipped; "
+                            "see the warnings above")
+        return kept
 
     def load(self, split: str) -> list[dict[str, str]]:
         self.check_split(split)
@@ -175,22 +182,15 @@ class TextFiles(Dataset):
         cfg = self.config
         if not cfg.files:  # validate() says so too; a Config built by hand may skip it
             raise DataError("dataset.files is empty: give the text files to train on")
-        train = self.files("files")
         if cfg.val_files:
-            val = self.files("val_files")
+            train, val = self.paths("files"), self.paths("val_files")
             both = sorted({p.resolve() for p in train} & {p.resolve() for p in val})
             if both:
                 raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
                                 "validation text must not be trained on")
-            texts = [self.read(p) for p in (train if split == "train" else val)]
-            return [t for t in texts if t is not None]
-        out = []
-        for path in train:
-            text = self.read(path)
-            if text is not None:
-                cut = int(len(text) * (1.0 - cfg.val_fraction))
-                out.append(text[:cut] if split == "train" else text[cut:])
-        return out
+            return self.texts("files" if split == "train" else "val_files")
+        cuts = [int(len(t) * (1.0 - cfg.val_fraction)) for t in self.texts("files")]
+        return [t[:c] if split == "train" else t[c:] for t, c in zip(self.texts("files"), cuts)]
 
     def overlap(self):
         """The word 8-gram overlap of the loaded val split with the loaded train split (both must be loaded)."""

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from html.parser import HTMLParser
 from pathlib import Path
 
-from zoo import DataError, read_text
+from zoo import DataError, first_line, read_text
 
 EXTRA = "pip install 'zoo[docs]'"
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst")
@@ -38,11 +38,6 @@ class UnreadableFile(DataError):
 
 class MissingExtra(DataError):
     """An extractor's package is not installed: never skipped, whatever dataset.on_error says."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]
 
 
 # --- which files ----------------------------------------------------------------------------------
@@ -70,6 +65,7 @@ def expand(patterns: Iterable[str], key: str) -> tuple[list[Path], list[Path]]:
     out: dict[Path, None] = {}  # an ordered set
     ignored: dict[Path, None] = {}
     for pattern in patterns:
+        before = len(out)
         expanded = os.path.expanduser(pattern)
         if glob.has_magic(expanded):
             matches = sorted(glob.glob(expanded, recursive=True))
@@ -90,6 +86,8 @@ def expand(patterns: Iterable[str], key: str) -> tuple[list[Path], list[Path]]:
                                 f"({', '.join(DOCUMENT_SUFFIXES)}); name the files to read, or a glob")
             out.update(dict.fromkeys(docs))
             ignored.update(dict.fromkeys(other))
+        if len(out) == before and glob.has_magic(expanded):  # it matched folders without documents
+            raise DataError(f"dataset.{key}: the glob '{pattern}' matches no document, only folders without one")
     return list(out), [p for p in ignored if p not in out]
 
 
@@ -177,14 +175,14 @@ def pdf_text(path: Path) -> tuple[str, str]:
             try:
                 opened = reader.decrypt("")  # many PDFs are encrypted with an empty user password
             except Exception as exc:  # e.g. AES without the cryptography package
-                raise UnreadableFile(path, f"an encrypted PDF that cannot be opened ({_first_line(exc)})") from None
+                raise UnreadableFile(path, f"an encrypted PDF that cannot be opened ({first_line(exc)})") from None
             if not opened:
                 raise UnreadableFile(path, "an encrypted (password-protected) PDF; save a copy without the password")
         pages = [page.extract_text() or "" for page in reader.pages]
     except UnreadableFile:
         raise
     except Exception as exc:  # pypdf raises many kinds for damaged files
-        raise UnreadableFile(path, f"not a readable PDF ({_first_line(exc)}); the file is damaged or not a PDF") from None
+        raise UnreadableFile(path, f"not a readable PDF ({first_line(exc)}); the file is damaged or not a PDF") from None
     if not any(p.strip() for p in pages):
         raise UnreadableFile(path, f"no text layer in its {len(pages)} page(s) (a scanned PDF?); run OCR on it "
                                    "first (e.g. ocrmypdf), or leave it out")
@@ -203,7 +201,7 @@ def docx_text(path: Path) -> tuple[str, str]:
             else:
                 blocks.append(item.text)
     except Exception as exc:  # BadZipFile, KeyError for a missing part, XML errors ...
-        raise UnreadableFile(path, f"not a readable .docx file ({_first_line(exc)}); the file is damaged or not "
+        raise UnreadableFile(path, f"not a readable .docx file ({first_line(exc)}); the file is damaged or not "
                                    "a Word document (.doc files: save them as .docx)") from None
     return "\n\n".join(blocks), f"docx, {len(blocks)} paragraphs"
 
