@@ -235,8 +235,10 @@ def export(src: str, out: str, fmt: str, dtype: str | None, force: bool) -> None
 @click.option("--seed", type=int, help="Seed of the sampler, for repeatable output.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute the whole context for every token (slower).")
+@click.option("--stop-at-eos", is_flag=True,
+              help="End at the first <eos> (models trained with task.boundaries).")
 def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int | None, seed: int | None,
-             device: str, no_cache: bool) -> None:
+             device: str, no_cache: bool, stop_at_eos: bool) -> None:
     """Continue PROMPT with a language model FILE, streaming the text as it is produced."""
     from .device import resolve_device
 
@@ -247,7 +249,7 @@ def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, to
             click.echo(f"warning: the prompt has characters the tokenizer never saw, read as <unk>: "
                        f"{''.join(unknown)!r}", err=True)
     pieces = lm.task.generate(lm.model, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
-                              top_k=top_k, seed=seed, use_cache=not no_cache)
+                              top_k=top_k, seed=seed, use_cache=not no_cache, stop_at_eos=stop_at_eos)
     click.echo(prompt, nl=False)
     for piece in pieces:
         click.echo(piece, nl=False)

@@ -205,6 +205,7 @@ def _run(predictor: Any, batch: list[Item]) -> list[dict[str, Any]]:
 @click.option("--temperature", type=FINITE_NONNEGATIVE, help="lm: 0 is greedy [default: 0.8].")
 @click.option("--top-k", type=click.IntRange(min=1), help="lm: sample among the K likeliest tokens.")
 @click.option("--seed", type=int, help="lm: seed of the sampler [default: 0, the same text every time].")
+@click.option("--stop-at-eos", is_flag=True, help="lm: end at the first <eos> (models trained with task.boundaries).")
 @click.option("--n-best", type=click.IntRange(min=1), help="code generation: candidates per input, with scores.")
 @click.option("--beam", type=click.IntRange(min=1), help="code generation: beam width [default: the model's].")
 @click.option("--max-len", type=click.IntRange(min=1), help="seq2seq, code generation: tokens to generate at most.")
@@ -224,7 +225,7 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
         raise ZooUsageError("give INPUT arguments or --input FILE, not both")
     if not inputs and not input_file:
         raise ZooUsageError("nothing to predict: give INPUT arguments or --input FILE (- for stdin)")
-    options = {k: v for k, v in sampling.items() if v is not None}
+    options = {k: v for k, v in sampling.items() if v is not None and v is not False}  # unset: the task's default
     loaded = api.load(model, device=str(resolve_device(device)))
     predictor = Predictor(loaded, None, options)
     count = 0

@@ -107,7 +107,7 @@ def _resolve_artifact(path: Path, meta: dict[str, Any]) -> Resolved:
     try:
         resolved = resolve(meta["config"])
     except ZooError as exc:
-        raise ArtifactError(f"{path}: {exc} (is the plugin that made this model installed?)") from exc
+        raise ArtifactError(f"{path}: {_missing_plugin(meta) or exc}") from exc
     cls = resolved.cls("model")
     if str(cls.arch_version) != str(meta.get("arch_version")):
         raise ArtifactError(
@@ -116,6 +116,30 @@ def _resolve_artifact(path: Path, meta: dict[str, Any]) -> Resolved:
             f"{meta.get('plugin')} {meta.get('plugin_version')} or retrain"
         )
     return resolved
+
+
+def _missing_plugin(meta: dict[str, Any]) -> str:
+    """Which plugin the artifact needs and this process lacks, with the version its header records; "" if none."""
+    plugins = _default_zoo.loaded.plugins
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+    names = [(key, str((config.get(key) or {}).get("name", ""))) for key in ("model", "task", "dataset")]
+    names += [(f"tokenizer {role}", str((t or {}).get("name", ""))) for role, t in (config.get("tokenizer") or {}).items()
+              if isinstance(t, dict)]
+    for what, spec_id in names:
+        plugin = spec_id.split(":", 1)[0] if ":" in spec_id else ""
+        info = plugins.get(plugin)
+        if not plugin or (info is not None and info.status == "ok"):
+            continue
+        recorded = str(meta.get("plugin_version") or "") if plugin == meta.get("plugin") else ""
+        label = f"plugin {plugin} {recorded}".rstrip()
+        if info is None:
+            why = f"which is not installed; install the package that provides {label}, or retrain"
+        elif info.status == "blocked":
+            why = f"which ZOO_PLUGINS hides; add {plugin} to ZOO_PLUGINS, or unset it"
+        else:
+            why = f"which failed to load ({info.error}); see 'zoo plugins'"
+        return f"{what} {spec_id} comes from {label}, {why}"
+    return ""
 
 
 def load(path: str | Path, device: str = "cpu") -> LoadedModel:
@@ -170,13 +194,15 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
 
 
 def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,
-             top_k: int | None = None, seed: int | None = None, device: str = "auto", use_cache: bool = True):
-    """Iterator over the text an artifact generates after ``prompt``, piece by piece."""
+             top_k: int | None = None, seed: int | None = None, device: str = "auto", use_cache: bool = True,
+             stop_at_eos: bool = False):
+    """Iterator over the text an artifact generates after ``prompt``, piece by piece (``stop_at_eos``:
+    end at the first ``<eos>`` of a model trained with ``task.boundaries``)."""
     from .device import resolve_device
 
     lm = load(path, device=str(resolve_device(device)))
     return lm.task.generate(lm.model, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                            seed=seed, use_cache=use_cache)
+                            seed=seed, use_cache=use_cache, stop_at_eos=stop_at_eos)
 
 
 def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force: bool = False) -> Path:
