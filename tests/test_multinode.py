@@ -137,7 +137,7 @@ def test_two_nodes_train_like_one_machine_rank_0_alone_writes_and_resume_works(t
     assert_same_weights(one / "run", outs[w])
     assert [r["val_loss"] for r in history(outs[w])] == pytest.approx([r["val_loss"] for r in history(one / "run")],
                                                                        rel=1e-5)
-    assert history(outs[w])[-1]["val_loss"] < history(outs[w])[0]["val_loss"]  # it learned: equal weights mean something
+    assert history(outs[w])[-1]["val_loss"] < history(outs[w])[0]["val_loss"]  # it learned: equal weights say more
     # global rank 0 wrote the whole run folder; the other node's working directory and out path got nothing
     assert sorted(p.name for p in outs[w].iterdir()) == sorted(p.name for p in (one / "run").iterdir())
     assert list(nodes[other].iterdir()) == []
