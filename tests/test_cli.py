@@ -121,8 +121,8 @@ def test_info_model_prints_its_config_defaults(cli):
     out = result.stdout
     assert "model: seq2seq:gru-seq2seq" in out
     assert "config:" in out
-    for line in ("hidden = 256", "layers = 3", "emb_dim = 128", "dropout = 0.5", "attention = 'none'",
-                 "bidirectional_encoder = False"):
+    for line in ("model.hidden = 256", "model.layers = 3", "model.emb_dim = 128", "model.dropout = 0.5",
+                 'model.attention = "none"', "model.bidirectional_encoder = false"):
         assert line in out, line
 
 

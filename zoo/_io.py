@@ -25,6 +25,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, or bytes) to ``path`` so that readers see the old file or the new one."""
     with atomic_path(path) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding="utf-8")

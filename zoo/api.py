@@ -40,14 +40,17 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def list_tokenizers(pattern: str = "*") -> list[str]:
+    """Canonical ids of tokenizers matching the fnmatch ``pattern``."""
     return _ids("tokenizer", pattern)
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
+    """Canonical ids of datasets matching the fnmatch ``pattern``."""
     return _ids("dataset", pattern)
 
 
 def list_tasks(pattern: str = "*") -> list[str]:
+    """Canonical ids of tasks matching the fnmatch ``pattern``."""
     return _ids("task", pattern)
 
 

@@ -274,6 +274,7 @@ def _tomlable(value: Any) -> Any:
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
+    """``data`` as TOML text; None is written ``none`` (TOML has no null)."""
     import tomli_w
 
     return tomli_w.dumps(_tomlable(data))
