@@ -7,7 +7,7 @@ import json
 import pytest
 
 from zoo.errors import AmbiguousNameError, UnknownNameError, ZooError, ZooUsageError
-from zoo.registry import Registry, Spec, natural_key
+from zoo.registry import HiddenNameError, NameClashError, Registry, Spec, natural_key
 
 
 def make(*specs: tuple[str, str, str]) -> Registry:
@@ -153,3 +153,78 @@ def test_dotted_factory_is_resolved_only_on_load():
     assert reg.get("model", "dumps").load() is json.dumps
     # a dotted path without a colon works too
     assert Spec("model", "x", "p", factory="json.dumps").load() is json.dumps
+
+
+# --- owner-first names ---------------------------------------------------------------------------
+
+def test_short_name_in_scope_finds_the_owners_own_first():
+    reg = make(("model", "gru", "mine"), ("model", "gru", "base"), ("model", "gru", "late"), ("model", "lstm", "base"))
+    reg.depends = {"mine": ("base",), "other": ("base", "late")}
+    assert reg.get("model", "gru", reg.scope("mine")).id == "mine:gru"  # its own plugin wins
+    assert reg.get("model", "gru", reg.scope("other")).id == "base:gru"  # then its dependencies, in order
+    assert reg.get("model", "lstm", reg.scope("mine")).id == "base:lstm"
+    assert reg.get("model", "late:gru", reg.scope("mine")).id == "late:gru"  # a full id means exactly that
+    with pytest.raises(NameClashError):
+        reg.get("model", "gru")  # typed by a user, with no owner: ambiguous
+
+
+def test_short_name_outside_scope_falls_back_to_the_unique_one():
+    reg = make(("task", "seq2seq", "seq"), ("model", "m", "mine"))
+    assert reg.get("task", "seq2seq", reg.scope("mine")).id == "seq:seq2seq"
+
+
+def test_ambiguous_name_lists_every_id_and_who_registered_it():
+    reg = make(("model", "gru-seq2seq", "seq2seq"), ("model", "gru-seq2seq", "cnn"))
+    reg.owners = {"seq2seq": "plugin seq2seq, package zoo 0.1.0", "cnn": "plugin cnn, package zoo-cnn 0.3.1"}
+    with pytest.raises(AmbiguousNameError) as err:
+        reg.get("model", "gru-seq2seq")
+    msg = str(err.value)
+    assert "cnn:gru-seq2seq (from plugin cnn, package zoo-cnn 0.3.1)" in msg
+    assert "seq2seq:gru-seq2seq (from plugin seq2seq, package zoo 0.1.0)" in msg
+    assert "did you mean" not in msg and err.value.exit_code == 2
+
+
+def test_find_says_ambiguous_instead_of_suggesting_the_name_itself():
+    reg = make(("model", "gru-seq2seq", "seq2seq"), ("model", "gru-seq2seq", "cnn"), ("task", "seq2seq", "seq2seq"))
+    with pytest.raises(NameClashError) as err:
+        reg.find("gru-seq2seq")
+    assert "did you mean 'gru-seq2seq'" not in str(err.value) and "cnn:gru-seq2seq" in str(err.value)
+    assert [s.id for s in reg.find("seq2seq")] == ["seq2seq:seq2seq"]
+    assert [s.kind for s in reg.find("cnn:gru-seq2seq")] == ["model"]
+    with pytest.raises(UnknownNameError, match="unknown name 'gru-seq2sq'; did you mean"):
+        reg.find("gru-seq2sq")
+
+
+def test_a_retired_id_is_read_through_the_alias_only_when_it_is_not_registered():
+    reg = make(("entry", "subseq-gru", "seq2seq"), ("entry", "mine", "zoo"))
+    reg.alias = lambda kind, name: {"zoo:subseq-gru": "seq2seq:subseq-gru"}.get(name)
+    assert reg.get("entry", "zoo:subseq-gru").id == "seq2seq:subseq-gru"
+    assert reg.get("entry", "zoo:mine").id == "zoo:mine"
+    with pytest.raises(UnknownNameError):
+        reg.get("entry", "zoo:nothing")
+
+
+def test_unknown_name_that_a_hidden_plugin_provides_says_so():
+    reg = make(("model", "m", "a"))
+    hidden = [Spec("task", "classification", "classify", factory="x:y")]
+    reg.hidden = lambda kind, name: [s for s in hidden if s.kind == kind and name in (s.id, s.name)]
+    reg.filter_text = "ZOO_PLUGINS=cnn"
+    with pytest.raises(HiddenNameError) as err:
+        reg.get("task", "classification")
+    msg = str(err.value)
+    assert msg.startswith("unknown task 'classification': plugin classify provides it (classify:classification), "
+                          "but ZOO_PLUGINS=cnn hides it")
+    assert "add classify to ZOO_PLUGINS" in msg and isinstance(err.value, UnknownNameError)
+    with pytest.raises(HiddenNameError):
+        reg.get("task", "classify:classification")
+    with pytest.raises(UnknownNameError) as plain:
+        reg.get("task", "regression")
+    assert "ZOO_PLUGINS" not in str(plain.value)  # the filter is not the cause: not mentioned
+
+
+def test_without_drops_a_plugin_and_keeps_what_messages_need():
+    reg = make(("model", "x", "a"), ("model", "x", "b"), ("model", "y", "c"))
+    reg.depends, reg.owners = {"a": ("c",)}, {"a": "plugin a"}
+    clean = reg.without({"b"})
+    assert [s.id for s in clean.list("model")] == ["a:x", "c:y"]
+    assert clean.collisions == [] and clean.depends == {"a": ("c",)} and clean.owners == {"a": "plugin a"}

@@ -8,6 +8,20 @@ plugin's name (``plugin:name`` is the canonical id) and reports collisions.
 Factories may be given as dotted strings (``"zoo_gpt.model:GPT"``) so that
 registering costs nothing: the module is imported on first use. ``zoo list``
 and ``zoo --help`` never import torch or model code.
+
+**Dependencies.** A plugin whose entries use another plugin's components declares
+it with a module attribute, ``ZOO_DEPENDS = ["classify", "tokenizers"]`` (plugin
+names, as ``zoo plugins`` shows them). The plugins it names register before it;
+``ZOO_PLUGINS=mine`` loads them too; a dependency that is not installed is a
+warning in ``zoo plugins``.
+
+**Names in entries resolve owner-first.** A short component name in an entry
+(``task = "classification"``) means the component of that name registered by the
+entry's own plugin, else by the plugins in its ``ZOO_DEPENDS`` (in that order),
+and only then the one plugin that registers it anywhere. A full id
+(``"classify:classification"``) always means exactly that. So a plugin installed
+later can never change what an existing entry means; it can only make the bare
+short name typed by a user ambiguous (the error lists every full id).
 """
 
 from __future__ import annotations
@@ -33,7 +47,12 @@ class Register(Protocol):
 class RegisterEntry(Protocol):
     """The callback handed to :func:`zoo_register_entries`."""
 
-    def __call__(self, name: str, entry: dict[str, Any]) -> None: ...
+    def __call__(self, name: str, entry: dict[str, Any]) -> None:
+        """Register entry ``name`` (its id is ``PLUGIN:name``) from its table (see the hook)."""
+
+    def from_toml(self, source: Any) -> list[str]:
+        """Register every ``[entries.NAME]`` table of a TOML file: a path, or a file of your package
+        (``importlib.resources.files(__name__) / "entries.toml"``). Returns the names registered."""
 
 
 @hookspec
@@ -72,12 +91,19 @@ def zoo_register_tasks(register: Register) -> None:
 
 @hookspec
 def zoo_register_entries(register: RegisterEntry) -> None:
-    """Called once when the registry is built, to declare zoo entries.
+    """Called once when the registry is built, after every component hook, to declare zoo entries.
 
-    ``register(name, entry)`` where ``entry`` has the shape of one
-    ``[entries.NAME]`` table of ``registry.toml``: ``model``, ``task``,
-    ``dataset``, ``tokenizer``, ``config`` overrides, ``summary``,
-    ``reference`` (metric, value, source) and ``command``.
+    ``register(name, entry)``: ``entry`` has ``model``, ``task``, ``dataset`` (short names,
+    looked up owner-first, or full ids), ``tokenizer`` (one name for every role, or
+    ``{role: name}``), ``config`` overrides, ``summary``, ``reference`` (``metric``,
+    ``value``, ``source``: a public source), ``command``, ``notes``, ``tiny`` (overrides that
+    train in seconds, for tests and the conformance kit) and ``tune`` (``zoo tune``'s default
+    search space). ``base = "other-entry"`` starts from a registered entry (this plugin's, or
+    one of a plugin in ``ZOO_DEPENDS``): the variant lists only what differs; ``config``
+    merges key by key, ``tiny`` and ``tune`` replace the base's when given, and ``summary``,
+    ``command``, ``reference`` and ``notes`` are never inherited.
+    ``register.from_toml(file)`` registers the ``[entries.NAME]`` tables of a TOML file:
+    the built-in plugins keep theirs in ``entries.toml`` beside their code.
     """
 
 

@@ -1,9 +1,11 @@
 """Finding and loading plugins through the ``zoo`` entry-point group.
 
 Each entry point is loaded on its own: one that raises on import is reported
-(``zoo plugins``) and skipped, never taking the CLI down. ``ZOO_PLUGINS=a,b``
-loads only those plugins, ``ZOO_PLUGINS=`` (empty) none. The registry.toml
-catalog that ships with zoo is always loaded, as the plugin ``zoo``.
+(``zoo plugins``) and skipped, never taking the CLI down. A plugin may declare the
+plugins it builds on (``ZOO_DEPENDS``, see :mod:`zoo.hookspecs`): they are registered
+before it, and its entries look short names up in them. ``ZOO_PLUGINS=a,b`` loads only
+those plugins and what they depend on; ``ZOO_PLUGINS=`` (empty) none. The core plugin
+``zoo`` is always loaded, last: it registers the entries of ``ZOO_REGISTRY`` when set.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .entries import EntryRegister
 from .errors import ZooError, first_line
+from .plugin_deps import Candidate, HiddenPlugins, declared_depends, dependency_order
 from .registry import Registry, Spec
 
 log = logging.getLogger(__name__)
@@ -26,13 +30,13 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "zoo"
 CORE_PLUGIN = "zoo"
 
-# hook name -> registry kind
+# hook name -> registry kind; entries last, so that a variant's base and its components are registered
 REGISTER_HOOKS = {
-    "zoo_register_entries": "entry",
     "zoo_register_models": "model",
     "zoo_register_tokenizers": "tokenizer",
     "zoo_register_datasets": "dataset",
     "zoo_register_tasks": "task",
+    "zoo_register_entries": "entry",
 }
 
 
@@ -47,6 +51,9 @@ class PluginInfo:
     distribution: str = ""
     error: str = ""
     registered: list[str] = field(default_factory=list)
+    depends: list[str] = field(default_factory=list)  # the plugins it declares it builds on (ZOO_DEPENDS)
+    note: str = ""  # e.g. "loaded because cnn depends on it (ZOO_PLUGINS does not list it)"
+    warnings: list[str] = field(default_factory=list)  # name clashes, missing dependencies
 
 
 @dataclass
@@ -54,12 +61,9 @@ class Loaded:
     pm: pluggy.PluginManager
     registry: Registry
     plugins: dict[str, PluginInfo]
-    filter_note: str = ""  # what ZOO_PLUGINS hides, for messages about names that are not found
-
-    def __post_init__(self) -> None:
-        blocked = sorted(n for n, i in self.plugins.items() if i.status == "blocked")
-        if blocked:
-            self.filter_note = f"ZOO_PLUGINS hides the plugins {', '.join(blocked)}"
+    # Unknown-name errors say themselves which plugin hidden by ZOO_PLUGINS provides the name
+    # (zoo.registry.HiddenNameError); this stays empty and is kept for callers that append it.
+    filter_note: str = ""
 
     def unknown_in_filter(self, environ: dict[str, str] | None = None) -> list[str]:
         """Names in ZOO_PLUGINS that no installed plugin has (typos)."""
@@ -90,44 +94,116 @@ def load(
     ``extra`` are ``(name, plugin_object)`` pairs registered as if found by entry
     point (tests use it for fake plugins).
     """
-    from . import catalog  # light: reads registry.toml only when its hook runs
+    from . import catalog  # light: reads no file until a hook or a message needs it
 
+    environ = dict(os.environ if environ is None else environ)
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     infos: dict[str, PluginInfo] = {}
-    allowed = allowed_plugins(environ)
     eps = list(md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points)
-    _register(pm, infos, CORE_PLUGIN, lambda: catalog, module=catalog.__name__, version=_zoo_version())
+    found = _candidates(eps, extra, infos)
+    objects = _import_wanted(found, allowed_plugins(environ), infos)
+    order, cycles = dependency_order({n: infos[n].depends for n in objects})
+    for cycle in cycles:
+        for name in dict.fromkeys(cycle):
+            infos[name].warnings.append(f"dependency cycle {' -> '.join(cycle)}: loaded in name order")
+    for name in order:
+        _register(pm, infos, name, objects[name])
+    core = catalog.CorePlugin(environ)
+    infos[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, "ok", catalog.__name__, _zoo_version(), note=core.note)
+    _register(pm, infos, CORE_PLUGIN, core)
+    registry = _run_register_hooks(pm, infos)
+    registry = registry.without(n for n, i in infos.items() if i.status == "failed")
+    for info in infos.values():
+        if info.status == "failed":
+            info.registered.clear()
+    _describe(registry, infos, found, environ)
+    registry.alias = catalog.retired_id
+    return Loaded(pm, registry, infos)
+
+
+def _candidates(eps: list[md.EntryPoint], extra: Iterable[tuple[str, object]],
+                infos: dict[str, PluginInfo]) -> dict[str, Candidate]:
+    """Every plugin that could be loaded, by name; each gets a PluginInfo (``blocked`` until loaded)."""
+    found: dict[str, Candidate] = {}
     for ep in sorted(eps, key=lambda e: e.name):
-        _register_entry_point(pm, infos, ep, allowed)
-    for name, obj in extra:
-        if allowed is not None and name not in allowed:
-            infos[name] = PluginInfo(name, "blocked", repr(obj), error="not listed in ZOO_PLUGINS")
+        dist = getattr(ep, "dist", None)
+        version = dist.version if dist is not None else ""
+        dist_name = dist.metadata["Name"] if dist is not None else ""
+        if ep.name in found:
+            infos[ep.name].error = (
+                f"entry point '{ep.name}' is declared twice ({infos[ep.name].distribution or '?'} and "
+                f"{dist_name or '?'}); the second was ignored"
+            )
             continue
-        _register(pm, infos, name, lambda obj=obj: obj, module=getattr(obj, "__name__", repr(obj)))
-    return Loaded(pm, _without_failed(_run_register_hooks(pm, infos), infos), infos)
-
-
-def _register_entry_point(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], ep: md.EntryPoint,
-                          allowed: set[str] | None) -> None:
-    dist = getattr(ep, "dist", None)
-    version = dist.version if dist is not None else ""
-    dist_name = dist.metadata["Name"] if dist is not None else ""
-    if ep.name in infos:
-        infos[ep.name].error = (
-            f"entry point '{ep.name}' is declared twice ({infos[ep.name].distribution or '?'} and "
-            f"{dist_name or '?'}); the second was ignored"
-        )
-        return
-    if allowed is not None and ep.name not in allowed:
+        found[ep.name] = Candidate(ep.name, ep.load, ep.value, entry_point=ep)
         infos[ep.name] = PluginInfo(ep.name, "blocked", ep.value, version, dist_name, error="not listed in ZOO_PLUGINS")
+    for name, obj in extra:
+        found[name] = Candidate(name, lambda obj=obj: obj, getattr(obj, "__name__", repr(obj)), obj=obj)
+        infos[name] = PluginInfo(name, "blocked", found[name].module, error="not listed in ZOO_PLUGINS")
+    return found
+
+
+def _import_wanted(found: dict[str, Candidate], allowed: set[str] | None,
+                   infos: dict[str, PluginInfo]) -> dict[str, object]:
+    """Import the plugins ZOO_PLUGINS allows (all without it), and what they depend on, transitively."""
+    objects: dict[str, object] = {}
+    queue = sorted(n for n in found if allowed is None or n in allowed)
+    while queue:
+        name = queue.pop(0)
+        info = infos[name]
+        if name in objects or info.status == "failed":
+            continue
+        obj = _import(found[name], info)
+        if obj is None:
+            continue
+        objects[name] = obj
+        for dep in info.depends:
+            if dep not in found:
+                info.warnings.append(f"depends on plugin '{dep}', which is not installed")
+            elif dep not in objects and dep not in queue:
+                if infos[dep].status == "blocked":
+                    infos[dep].note = f"loaded because {name} depends on it (ZOO_PLUGINS does not list it)"
+                queue.append(dep)
+    for name in objects:
+        for dep in infos[name].depends:
+            if dep in infos and infos[dep].status == "failed":
+                infos[name].warnings.append(f"depends on plugin '{dep}', which failed to load")
+    return objects
+
+
+def _import(candidate: Candidate, info: PluginInfo) -> object | None:
+    """The plugin object, its ``ZOO_DEPENDS`` read into ``info``; None (and ``info`` failed) when it raises."""
+    info.status, info.error = "ok", info.error if "declared twice" in info.error else ""
+    try:
+        obj = candidate.loader()
+        info.depends = declared_depends(obj, candidate.name)
+    except Exception as exc:
+        info.status, info.error = "failed", _error_line(exc)
+        log.warning("plugin %s failed to load: %s", candidate.name, exc)
+        return None
+    return obj
+
+
+def _register(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], name: str, obj: object) -> None:
+    info = infos[name]
+    try:
+        pm.register(obj, name=name)
+    except Exception as exc:
+        info.status, info.error = "failed", _error_line(exc)
+        log.warning("plugin %s failed to load: %s", name, exc)
         return
-    _register(pm, infos, ep.name, ep.load, module=ep.value, version=version, dist=dist_name)
+    try:
+        pm.check_pending()  # a misspelled hook name fails loudly, and only this plugin
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(name=name)
+        info.status, info.error = "failed", _error_line(exc)
+        log.warning("plugin %s has an unknown hook: %s", name, exc)
 
 
 def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
     """Every plugin's ``zoo_register_*`` hooks, in the order the plugins were registered."""
-    registry = Registry()
+    registry = Registry({n: i.depends for n, i in infos.items() if i.status == "ok"})
     for hook_name, kind in REGISTER_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
@@ -143,48 +219,9 @@ def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) 
     return registry
 
 
-def _without_failed(registry: Registry, infos: dict[str, PluginInfo]) -> Registry:
-    """A plugin that failed half-way through registering contributes nothing."""
-    failed = {n for n, i in infos.items() if i.status == "failed"}
-    if not failed:
-        return registry
-    clean = Registry()  # re-adding records the collisions among the remaining plugins again
-    for kind in REGISTER_HOOKS.values():
-        for spec in registry.specs(kind):
-            if spec.plugin not in failed:
-                clean.add(spec)
-    for name in failed:
-        infos[name].registered.clear()
-    return clean
-
-
-def _register(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], name: str,
-              loader: Callable[[], object], *, module: str, version: str = "", dist: str = "") -> None:
-    info = PluginInfo(name, "ok", module, version, dist)
-    infos[name] = info
-    try:
-        obj = loader()
-        pm.register(obj, name=name)
-    except Exception as exc:
-        info.status, info.error = "failed", _error_line(exc)
-        log.warning("plugin %s failed to load: %s", name, exc)
-        return
-    try:
-        pm.check_pending()  # a misspelled hook name fails loudly, and only this plugin
-    except pluggy.PluginValidationError as exc:
-        pm.unregister(name=name)
-        info.status, info.error = "failed", _error_line(exc)
-        log.warning("plugin %s has an unknown hook: %s", name, exc)
-
-
-def _make_register(registry: Registry, kind: str, plugin: str, info: PluginInfo) -> Callable[..., None]:
+def _make_register(registry: Registry, kind: str, plugin: str, info: PluginInfo) -> Callable[..., Any]:
     if kind == "entry":
-        def register_entry(name: str, entry: dict[str, Any]) -> None:
-            if not isinstance(entry, dict):
-                raise ZooError(f"entry '{name}' must be a table/dict, got {type(entry).__name__}")
-            registry.add(Spec("entry", name, plugin, None, str(entry.get("summary", "")), dict(entry)))
-            info.registered.append(f"entry:{name}")
-        return register_entry
+        return EntryRegister(registry, plugin, info.registered.append)
 
     def register(name: str, factory: Any, *, summary: str = "", **extra: Any) -> None:
         if factory is None:
@@ -192,6 +229,32 @@ def _make_register(registry: Registry, kind: str, plugin: str, info: PluginInfo)
         registry.add(Spec(kind, name, plugin, factory, summary, dict(extra)))
         info.registered.append(f"{kind}:{name}")
     return register
+
+
+def _describe(registry: Registry, infos: dict[str, PluginInfo], found: dict[str, Candidate],
+              environ: dict[str, str]) -> None:
+    """What messages need to know: who each plugin is, its clashes, what ZOO_PLUGINS hides."""
+    registry.owners = {n: _owner(i) for n, i in infos.items()}
+    for c in registry.collisions:
+        for plugin in dict.fromkeys(c.plugins):
+            others = [i for i in c.ids if not i.startswith(f"{plugin}:")]
+            if others:
+                infos[plugin].warnings.append(
+                    f"{c.kind} name '{c.name}' is also registered as {', '.join(others)}: a bare '{c.name}' "
+                    f"is ambiguous (use {plugin}:{c.name}); entries keep meaning their own plugin's")
+            else:
+                infos[plugin].warnings.append(str(c))
+    blocked = [found[n] for n, i in infos.items() if i.status == "blocked" and n in found]
+    if blocked:
+        registry.hidden = HiddenPlugins(blocked, load)
+        registry.filter_text = f"ZOO_PLUGINS={environ.get('ZOO_PLUGINS', '')}"
+
+
+def _owner(info: PluginInfo) -> str:
+    package = f"{info.distribution} {info.version}".strip()
+    if info.name == CORE_PLUGIN:
+        return f"zoo's core plugin ({info.note})" if info.note else "zoo's core plugin"
+    return f"plugin {info.name}, package {package}" if package else f"plugin {info.name}"
 
 
 def _zoo_version() -> str:

@@ -1,15 +1,26 @@
-"""Names of everything plugins provide: canonical ``plugin:name`` ids, short
-names when unique, fnmatch patterns, suggestions, and collisions reported."""
+"""Names of everything plugins provide: canonical ``plugin:name`` ids, owner-first short names,
+fnmatch patterns, suggestions, and clashes recorded.
+
+How :meth:`Registry.get` reads a name:
+
+- a full id ``plugin:name`` means exactly that spec, whatever else is installed;
+- a short name looked up *for a plugin* (``scope``: the plugin, then the plugins it declares it
+  depends on) is found there first. This is how an entry's ``model = "gru-seq2seq"`` keeps
+  meaning its own plugin's model after another plugin registers a model of that name;
+- otherwise a short name works when exactly one plugin registers it. A short name several
+  plugins register is ambiguous: the error lists every full id and who registered it.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AmbiguousNameError, UnknownNameError, ZooError
+from .errors import AmbiguousNameError, UnknownNameError, ZooError, ZooUsageError
 
 KINDS = ("entry", "model", "tokenizer", "dataset", "task")
 
@@ -56,21 +67,62 @@ class Spec:
 
 @dataclass
 class Collision:
+    """One short name of one kind that more than one plugin registered (or one plugin twice)."""
+
     kind: str
     name: str
     plugins: list[str]
 
+    @property
+    def ids(self) -> list[str]:
+        return [f"{p}:{self.name}" for p in dict.fromkeys(self.plugins)]
+
     def __str__(self) -> str:
-        ids = ", ".join(f"{p}:{self.name}" for p in self.plugins)
-        return f"{self.kind} '{self.name}' is registered more than once ({ids})"
+        if len(set(self.plugins)) == 1:
+            return f"{self.kind} '{self.name}' is registered twice by plugin {self.plugins[0]}; the first is kept"
+        return (f"{self.kind} '{self.name}' is registered more than once ({', '.join(self.ids)}): a bare "
+                f"'{self.name}' typed by a user is ambiguous; entries keep meaning their own plugin's")
+
+
+class NameClashError(AmbiguousNameError):
+    """A bare short name that several plugins register: lists every full id and who registered it."""
+
+    def __init__(self, kind: str, name: str, specs: Sequence[Spec], owners: dict[str, str]):
+        self.kind, self.name = kind, name
+        specs = sorted(specs, key=lambda s: natural_key(s.id))
+        self.ids = [s.id for s in specs]
+        listed = "; ".join(f"{s.id} (from {owners.get(s.plugin) or 'plugin ' + s.plugin})" for s in specs)
+        ZooUsageError.__init__(self, f"{kind} name '{name}' is ambiguous, several plugins register it: {listed}. "
+                                     f"Use the full id, e.g. '{self.ids[0]}'")
+
+
+class HiddenNameError(UnknownNameError):
+    """A name that only a plugin hidden by ``ZOO_PLUGINS`` registers: says which plugin, and how to show it."""
+
+    def __init__(self, kind: str, name: str, specs: Sequence[Spec], filter_text: str):
+        self.kind, self.name = kind, name
+        self.plugins = sorted({s.plugin for s in specs})
+        ids = ", ".join(sorted(s.id for s in specs))
+        if len(self.plugins) == 1:
+            which, add = f"plugin {self.plugins[0]} provides it ({ids}), but {filter_text} hides it", self.plugins[0]
+        else:
+            which = f"plugins {', '.join(self.plugins)} provide it ({ids}), but {filter_text} hides them"
+            add = "the one you mean"
+        ZooUsageError.__init__(self, f"unknown {kind} '{name}': {which}; add {add} to ZOO_PLUGINS, or unset ZOO_PLUGINS")
 
 
 class Registry:
-    """Every spec, by kind and canonical id."""
+    """Every spec, by kind and canonical id, and what the plugin loader told it about the plugins."""
 
-    def __init__(self) -> None:
+    def __init__(self, depends: dict[str, Sequence[str]] | None = None) -> None:
         self._specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
         self.collisions: list[Collision] = []
+        self.depends: dict[str, tuple[str, ...]] = {p: tuple(d) for p, d in (depends or {}).items()}
+        self.owners: dict[str, str] = {}  # plugin -> who it is, for messages ("plugin cnn (zoo-cnn 0.3.1)")
+        # specs that plugins hidden by ZOO_PLUGINS would register, for unknown-name messages
+        self.hidden: Callable[[str, str], list[Spec]] | None = None
+        self.filter_text = ""  # "ZOO_PLUGINS=cnn" while a filter hides plugins
+        self.alias: Callable[[str, str], str | None] | None = None  # (kind, old id) -> id, for retired ids
 
     def add(self, spec: Spec) -> None:
         if spec.kind not in self._specs:
@@ -89,6 +141,21 @@ class Registry:
             self.collisions.append(Collision(spec.kind, spec.name, [*same, spec.plugin]))
         table[spec.id] = spec
 
+    def without(self, plugins: Iterable[str]) -> Registry:
+        """A copy without what ``plugins`` registered (collisions among the others recorded again)."""
+        drop = set(plugins)
+        clean = Registry(self.depends)
+        clean.owners, clean.hidden, clean.filter_text, clean.alias = self.owners, self.hidden, self.filter_text, self.alias
+        for kind in KINDS:
+            for spec in self._specs[kind].values():  # registration order, so collisions list plugins in order
+                if spec.plugin not in drop:
+                    clean.add(spec)
+        return clean
+
+    def scope(self, plugin: str) -> tuple[str, ...]:
+        """Where a short name used by ``plugin`` is looked up first: the plugin, then what it depends on."""
+        return (plugin, *self.depends.get(plugin, ()))
+
     def specs(self, kind: str) -> list[Spec]:
         return sorted(self._specs[kind].values(), key=lambda s: natural_key(s.id))
 
@@ -100,14 +167,53 @@ class Registry:
             if fnmatch.fnmatchcase(s.id, pattern) or fnmatch.fnmatchcase(s.name, pattern)
         ]
 
-    def get(self, kind: str, name: str) -> Spec:
-        """Look up by canonical id, or by short name when exactly one plugin owns it."""
+    def clashes(self, plugin: str) -> list[Collision]:
+        """The collisions ``plugin`` takes part in."""
+        return [c for c in self.collisions if plugin in c.plugins]
+
+    def get(self, kind: str, name: str, scope: Sequence[str] = ()) -> Spec:
+        """The spec ``name`` means: a full id exactly; a short name in ``scope`` first, then when unique."""
         table = self._specs[kind]
-        if name in table:
-            return table[name]
+        if ":" in name:
+            if name in table:
+                return table[name]
+            new = self.alias(kind, name) if self.alias else None
+            if new and new in table:
+                return table[new]
+            raise self._unknown(kind, name)
+        for plugin in scope:
+            spec = table.get(f"{plugin}:{name}")
+            if spec is not None:
+                return spec
         matches = [s for s in table.values() if s.name == name]
         if len(matches) == 1:
             return matches[0]
-        if len(matches) > 1:
-            raise AmbiguousNameError(kind, name, [s.id for s in matches])
-        raise UnknownNameError(kind, name, list(table) + [s.name for s in table.values()])
+        if matches:
+            raise NameClashError(kind, name, matches, self.owners)
+        raise self._unknown(kind, name)
+
+    def find(self, name: str) -> list[Spec]:
+        """What ``name`` means in every kind (``zoo info NAME``); ambiguous or unknown names raise."""
+        found: list[Spec] = []
+        for kind in KINDS:
+            try:
+                found.append(self.get(kind, name))
+            except NameClashError:
+                raise
+            except UnknownNameError:
+                continue
+        if found:
+            return found
+        for kind in KINDS:  # a plugin hidden by ZOO_PLUGINS that has it says more than "unknown"
+            hidden = self.hidden(kind, name) if self.hidden else []
+            if hidden:
+                raise HiddenNameError("name", name, hidden, self.filter_text)
+        known = [n for kind in KINDS for s in self._specs[kind].values() for n in (s.id, s.name)]
+        raise UnknownNameError("name", name, known)
+
+    def _unknown(self, kind: str, name: str) -> UnknownNameError:
+        hidden = self.hidden(kind, name) if self.hidden else []
+        if hidden:
+            return HiddenNameError(kind, name, hidden, self.filter_text)
+        table = self._specs[kind]
+        return UnknownNameError(kind, name, list(table) + [s.name for s in table.values()])

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config as _config
+from .entries import entry_ids
 from .errors import ConfigError
 from .registry import Spec
 from .train_config import OptimConfig, TrainConfig
@@ -32,17 +33,23 @@ class Resolved:
 
 
 def entry_config(name: str) -> tuple[Spec, dict[str, Any]]:
-    """The entry's raw config: component names plus its config overrides."""
-    spec = get_registry().get("entry", name)
-    e = spec.data
-    tok = e.get("tokenizer", {})
+    """The entry's raw config: the ids of its components plus its config overrides.
+
+    ``name`` is what a user typed (an id, or a short name that must be unambiguous); the entry's
+    own short component names are looked up in its plugin and the plugins that plugin depends on
+    first (see :func:`zoo.entries.entry_ids`), so no plugin installed later changes what it means.
+    """
+    reg = get_registry()
+    spec = reg.get("entry", name)
+    ids = entry_ids(reg, spec)
+    tok = ids.get("tokenizer", {})
     raw: dict[str, Any] = {
         "entry": spec.id,
-        "model": {"name": e["model"]}, "task": {"name": e["task"]}, "dataset": {"name": e["dataset"]},
+        "model": {"name": ids["model"]}, "task": {"name": ids["task"]}, "dataset": {"name": ids["dataset"]},
         "tokenizer": {"name": tok} if isinstance(tok, str) else {r: {"name": n} for r, n in tok.items()},
         "train": {}, "optim": {},
     }
-    return spec, _config.merge(raw, e.get("config", {}))
+    return spec, _config.merge(raw, spec.data.get("config", {}))
 
 
 def resolve(raw: dict[str, Any]) -> Resolved:

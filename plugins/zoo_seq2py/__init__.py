@@ -1,9 +1,12 @@
 """English -> Python code generation (CoNaLa): the ``code-generation`` task, the
 ``transformer-seq2seq`` model, the ``conala`` and ``pairs`` datasets, and the
-``intent-words`` / ``python-code`` tokenizers.
+``intent-words`` / ``python-code`` tokenizers; the entries ``seq2py`` and ``seq2py-pairs``
+(``entries.toml``, beside this file).
 
 Registration is by dotted path: nothing is read and torch is not imported here.
 """
+
+from importlib.resources import files
 
 from zoo import hookimpl
 
@@ -34,3 +37,8 @@ def zoo_register_tasks(register):
 def zoo_register_models(register):
     register("transformer-seq2seq", "zoo_seq2py.model:TransformerSeq2Seq",
              summary="Transformer encoder-decoder (SDPA attention, learned positions) with a copy mechanism")
+
+
+@hookimpl
+def zoo_register_entries(register):
+    register.from_toml(files(__name__) / "entries.toml")  # the entries of this plugin, beside this file

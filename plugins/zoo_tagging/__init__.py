@@ -1,13 +1,19 @@
 """Sequence labelling: part-of-speech tags and chunks (CoNLL-2000, or a user's own CoNLL files).
 
 The ``tagging`` task, the ``transformer-tagger`` model, the ``conll2000`` and
-``conll`` datasets, and the ``conll-words`` / ``conll-tags`` tokenizers.
+``conll`` datasets, the ``conll-words`` / ``conll-tags`` tokenizers, and four entries
+(``entries.toml``, beside this file).
 Registration is by dotted path: nothing is read and torch is not imported here.
 :mod:`zoo_tagging.report` turns a trained artifact into a per-class table and a
 confusion matrix.
 """
 
+from importlib.resources import files
+
 from zoo import hookimpl
+
+# The plugins this one builds on: its entries name the char tokenizer (plugin tokenizers) by short name.
+ZOO_DEPENDS = ["tokenizers"]
 
 
 @hookimpl
@@ -36,3 +42,8 @@ def zoo_register_tasks(register):
 def zoo_register_models(register):
     register("transformer-tagger", "zoo_tagging.model:TransformerTagger",
              summary="encoder-only Transformer, learned positions, key-padding mask, optional char-CNN word features")
+
+
+@hookimpl
+def zoo_register_entries(register):
+    register.from_toml(files(__name__) / "entries.toml")  # the entries of this plugin, beside this file

@@ -1,9 +1,12 @@
 """Text classification: LSTM / GRU classifiers, a word tokenizer, IMDB and your own CSV / JSONL files.
 
 The ``classification`` task, the ``rnn-classifier`` model, the ``word`` and
-``labels`` tokenizers, and the ``imdb`` and ``text-classification`` datasets.
+``labels`` tokenizers, the ``imdb`` and ``text-classification`` datasets, and four entries
+(``entries.toml``, beside this file).
 Registration is by dotted path: nothing is read and torch is not imported here.
 """
+
+from importlib.resources import files
 
 from zoo import hookimpl
 
@@ -34,3 +37,8 @@ def zoo_register_datasets(register):
 def zoo_register_tasks(register):
     register("classification", "zoo_text_classify.task:ClassificationTask",
              summary="one label per text; accuracy, per-class precision/recall/F1, confusion matrix, probabilities")
+
+
+@hookimpl
+def zoo_register_entries(register):
+    register.from_toml(files(__name__) / "entries.toml")  # the entries of this plugin, beside this file
