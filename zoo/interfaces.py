@@ -174,7 +174,8 @@ class Task(ABC):
         return float(len(cut[0])) if cut else 1.0
 
     def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True) -> Iterator[str]:
+                 top_k: int | None = None, seed: int | None = None, use_cache: bool = True,
+                 stop_at_eos: bool = False) -> Iterator[str]:
         """Yield generated text piece by piece (tasks that generate free text override this)."""
         raise ZooError(f"task {type(self).__name__} does not generate text; 'zoo generate' needs a language model")
 

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, Range, Task
+from zoo import ConfigError, DataError, ModelContract, Range, Task
 
 LN2 = math.log(2)
 
@@ -68,6 +68,15 @@ class LMTask(Task):
     Config = LMConfig
     tokenizer_roles = ("text",)
     metrics = {"loss": "min", "perplexity": "min", "bits_per_byte": "min", "bits_per_token": "min"}
+    model_contract = ModelContract(
+        sizes={"vocab_size": "V, ids of the text tokenizer (specials included)",
+               "block_size": "T_max, the context: the longest block the task feeds (task.block_size)"},
+        forward="forward(idx (B, T) long), T <= block_size: token ids of a block",
+        returns="logits (B, T, V) of the next token at every position, no softmax",
+        methods={"generate(idx (1, T), max_new_tokens, temperature, top_k, generator=, use_cache=, banned=)":
+                 "an iterator of the next token (1,) per step, never one of the banned ids; for zoo generate and "
+                 "predict"})
+    example_fields = {"text": "str: a document (or the whole corpus) of the split"}
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         return [ex["text"] for ex in examples]
