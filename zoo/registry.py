@@ -93,7 +93,7 @@ class NameClashError(AmbiguousNameError):
         self.ids = [s.id for s in specs]
         listed = "; ".join(f"{s.id} (from {owners.get(s.plugin) or 'plugin ' + s.plugin})" for s in specs)
         ZooUsageError.__init__(self, f"{kind} name '{name}' is ambiguous, several plugins register it: {listed}. "
-                                     f"Use the full id, e.g. '{self.ids[0]}'")
+                                     "Use the full id of the one you mean")
 
 
 class HiddenNameError(UnknownNameError):
