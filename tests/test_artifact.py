@@ -90,7 +90,7 @@ def test_metadata_describes_the_model(run):
                 "zoo_version"):
         assert key in meta, key
     assert meta["format"] == "zoo-model"
-    assert meta["entry"] == "zoo:subseq-gru"
+    assert meta["entry"] == "seq2seq:subseq-gru"
     assert meta["model"] == "seq2seq:gru-seq2seq" and meta["plugin"] == "seq2seq"
     assert meta["plugin_version"] == zoo.plugin_state().plugins["seq2seq"].version != ""
     assert meta["arch_version"] == str(zoo.get_registry().get("model", "gru-seq2seq").load().arch_version)
@@ -103,7 +103,7 @@ def test_metadata_describes_the_model(run):
     _, raw = read_header(run.artifact)
     assert all(isinstance(v, str) for v in raw.values())  # a safetensors rule
     lm = zoo.load(run.artifact)
-    assert as_json(lm.config) == meta["config"] and lm.metadata["entry"] == "zoo:subseq-gru"
+    assert as_json(lm.config) == meta["config"] and lm.metadata["entry"] == "seq2seq:subseq-gru"
 
 
 def test_read_metadata_does_not_import_torch(run):
@@ -114,7 +114,7 @@ def test_read_metadata_does_not_import_torch(run):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert out == {"entry": "zoo:subseq-gru", "torch": False, "safetensors": False}
+    assert out == {"entry": "seq2seq:subseq-gru", "torch": False, "safetensors": False}
 
 
 def test_arch_version_mismatch_is_refused(run, monkeypatch):

@@ -74,7 +74,7 @@ def test_list_shows_every_kind(cli):
     result = cli("list")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for header, name in [("entries:", "zoo:subseq-gru"), ("models:", "seq2seq:gru-seq2seq"),
+    for header, name in [("entries:", "seq2seq:subseq-gru"), ("models:", "seq2seq:gru-seq2seq"),
                          ("tokenizers:", "tokenizers:digits"), ("datasets:", "subseq:subseq"),
                          ("tasks:", "seq2seq:seq2seq")]:
         assert header in out and name in out
@@ -88,7 +88,7 @@ def test_list_pattern(cli):
     assert "seq2seq:gru-seq2seq" in result.stdout
     assert "subseq-gru" not in result.stdout and "digits" not in result.stdout and "lstm" not in result.stdout
     result = cli("list", "*subseq*")
-    assert "zoo:subseq-gru" in result.stdout and "subseq:subseq" in result.stdout
+    assert "seq2seq:subseq-gru" in result.stdout and "subseq:subseq" in result.stdout
     assert "gru-seq2seq" not in result.stdout
     result = cli("list", "no-such-thing*")
     assert result.exit_code == 0 and result.stdout == ""
@@ -99,7 +99,7 @@ def test_list_kind(cli):
     assert result.exit_code == 0
     assert result.stdout.startswith("models:\n")
     assert "seq2seq:gru-seq2seq" in result.stdout
-    assert "entries:" not in result.stdout and "zoo:subseq-gru" not in result.stdout
+    assert "entries:" not in result.stdout and "seq2seq:subseq-gru" not in result.stdout
     assert "tokenizers:digits" not in result.stdout
     bad = cli("list", "--kind", "widget")
     assert bad.exit_code == 2 and "widget" in error_line(bad)
@@ -109,7 +109,7 @@ def test_info_entry(cli):
     result = cli("info", "subseq-gru")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "entry: zoo:subseq-gru" in out
+    assert "entry: seq2seq:subseq-gru" in out
     assert "model: gru-seq2seq" in out and "dataset: subseq" in out and "task: seq2seq" in out
     assert "command: zoo train subseq-gru" in out
     assert "0.986" in out and "exact_match" in out  # the reference result
@@ -133,7 +133,7 @@ def test_info_artifact_reads_the_header(cli, trained):
         assert result.exit_code == 0, result.output
         out = result.stdout
         assert f"file: {out_dir / 'model.safetensors'}" in out
-        assert "entry: zoo:subseq-gru" in out and "model: seq2seq:gru-seq2seq" in out
+        assert "entry: seq2seq:subseq-gru" in out and "model: seq2seq:gru-seq2seq" in out
         arch = zoo.get_registry().get("model", "gru-seq2seq").load().arch_version
         assert f"zoo_version: {zoo.__version__}" in out and f"arch_version: {arch}" in out
         assert "metrics: {" in out and '"exact_match"' in out and '"test"' in out
@@ -177,7 +177,7 @@ def test_eval_and_export_half_precision(cli, trained, tmp_path):
     assert f"wrote {half}" in result.stdout
     assert {t.dtype for t in load_file(str(half)).values()} == {torch.float16}
     lm = zoo.load(half)
-    assert lm.metadata["entry"] == "zoo:subseq-gru"
+    assert lm.metadata["entry"] == "seq2seq:subseq-gru"
     again = zoo.evaluate(half, "test", device="cpu")
     assert again["exact_match"] == pytest.approx(metrics["exact_match"], abs=0.05)
     assert again["token_accuracy"] == pytest.approx(metrics["token_accuracy"], abs=0.05)

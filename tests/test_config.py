@@ -219,7 +219,7 @@ def test_resolve_entry_applies_overrides_and_rejects_bad_ones():
     r = zoo.resolve_entry("subseq-gru", {"model": {"hidden": 48}, "train": {"epochs": 7}})
     assert r.data["model"]["hidden"] == 48 and r.data["train"]["epochs"] == 7
     assert r.data["model"]["attention"] == "dot"  # the entry's own override survives
-    assert r.data["model"]["name"] == "seq2seq:gru-seq2seq" and r.data["entry"] == "zoo:subseq-gru"
+    assert r.data["model"]["name"] == "seq2seq:gru-seq2seq" and r.data["entry"] == "seq2seq:subseq-gru"
     with pytest.raises(ConfigError, match="model.nope"):
         zoo.resolve_entry("subseq-gru", {"model": {"nope": 1}})
     with pytest.raises(ConfigError, match="unknown config section 'modle'"):

@@ -79,7 +79,7 @@ def test_exported_gpt_gives_zoo_logits_ids_and_greedy_text_in_transformers(run_n
     out = model.generate(p, do_sample=False, max_new_tokens=20)
     assert tok.decode(out[0, p.shape[1]:], skip_special_tokens=True) == greedy
     card = (folder / "README.md").read_text()
-    assert "zoo:text-gpt" in card and "zoo_version" in card
+    assert "lm:text-gpt" in card and "zoo_version" in card
 
 
 def test_a_model_card_and_configs_say_what_gpt2_runs(bpe_run, tmp_path):

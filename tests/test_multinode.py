@@ -53,36 +53,46 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def node_cmd(node_rank: int, port: int, zoo_args: list[str]) -> list[str]:
+def node_cmd(node_rank: int, port: int, zoo_args: list[str], backend: str) -> list[str]:
+    if backend == "c10d":
+        rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", f"zoo-test-{port}",
+                "--rdzv-conf", f"join_timeout={JOIN_TIMEOUT_S}"]
+    else:
+        rdzv = ["--rdzv-backend", "static", "--master-addr", "127.0.0.1", "--master-port", str(port)]
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(node_rank),
-            "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-            "--rdzv-id", f"zoo-test-{port}", "--rdzv-conf", f"join_timeout={JOIN_TIMEOUT_S}",
-            "--max-restarts", "0", "-m", "zoo", *zoo_args]
+            "--nproc-per-node", "1", *rdzv, "--max-restarts", "0", "-m", "zoo", *zoo_args]
 
 
-def run_nodes(cwds: list[Path], args_of: list[list[str]]) -> list[subprocess.CompletedProcess]:
-    """Start one torchrun agent per node (node 0 first), each in its own cwd and process group; wait for both.
+def run_nodes(cwds: list[Path], args_of: list[list[str]], backend: str = "c10d",
+              order: tuple[int, int] = (0, 1)) -> list[subprocess.CompletedProcess]:
+    """Start one torchrun agent per node (in ``order``), each in its own cwd and process group; wait for both.
 
-    A node still running after TIMEOUT_S, or left alone by a failed peer, is killed with its whole group.
+    Their output goes to files beside the nodes' folders (a full pipe would stall a rank, and with it
+    the other). A node still running after TIMEOUT_S is killed with its whole group.
     """
     port = free_port()
-    procs = []
+    logs = cwds[0].parent / f"logs-{port}"
+    logs.mkdir()
+    procs: dict[int, subprocess.Popen] = {}
     try:
-        for rank, (cwd, args) in enumerate(zip(cwds, args_of)):
-            procs.append(subprocess.Popen(node_cmd(rank, port, args), cwd=cwd, env=env(), text=True,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True))
-            time.sleep(0.5)  # node 0's agent starts (and takes the lower process id) first
+        for rank in order:
+            with open(logs / f"{rank}.out", "w") as out, open(logs / f"{rank}.err", "w") as err:
+                procs[rank] = subprocess.Popen(node_cmd(rank, port, args_of[rank], backend), cwd=cwds[rank],
+                                               env=env(), stdout=out, stderr=err, start_new_session=True)
+            time.sleep(0.5)  # the first agent started takes the lower process id
         deadline = time.monotonic() + TIMEOUT_S
-        results = []
-        for p in procs:
-            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            results.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
-        return results
+        for p in procs.values():
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the nodes did not finish in {TIMEOUT_S} s:\n" + "\n".join(
+            f"node {r}: {(logs / f'{r}.err').read_text()[-1500:]}" for r in sorted(procs)))
     finally:
-        for p in procs:
+        for p in procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+    return [subprocess.CompletedProcess(procs[r].args, procs[r].returncode, (logs / f"{r}.out").read_text(),
+                                        (logs / f"{r}.err").read_text()) for r in (0, 1)]
 
 
 def run_one_machine(cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
@@ -154,3 +164,17 @@ def test_two_nodes_train_like_one_machine_rank_0_alone_writes_and_resume_works(t
     assert [r["epoch"] for r in history(outs[w])] == [1, 2, 3]
     assert_same_weights(one / "run", outs[w])
     assert snapshot(nodes[1 - w]) == before[1 - w]  # read, never written
+
+
+def test_static_rendezvous_makes_node_rank_0_the_writer_whatever_starts_first(tmp_path):
+    """What the README advises when the run folder should be on one chosen machine: --node-rank counts there."""
+    nodes = [tmp_path / "node0", tmp_path / "node1"]
+    for n in nodes:
+        n.mkdir()
+    outs = [n / "run" for n in nodes]
+    args = [*TRAIN, "--set", "train.epochs=1"]
+    both = run_nodes(nodes, [[*args, "--out", str(out)] for out in outs], backend="static", order=(1, 0))
+    check_ok(*both)
+    assert writer(both, outs) == 0
+    assert (outs[0] / "model.safetensors").is_file()
+    assert list(nodes[1].iterdir()) == []

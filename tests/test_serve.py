@@ -82,13 +82,13 @@ def test_models_lists_what_zoo_info_shows_and_the_model_card(client):
     models = {m["name"]: m for m in client.get("/api/models").json()["models"]}
     assert list(models) == ["reviews", "lm"]
     rnn = models["reviews"]
-    assert rnn["entry"] == "zoo:text-rnn" and rnn["task"].endswith("classification")
+    assert rnn["entry"] == "classify:text-rnn" and rnn["task"].endswith("classification")
     assert rnn["model"].endswith("rnn-classifier") and rnn["parameters"] > 0
     assert 0.0 <= rnn["metrics"]["val"]["accuracy"] <= 1.0
-    assert rnn["card"].startswith("# zoo:text-rnn") and "| split | metric | value |" in rnn["card"]
+    assert rnn["card"].startswith("# classify:text-rnn") and "| split | metric | value |" in rnn["card"]
     assert rnn["predicts"] and not rnn["generates"] and "text" in rnn["input"]
     assert models["lm"]["generates"] and set(models["lm"]["options"]) >= {"max_new_tokens", "temperature", "seed"}
-    assert client.get("/api/models/lm").json()["entry"] == "zoo:text-gpt"
+    assert client.get("/api/models/lm").json()["entry"] == "lm:text-gpt"
 
 
 def test_predict_returns_the_records_of_the_python_api(client, served):

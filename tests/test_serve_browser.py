@@ -98,7 +98,7 @@ def test_the_page_shows_class_probabilities_as_bars(server, browser, tmp_path):
         widths = [e.size["width"] for e in view.find_elements(By.CSS_SELECTOR, ".bar-fill")]
         assert widths[0] >= widths[-1] > 0  # the likeliest class has the longest bar
     card = browser.find_element(By.ID, "card-facts").text
-    assert "zoo:text-rnn" in card and "accuracy" in card
+    assert "classify:text-rnn" in card and "accuracy" in card
     shot = tmp_path / "serve_page.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
     if os.environ.get("ZOO_SERVE_SCREENSHOT"):

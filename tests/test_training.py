@@ -66,7 +66,7 @@ def test_run_folder_holds_config_metrics_plot_model_and_card(run2):
     assert run2.artifact == d / "model.safetensors"
     assert (d / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = (d / "README.md").read_text()
-    assert "zoo:subseq-gru" in card and "exact_match" in card and "seq2seq:gru-seq2seq" in card
+    assert "seq2seq:subseq-gru" in card and "exact_match" in card and "seq2seq:gru-seq2seq" in card
     # config.toml is the fully resolved config: it resolves to exactly what was trained
     cfg = api.resolve(load_toml(d / "config.toml"))
     assert cfg.data == zoo.resolve_entry("subseq-gru", SMALL).data

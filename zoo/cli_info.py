@@ -12,7 +12,6 @@ import click
 
 from .config_docs import describe_fields
 from .errors import ZooUsageError
-from .registry import KINDS
 from .zoo_state import get_registry
 
 TRAINER = {"train": "the trainer: epochs, batches, stopping, devices", "optim": "the optimizer and its schedule"}
@@ -63,14 +62,13 @@ def info_resolved(name: str) -> None:
 
 
 def _specs_named(name: str) -> list[Any]:
-    reg = get_registry()
-    found = []
-    for kind in KINDS:
-        try:
-            found.append(reg.get(kind, name))
-        except ZooUsageError:
-            continue
-    return found
+    """What ``name`` means in each kind; a short name several plugins register raises, listing every id."""
+    from .errors import UnknownNameError
+
+    try:
+        return get_registry().find(name)
+    except UnknownNameError:
+        return []
 
 
 def info_name(name: str) -> None:
@@ -80,11 +78,7 @@ def info_name(name: str) -> None:
         info_trainer(name)
         return
     if not found:
-        from .errors import UnknownNameError
-
-        reg = get_registry()
-        known = [s.id for kind in KINDS for s in reg.specs(kind)] + [s.name for kind in KINDS for s in reg.specs(kind)]
-        raise UnknownNameError("name", name, [*known, *TRAINER])
+        get_registry().find(name)  # raises: did you mean ..., or which plugin hidden by ZOO_PLUGINS has it
     if name in TRAINER:
         info_trainer(name)
     for spec in found:

@@ -43,6 +43,12 @@ def plugins_cmd(ctx: click.Context, check: bool) -> None:
             _traceback(problem, verbose)
         if info.registered:
             click.echo(f"  registered: {', '.join(info.registered)}")
+        if info.depends:
+            click.echo(f"  depends on: {', '.join(info.depends)}")
+        if info.note:
+            click.echo(f"  note: {info.note}")
+        for warning in info.warnings:  # name clashes (shown on both plugins), missing dependencies
+            click.echo(f"  warning: {warning}")
     for c in loaded.registry.collisions:
         click.echo(f"warning: {c}", err=True)
     if check:
