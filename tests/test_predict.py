@@ -16,7 +16,7 @@ import pytest
 
 import zoo
 from zoo import api, config, data
-from zoo.inference import Predictor
+from zoo.inference import SORT_WINDOW, Predictor
 from zoo.build import final_split
 from zoo.loading import find_artifact
 
@@ -222,9 +222,18 @@ def test_single_list_and_stream_forms_give_the_same_json_records(task, trained):
 def test_a_stream_is_read_lazily_in_batches(trained):
     m = zoo.load(trained("classification"))
     endless = (f"review number {i}" for i in itertools.count())
-    first = list(itertools.islice(m.predict(endless, batch_size=4), 6))
-    assert len(first) == 6
-    assert next(endless) == "review number 8"  # two batches of 4 were read, nothing more
+    window = 4 * SORT_WINDOW  # inputs read ahead and ordered by length, then predicted 4 at a time
+    first = list(itertools.islice(m.predict(endless, batch_size=4), window + 2))
+    assert len(first) == window + 2
+    assert next(endless) == f"review number {2 * window}"  # two windows were read, nothing more
+
+
+def test_records_come_back_in_input_order_though_predicted_by_length(trained):
+    m = zoo.load(trained("classification"))
+    texts = [("good " * n).strip() for n in (9, 1, 5, 3, 7, 2)]
+    alone = [m.predict(t) for t in texts]
+    assert m.predict(texts, batch_size=2) == alone
+    assert list(m.predict(iter(texts), batch_size=2)) == alone
 
 
 @pytest.mark.parametrize("task", ["classification", "tagging", "seq2seq", "code-generation"])

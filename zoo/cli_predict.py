@@ -21,6 +21,7 @@ import click
 
 from .cli_types import FINITE_NONNEGATIVE
 from .errors import DataError, ZooUsageError
+from .inference import SORT_WINDOW
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
@@ -179,9 +180,9 @@ def _items(stack: ExitStack, inputs: tuple[str, ...], input_file: str | None, fm
     return read_items(fh, name, fmt, progress)
 
 
-def _run(predictor: Any, batch: list[Item]) -> list[dict[str, Any]]:
-    try:
-        return predictor.run([item.value for item in batch])
+def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, Any]]:
+    try:  # a window of several batches, predicted in batches of similar length, records in input order
+        return predictor.run_window([item.value for item in batch], 0, batch_size)
     except DataError as exc:
         index = getattr(exc, "index", None)
         if index is None:
@@ -231,8 +232,8 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
     count = 0
     with ExitStack() as stack:
         write = _writer(stack, loaded, output, as_json)
-        for batch in _batches(_items(stack, inputs, input_file, fmt), batch_size):
-            for item, record in zip(batch, _run(predictor, batch)):
+        for batch in _batches(_items(stack, inputs, input_file, fmt), batch_size * SORT_WINDOW):
+            for item, record in zip(batch, _run(predictor, batch, batch_size)):
                 write(item, record)
                 count += 1
     if output and output != "-":

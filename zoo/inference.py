@@ -22,6 +22,9 @@ from .errors import ConfigError, DataError, ZooError
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 32
+# batches read ahead and ordered by input length, so that each batch pads little (as evaluation's length
+# buckets do); records still come back in input order, and memory stays bounded by the window
+SORT_WINDOW = 8
 
 
 # --- finding a trained model ------------------------------------------------------------------------
@@ -45,8 +48,9 @@ def predict(loaded: Any, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, d
         return runner.run([inputs], 0)[0]
     if isinstance(inputs, (list, tuple)):
         out: list[dict[str, Any]] = []
-        for start in range(0, len(inputs), batch_size):
-            out.extend(runner.run(inputs[start : start + batch_size], start))
+        window = batch_size * SORT_WINDOW
+        for start in range(0, len(inputs), window):
+            out.extend(runner.run_window(inputs[start : start + window], start, batch_size))
         return out
     if isinstance(inputs, io.TextIOBase):
         inputs = (line.rstrip("\r\n") for line in inputs)
@@ -59,9 +63,20 @@ def _is_single(inputs: Any) -> bool:
 
 def _stream(runner: Predictor, it: Iterator[Any], batch_size: int) -> Iterator[dict[str, Any]]:
     start = 0
-    while batch := list(itertools.islice(it, batch_size)):
-        yield from runner.run(batch, start)
-        start += len(batch)
+    while window := list(itertools.islice(it, batch_size * SORT_WINDOW)):
+        yield from runner.run_window(window, start, batch_size)
+        start += len(window)
+
+
+def input_length(value: Any) -> int:
+    """A raw input's size, for ordering inputs by length (characters; words count with a separator)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        return sum(input_length(v) for v in value.values() if isinstance(v, (str, list, tuple)))
+    if isinstance(value, (list, tuple)):
+        return sum(len(str(w)) + 1 for w in value)
+    return 0
 
 
 def check_options(task: Any, options: Mapping[str, Any], name: str | None = None) -> None:
@@ -98,8 +113,21 @@ class Predictor:
         self.amp_dtype = autocast_dtype(amp, self.device)
         self.loaded, self.options = loaded, options
 
-    def run(self, batch: Sequence[Any], start: int = 0) -> list[dict[str, Any]]:
-        """The records of ``batch``, whose first input is input ``start`` of the whole stream.
+    def run_window(self, inputs: Sequence[Any], start: int, batch_size: int) -> list[dict[str, Any]]:
+        """The records of ``inputs`` (input ``start`` of the stream first), in their order, predicted in
+        batches of ``batch_size`` inputs of similar length."""
+        order = sorted(range(len(inputs)), key=lambda i: input_length(inputs[i]))
+        out: list[Any] = [None] * len(inputs)
+        for k in range(0, len(order), batch_size):
+            chosen = order[k : k + batch_size]
+            records = self.run([inputs[i] for i in chosen], positions=[start + i for i in chosen])
+            for i, record in zip(chosen, records):
+                out[i] = record
+        return out
+
+    def run(self, batch: Sequence[Any], start: int = 0, positions: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """The records of ``batch``, whose first input is input ``start`` of the whole stream (or whose
+        inputs are at ``positions`` of it).
 
         A bad input raises :class:`DataError` naming it by its position in the stream, with that
         position and the problem alone as its ``index`` and ``problem`` attributes.
@@ -118,9 +146,10 @@ class Predictor:
                 records = task.predict(model, list(batch), **self.options)
         except DataError as exc:
             index = getattr(exc, "index", None)
-            if index is None or not start:
+            where = positions[index] if positions is not None and index is not None else start + (index or 0)
+            if index is None or where == index:
                 raise
-            raise task.input_error(start + index, exc.problem) from None
+            raise task.input_error(where, exc.problem) from None
         finally:
             model.train(was_training)
         if len(records) != len(batch):
