@@ -228,3 +228,9 @@ def test_without_drops_a_plugin_and_keeps_what_messages_need():
     clean = reg.without({"b"})
     assert [s.id for s in clean.list("model")] == ["a:x", "c:y"]
     assert clean.collisions == [] and clean.depends == {"a": ("c",)} and clean.owners == {"a": "plugin a"}
+
+
+def test_a_factory_that_does_not_import_names_the_plugin_that_registered_it():
+    spec = Spec("model", "ghost", "myplug", "no_such_module_anywhere:Ghost")
+    with pytest.raises(ZooError, match=r"model myplug:ghost, registered by plugin myplug: cannot import"):
+        spec.load()

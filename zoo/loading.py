@@ -65,15 +65,28 @@ def find_artifact(name: str | Path) -> Path:
                         f"train it first: zoo train {short}")
 
 
-def default_split(path: str | Path) -> str:
-    """The split ``zoo eval`` uses for an artifact when none is named (reads only its header)."""
+def default_split(path: str | Path, *, dataset: dict[str, Any] | None = None,
+                  data_dir: str | Path | None = None) -> str:
+    """The split ``zoo eval`` uses for an artifact when none is named: test, or val when its dataset
+    (as configured in the artifact, with the ``dataset`` overrides) has no test split."""
     from .artifact import read_metadata
 
-    meta = read_metadata(artifact_path(path))
+    meta = read_metadata(find_artifact(path))
     try:
-        return final_split(get_registry().get("dataset", str(meta.get("dataset", ""))).load())
-    except ZooError:  # the plugin is missing: loading the artifact will say so
+        return final_split(_dataset(resolve(meta["config"]), data_dir, dataset))
+    except ZooError:  # the plugin is missing or the config does not resolve: loading the artifact will say so
         return "test"
+
+
+def _dataset(resolved: Resolved, data_dir: str | Path | None, overrides: dict[str, Any] | None) -> Any:
+    """The artifact's dataset, its config changed by ``overrides`` (other files of the same kind)."""
+    from .config import as_dict, build, merge
+    from .data import data_dir as _data_dir
+
+    cls, cfg = resolved.cls("dataset"), resolved.configs["dataset"]
+    if overrides:
+        cfg = build(getattr(cls, "Config", type(cfg)), merge(as_dict(cfg), overrides), "dataset")
+    return cls(cfg, data_dir=_data_dir(data_dir))
 
 
 def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any = None) -> Path:
@@ -173,21 +186,23 @@ def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:
 
 def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str = "auto",
                       data_dir: str | Path | None = None, batch_size: int | None = None,
-                      outputs: list[dict[str, Any]] | None = None) -> dict[str, float]:
+                      outputs: list[dict[str, Any]] | None = None,
+                      dataset: dict[str, Any] | None = None) -> dict[str, float]:
     """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
 
     With ``outputs`` (a list), the task's per-example records (e.g. generated code) are appended to it.
+    ``dataset`` overrides the artifact's dataset config, e.g. ``{"test_file": "other.csv"}``: the same
+    model on other files of the same kind.
     """
-    from .data import data_dir as _data_dir
     from .device import autocast_dtype, resolve_device
     from .evaluation import evaluate
 
     dev = resolve_device(device)
     lm = load(path, device=str(dev))
-    dataset = lm.resolved.cls("dataset")(lm.resolved.configs["dataset"], data_dir=_data_dir(data_dir))
-    split = split or final_split(dataset)
-    dataset.check_split(split)
-    encoded = lm.task.encode(dataset.load(split))
+    source = _dataset(lm.resolved, data_dir, dataset)
+    split = split or final_split(source)
+    source.check_split(split)
+    encoded = lm.task.encode(source.load(split))
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)

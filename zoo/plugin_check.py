@@ -59,7 +59,9 @@ def _where(tb: TracebackType | None) -> str:
 
 
 def _from_exception(plugin: str, hook: str, exc: BaseException, component: str = "", prefix: str = "") -> Problem:
-    cause = exc.__cause__ if isinstance(exc, ZooError) and exc.__cause__ is not None else exc
+    cause = exc
+    while isinstance(cause, ZooError) and cause.__cause__ is not None:  # to the plugin's own exception
+        cause = cause.__cause__
     what = prefix + f"{type(cause).__name__}: {first_line(cause, limit=10_000)}"
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
     return Problem(plugin, hook, what, _where(cause.__traceback__), text, component)

@@ -60,8 +60,13 @@ class Spec:
         return f"{self.plugin}:{self.name}"
 
     def load(self) -> Any:
+        """The factory, imported on first use; a path that does not import names who registered it."""
         if isinstance(self.factory, str):
-            self.factory = resolve_dotted(self.factory)
+            try:
+                self.factory = resolve_dotted(self.factory)
+            except ZooError as exc:
+                raise ZooError(f"{self.kind} {self.id}, registered by plugin {self.plugin}: {exc}; "
+                               "'zoo plugins --check' tests every factory of every plugin") from exc
         return self.factory
 
 
