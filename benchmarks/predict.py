@@ -84,13 +84,16 @@ def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     amp = autocast_dtype(m.resolved.configs["train"].amp, device)
     bs = args.batch_size
     m.predict(inputs[:bs], batch_size=bs, **options)  # warm-up
-    t0 = time.perf_counter()
-    records = m.predict(inputs, batch_size=bs, **options)
-    predict_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    encoded = m.task.encode(examples)
-    evaluate(m.model, m.task, encoded, bs, device, amp)
-    evaluate_s = time.perf_counter() - t0
+    predict_times, evaluate_times = [], []
+    for _ in range(args.repeat):  # alternating, so that a change in the machine's load hits both alike
+        t0 = time.perf_counter()
+        records = m.predict(inputs, batch_size=bs, **options)
+        predict_times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        encoded = m.task.encode(examples)
+        evaluate(m.model, m.task, encoded, bs, device, amp)
+        evaluate_times.append(time.perf_counter() - t0)
+    predict_s, evaluate_s = statistics.median(predict_times), statistics.median(evaluate_times)
     evaluated = len(examples)
     if is_lm:  # the blocks evaluation scored: non-overlapping, at most eval_blocks of them
         n, block = encoded["ids"].numel() - 1, m.task.config.block_size
@@ -120,6 +123,7 @@ def main() -> None:
     ap.add_argument("--lm-tokens", type=int, default=32, help="tokens a language model generates per prompt")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: comparable runs)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of predict and evaluate each (the median)")
     args = ap.parse_args()
     if not args.models and not args.quick:
         ap.error("name trained models (files, run folders or entries), or use --quick")
@@ -127,6 +131,7 @@ def main() -> None:
     paths = [find_artifact(p).resolve() for p in args.models]
     os.chdir(ROOT)  # tiny configs and file datasets name paths relative to the repository
     rows = []
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:
             paths += train_quick(Path(tmp))
@@ -135,7 +140,10 @@ def main() -> None:
             print(table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
     print()
     print(table(rows, COLUMNS))
-    settings = {k: getattr(args, k) for k in ("limit", "batch_size", "latency_n", "lm_tokens", "device", "threads")}
+    settings = {k: getattr(args, k) for k in ("limit", "batch_size", "latency_n", "lm_tokens", "device", "threads",
+                                              "repeat")}
+    settings["load_before"], settings["load_after"] = load_before, os.getloadavg()
+    print(f"load average (1, 5, 15 min) before {load_before}, after {settings['load_after']}")
     note = "tiny models trained by --quick: a check that the benchmark runs, not figures to report" if args.quick else ""
     print(f"wrote {write('predict', {'quick': args.quick, 'note': note, 'settings': settings, 'rows': rows})}")
 
