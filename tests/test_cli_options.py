@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import zoo
 from conftest import TINY_SUBSEQ, TINY_SUBSEQ_SETS
@@ -95,3 +96,61 @@ def test_a_read_only_out_folder_is_refused_before_training(cli, tmp_path):
 def test_evaluation_is_reproducible_run_to_run(run):
     first = zoo.evaluate(run, "test", device="cpu")
     assert all(zoo.evaluate(run, "test", device="cpu") == first for _ in range(3))
+
+
+# --- checkpoints zoo did not write (or that were edited): one error naming the file ---------------
+
+def _rewrite_checkpoint(path: Path, change) -> None:
+    """Load the checkpoint's tensors and metadata, let ``change`` edit them, write it back."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as fh:
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        meta = dict(fh.metadata())
+    change(tensors, meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _reshape_one(tensors, meta):
+    key = next(k for k, v in tensors.items() if v.ndim == 2)
+    tensors[key] = torch.zeros(tensors[key].shape[0] + 1, tensors[key].shape[1])
+
+
+def _drop_one(tensors, meta):
+    del tensors[next(k for k, v in tensors.items() if v.ndim == 2)]
+
+
+def _state_not_json(tensors, meta):
+    meta["state"] = "{not json"
+
+
+def _state_not_an_object(tensors, meta):
+    meta["state"] = "[1, 2, 3]"
+
+
+@pytest.mark.parametrize("change", [_reshape_one, _drop_one, _state_not_json, _state_not_an_object])
+def test_a_checkpoint_that_does_not_fit_is_one_error_naming_it(cli, run, tmp_path, change):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    _rewrite_checkpoint(copy / "checkpoint.safetensors", change)
+    before = folder_hash(copy)
+    result = cli("train", "--resume", str(copy), "--set", "train.epochs=3")
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1 and "checkpoint.safetensors" in errors[0] and "Traceback" not in result.output
+    assert folder_hash(copy) == before
+
+
+def test_an_edited_config_that_no_longer_fits_the_checkpoint_is_named(cli, run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    cfg = copy / "config.toml"
+    cfg.write_text(cfg.read_text().replace("hidden = 32", "hidden = 48"))
+    result = cli("train", "--resume", str(copy), "--set", "train.epochs=3")
+    assert result.exit_code == 1, result.output
+    assert "checkpoint.safetensors" in result.output and "config.toml" in result.output

@@ -174,3 +174,24 @@ def test_export_refuses_existing_files_and_the_runs_own(straight, tmp_path):
         assert (straight / own).read_bytes() == before
     ok = zoo_run("export", str(straight), "--out", str(mine), "--force")
     assert ok.returncode == 0 and mine.read_bytes() != b"precious"
+
+
+@pytest.mark.slow
+def test_export_while_the_run_trains_on_writes_a_whole_artifact(straight, tmp_path):
+    import shutil
+
+    import zoo
+
+    run = tmp_path / "run"
+    shutil.copytree(straight, run)
+    training = zoo_start("train", "--resume", str(run), "--set", "train.epochs=40")
+    try:
+        time.sleep(3.0)
+        out = tmp_path / "copy.safetensors"
+        proc = zoo_run("export", str(run), "--out", str(out))
+        assert training.poll() is None, "the resumed run ended before the export: the test proves nothing"
+        assert proc.returncode == 0, proc.stderr
+        assert zoo.load(out).metadata["entry"] == "seq2seq:subseq-gru"  # complete and loadable
+    finally:
+        training.send_signal(signal.SIGKILL)
+        training.communicate()
