@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import os
+from pathlib import Path
 import textwrap
 
 import pytest
@@ -203,3 +204,25 @@ def test_without_the_option_the_kit_adds_no_tests(pytester):
     pytester.makepyfile(test_mine="def test_mine(tiny_run, zoo_plugin_specs):\n    assert callable(tiny_run)\n")
     result = pytester.runpytest_subprocess(*kit_args(), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_kit_passes_every_built_in_plugin_and_the_example():
+    """The contract tests over everything zoo ships, run from the repository root as CI runs them
+    (some tiny configs name files of the repository by relative path)."""
+    import subprocess
+    import sys
+
+    import zoo
+
+    root = Path(__file__).resolve().parent.parent
+    names = sorted(n for n, info in zoo.plugin_state().plugins.items()
+                   if info.status == "ok" and (info.module.startswith("zoo_") or n == "lstm"))
+    assert {"classify", "lm", "seq2seq", "seq2py", "subseq", "tagging", "text", "tokenizers", "lstm"} <= set(names)
+    args = [sys.executable, "-m", "pytest", *kit_args(), "-q", "-p", "no:cacheprovider", "-m", "zoo_kit", "-rs"]
+    for name in names:
+        args += ["--zoo-plugin", name]
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    summary = proc.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
