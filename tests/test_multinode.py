@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 SETS = ["dataset.train_size=241", "dataset.val_size=64", "dataset.test_size=64", "model.emb_dim=8",
         "model.hidden=16", "train.epochs=2", "train.batch_size=32", "train.eval_batch_size=64", "train.threads=1",
         "train.progress=false", "train.grad_accum=3", "train.freeze.encoder=1", "optim.lr=0.01",
-        "optim.warmup_steps=0"]
+        "optim.warmup_steps=0", "train.early_stopping=val_loss"]  # the artifact follows the falling val loss
 TRAIN = ["train", "subseq-gru", *[a for s in SETS for a in ("--set", s)]]
 MORE = ["--set", "train.epochs=3"]  # what the resumed runs add
 TIMEOUT_S = 120  # one launch; the rendezvous itself gives up after JOIN_TIMEOUT_S
@@ -114,10 +114,13 @@ def writer(results: list[subprocess.CompletedProcess], outs: list[Path]) -> int:
 
 
 def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
+    """The same artifact, and the same last weights in the checkpoint that --resume continues from."""
+    pairs = [(load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))),
+             (load_checkpoint(a / CHECKPOINT)["model"], load_checkpoint(b / CHECKPOINT)["model"])]
+    for wa, wb in pairs:
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            torch.testing.assert_close(wb[k], wa[k], rtol=1e-5, atol=1e-6, msg=k)
 
 
 def history(run: Path) -> list[dict]:
