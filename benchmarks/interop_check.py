@@ -36,7 +36,7 @@ def check_hf(run: Path, tmp: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM
 
     m = zoo.load(run)
-    out = export_hf(m, tmp / "hf")
+    out = export_hf(m, tmp / f"hf-{run.name}")
     hf = AutoModelForCausalLM.from_pretrained(out).eval()
     prompt, new = "ROMEO:\nWhat light", 40  # prompt and continuation within the 64-token context
     ids = torch.tensor([m.tokenizers["text"].encode(prompt)])

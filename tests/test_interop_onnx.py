@@ -163,7 +163,7 @@ def test_export_refuses_what_it_cannot_write(classifier, tmp_path):
     with pytest.raises(ZooError, match="ending in .onnx"):
         export_onnx(lm, tmp_path / "model.bin")
     export_onnx(lm, tmp_path / "model.onnx")
-    with pytest.raises(ZooError, match="--force"):
+    with pytest.raises(ZooError, match="force=True"):
         export_onnx(lm, tmp_path / "model.onnx")
     export_onnx(lm, tmp_path / "model.onnx", force=True)
     lm.metadata["task"] = "lm:lm"

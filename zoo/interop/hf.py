@@ -89,12 +89,12 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
     from safetensors.torch import save_file
 
     if out.exists() and not out.is_dir():
-        raise ZooError(f"--out {out} is a file, not a folder")
+        raise ZooError(f"out={out} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
         if not force:
-            raise ZooError(f"--out {out} is not empty; choose another folder, or --force to replace an earlier export")
+            raise ZooError(f"out={out} is not empty; choose another folder, or force=True to replace an earlier export")
         if not (out / "config.json").is_file():
-            raise ZooError(f"--out {out} holds files but no config.json: not an earlier export; it is left alone")
+            raise ZooError(f"out={out} holds files but no config.json: not an earlier export; it is left alone")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

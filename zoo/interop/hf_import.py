@@ -154,9 +154,9 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     out = Path(out) if out is not None else Path("runs") / src.name
     present = [f for f in RUN_FILES if (out / f).exists()]
     if out.exists() and not out.is_dir():
-        raise ZooError(f"--out {out} is a file, not a folder")
+        raise ZooError(f"out={out} is a file, not a folder")
     if present and not force:
-        raise ZooError(f"{out} already holds a run ({', '.join(present)}); use --force to replace it, or another --out")
+        raise ZooError(f"{out} already holds a run ({', '.join(present)}); use force=True to replace it, or another out=")
     tok = resolved.cls("tokenizer.text")(resolved.configs["tokenizer.text"])
     tok.set_state({"tokenizer_json": tok_json})
     task = resolved.cls("task")(resolved.configs["task"], {"text": tok})

@@ -126,9 +126,9 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
 
     out = Path(out_file)
     if out.suffix != ".onnx":
-        raise ZooError(f"--out {out}: give a file name ending in .onnx")
+        raise ZooError(f"out={out}: give a file name ending in .onnx")
     if out.exists() and not force:
-        raise ZooError(f"{out} exists; choose another --out, or --force to replace it")
+        raise ZooError(f"{out} exists; choose another out=, or force=True to replace it")
     family, graph = _prepare(loaded)
     sidecar = onnx_sidecar.sidecar(loaded, family, out.name, opset)  # refuses tokenizers it cannot describe
     names = list(sidecar["inputs"])
