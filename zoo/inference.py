@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 32
 # batches read ahead and ordered by input length, so that each batch pads little (as evaluation's length
 # buckets do); records still come back in input order, and memory stays bounded by the window
-SORT_WINDOW = 8
+SORT_WINDOW = 32
 
 
 # --- finding a trained model ------------------------------------------------------------------------
