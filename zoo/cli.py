@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -292,4 +293,8 @@ def main(argv: list[str] | None = None) -> None:
     except ZooError as exc:  # e.g. an unreadable ZOO_REGISTRY
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # a rank started by torchrun: see parallel.run_rank
+        from .parallel import run_rank
+
+        run_rank(lambda: group.main(args=argv, prog_name="zoo"))
     group.main(args=argv, prog_name="zoo")

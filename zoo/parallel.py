@@ -1,6 +1,13 @@
-"""The data-parallel pieces of the training loop: a global batch split over the ranks, the DDP wrapper."""
+"""The data-parallel pieces of the training loop: a global batch split over the ranks, the DDP wrapper,
+and the end of a torchrun rank's process."""
 
 from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 import torch
 
@@ -65,3 +72,21 @@ def sync_grads(model: torch.nn.Module, world: World) -> None:
     for p in model.parameters():
         if p.grad is not None:
             distributed.all_sum_(p.grad, world).div_(world.size)
+
+
+def run_rank(main: Callable[[], object]) -> NoReturn:
+    """Run a torchrun rank's command, then end the process without the interpreter's teardown.
+
+    By then every file is written and the process group is left; in teardown a gloo worker
+    thread can abort the process ("terminate called without an active exception"), which would
+    turn a finished run into a failed one.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
