@@ -99,6 +99,10 @@ def test_generated_plugin_installs_lists_trains_and_passes_the_kit(tmp_path):
     evaluated = _run([*zoo, "eval", "run", "--json"], env, tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     assert '"accuracy"' in evaluated.stdout
+    exported = _run([*zoo, "export", "run", "--out", "polarity-fp16.safetensors", "--dtype", "float16"], env, tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    predicted = _run([*zoo, "predict", "polarity-fp16.safetensors", "a warm and funny film", "--json"], env, tmp_path)
+    assert predicted.returncode == 0 and '"label"' in predicted.stdout, predicted.stderr
 
     kit = _run([sys.executable, "-m", "pytest", *kit_args(), "-p", "no:cacheprovider", "-v", "-rs"], env, source)
     assert kit.returncode == 0, kit.stdout[-3000:] + kit.stderr[-2000:]
