@@ -58,10 +58,12 @@ def one_line_error(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
-    """An uninterrupted run: the weights every interrupted one must reach."""
+    """An uninterrupted run: the weights every interrupted one must reach (and how long it takes)."""
     out = tmp_path_factory.mktemp("straight") / "run"
+    t0 = time.monotonic()
     proc = zoo_run("train", "subseq-gru", *_sets(EPOCHS_SETS), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
+    (out.parent / "wall_s").write_text(str(time.monotonic() - t0))
     return out
 
 
@@ -69,6 +71,7 @@ def straight(tmp_path_factory):
 def test_kill_9_at_random_moments_then_resume_reaches_the_same_weights(straight, tmp_path):
     rng = random.Random(2024)
     out = tmp_path / "run"
+    wall = float((straight.parent / "wall_s").read_text())  # start-up included: kills land anywhere in a run
     kills = 0
     for attempt in range(12):
         state = "run" if (out / "checkpoint.safetensors").exists() else "fresh"
@@ -76,7 +79,7 @@ def test_kill_9_at_random_moments_then_resume_reaches_the_same_weights(straight,
                                                                           "--out", str(out)]
         proc = zoo_start(*args)
         if kills < 4:
-            time.sleep(rng.uniform(1.0, 6.0))
+            time.sleep(rng.uniform(0.3, 0.95) * wall)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1

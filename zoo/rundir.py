@@ -19,6 +19,7 @@ import fnmatch
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 
 from .errors import RunDirError
@@ -37,10 +38,17 @@ def lock_path(run_dir: Path) -> Path:
 
 
 def _holder(path: Path) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return "another process"
+    """Who holds the lock, from what it wrote into the lock file (it writes just after locking, so
+    a moment's wait covers a holder that has the lock but has not written yet)."""
+    text = ""
+    for _ in range(50):
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            break
+        if text:
+            break
+        time.sleep(0.01)
     pid, _, command = text.partition("\n")
     return f"process {pid} ({command})" if pid and command else f"process {pid}" if pid else "another process"
 
