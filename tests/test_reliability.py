@@ -119,9 +119,13 @@ def test_a_second_resume_of_a_running_run_is_refused(straight, tmp_path):
     out = tmp_path / "run"
     proc = zoo_run("train", "subseq-gru", *_sets(EPOCHS_SETS), "--out", str(out))
     assert proc.returncode == 0
-    first = zoo_start("train", "--resume", str(out), "--set", "train.epochs=40")
-    time.sleep(3.0)
-    second = zoo_run("train", "--resume", str(out), "--set", "train.epochs=40")
+    first = zoo_start("train", "--resume", str(out), "--set", "train.epochs=1000")
+    lock = tmp_path / ".run.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text().startswith(f"{first.pid}\n")):  # the first holds the folder
+        assert first.poll() is None and time.monotonic() < deadline, "the first resume never took the lock"
+        time.sleep(0.05)
+    second = zoo_run("train", "--resume", str(out), "--set", "train.epochs=1000")
     first.send_signal(signal.SIGKILL)
     first.communicate()
     assert second.returncode == 1
@@ -187,7 +191,7 @@ def test_export_while_the_run_trains_on_writes_a_whole_artifact(straight, tmp_pa
 
     run = tmp_path / "run"
     shutil.copytree(straight, run)
-    training = zoo_start("train", "--resume", str(run), "--set", "train.epochs=40")
+    training = zoo_start("train", "--resume", str(run), "--set", "train.epochs=1000")
     try:
         time.sleep(3.0)
         out = tmp_path / "copy.safetensors"
