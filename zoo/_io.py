@@ -18,7 +18,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask(path.parent))  # mkstemp makes 0600; give the file the usual permissions
+        os.chmod(tmp, 0o666 & ~umask(path.parent))  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -33,7 +33,7 @@ def atomic_write(path: str | Path, data: str | bytes) -> None:
             tmp.write_bytes(data)
 
 
-def _umask(folder: Path) -> int:
+def umask(folder: Path) -> int:
     """The process umask, read without changing it (``os.umask`` can only be read by setting it)."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:

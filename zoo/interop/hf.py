@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._io import umask
 from ..errors import ZooError
 from . import gpt2, hf_tokenizer
 from .hf_import import import_hf
@@ -101,7 +102,7 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~umask(out.parent))  # mkdtemp makes 0700
         if out.exists():
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
             os.replace(out, old / out.name)
@@ -112,12 +113,6 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:

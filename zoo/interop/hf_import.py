@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ZooError
+from ..errors import ConfigError, ZooError, first_line
 from . import gpt2, hf_tokenizer
 
 RUN_FILES = ("config.toml", "tokenizers.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl")
@@ -172,8 +172,8 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ZooError(f"{src}: the weights do not fit zoo's gpt with config.json's sizes: {first}") from exc
+        raise ZooError(f"{src}: the weights do not fit zoo's gpt with config.json's sizes: "
+                       f"{first_line(exc, limit=10_000)}") from exc
     write_run(out, resolved, model, task, src, shift)
     return out
 

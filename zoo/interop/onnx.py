@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
+from ..errors import ZooError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _export(graph: Any, family: str, loaded: Any, names: list[str], outputs: lis
             torch.onnx.export(graph, tuple(example[n] for n in names), str(path), dynamo=False, opset_version=opset,
                               input_names=names, output_names=outputs, dynamic_axes=axes)
         except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # tracing or an op without ONNX form
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            first = first_line(exc, limit=300)
             raise ZooError(f"{loaded.path}: model {loaded.metadata.get('model')} cannot be exported to ONNX "
                            f"(opset {opset}): {first}") from exc
 
