@@ -11,12 +11,12 @@ plugin (earlier in the file is enough) or of a plugin it depends on.
 
 from __future__ import annotations
 
-import copy
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .config import merge
 from .errors import ZooError
 from .registry import Registry, Spec
 
@@ -34,15 +34,6 @@ REQUIRED = ("model", "task", "dataset")
 OWN_KEYS = ("summary", "command", "reference", "notes")  # never inherited from a base
 WHOLE_KEYS = ("tiny", "tune")  # a variant's own replaces the base's whole
 COMPONENTS = ("model", "task", "dataset", "tokenizer")
-
-
-def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge; ``over`` wins, tables merge key by key. Neither input is modified."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else copy.deepcopy(value)
-    return out
 
 
 def qualify(registry: Registry, kind: str, name: Any, scope: tuple[str, ...]) -> Any:
@@ -136,7 +127,7 @@ class EntryRegister:
                      if k not in OWN_KEYS and k != "base" and not (k in WHOLE_KEYS and k in entry)}
         if spec.plugin != self.plugin:  # the base's short names keep meaning what they mean for the base
             inherited.update(self._ids_of(spec))
-        return {**merged(inherited, entry), "base": spec.id}
+        return {**merge(inherited, entry), "base": spec.id}
 
     def _ids_of(self, spec: Spec) -> dict[str, Any]:
         try:

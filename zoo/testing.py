@@ -20,7 +20,6 @@ whenever this plugin is loaded.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 from collections.abc import Mapping
@@ -67,15 +66,7 @@ def tiny_overrides(entry_id: str) -> dict[str, Any]:
     tiny = spec.data.get("tiny") or FALLBACK_TINY
     if not isinstance(tiny, dict):
         raise zoo.ConfigError(f"entry {spec.id}: 'tiny' must be a table of config overrides, got {tiny!r}")
-    return _merge(tiny, KIT_TRAIN)
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else copy.deepcopy(value)
-    return out
+    return zoo.merge_config(tiny, KIT_TRAIN)
 
 
 def data_dir() -> Path | None:

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..config import merge
 from ..errors import ConfigError, ZooError, first_line
 from . import gpt2, hf_tokenizer
 
@@ -123,19 +124,10 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
         raise ConfigError(f"task.block_size={block!r} does not fit: the weights in {src} hold {n_positions} "
                           f"positions; give 1..{n_positions}")
     vocab = hf_tokenizer.vocab_size(json.loads(tok_json))
-    merged = _merge(overrides, {"model": {**model, **{k: v for k, v in given.items()
-                                                                 if k not in SHAPE_KEYS}},
-                                          "task": {"block_size": block},
-                                          "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
+    merged = merge(overrides, {"model": {**model, **{k: v for k, v in given.items() if k not in SHAPE_KEYS}},
+                               "task": {"block_size": block},
+                               "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
     return zoo.resolve_entry(entry, merged), cfg, tok_json, shift
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``over`` laid on top, table by table."""
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
