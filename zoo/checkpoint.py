@@ -13,8 +13,7 @@ import torch
 from ._io import atomic_path
 from .errors import RunDirError
 
-CHECKPOINT = "checkpoint.safetensors"
-METRICS = "metrics.jsonl"
+from .rundir import CHECKPOINT, METRICS  # noqa: F401 - the run folder's file names live in zoo.rundir
 
 
 def _flatten(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:

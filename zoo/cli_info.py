@@ -12,6 +12,7 @@ import click
 
 from .config_docs import describe_fields
 from .errors import ZooUsageError
+from .rundir import ARTIFACT
 from .zoo_state import get_registry
 
 TRAINER = {"train": "the trainer: epochs, batches, stopping, devices", "optim": "the optimizer and its schedule"}
@@ -165,8 +166,8 @@ def info(name: str, resolved: bool) -> None:
         click.echo("\n".join(foreign))
         return
     path = Path(name)
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        path = path / "model.safetensors"
+    if path.is_dir() and (path / ARTIFACT).is_file():
+        path = path / ARTIFACT
     if path.is_file() or name.endswith(".safetensors"):
         info_file(path)
     else:

@@ -12,6 +12,7 @@ from .build import Built, final_split, make_model, make_task, tokenizer_states
 from .card import reference, zoo_version
 from .errors import ArtifactError, ConfigError, RunDirError, ZooError, first_line
 from .resolve import Resolved, resolve
+from .rundir import ARTIFACT
 from .zoo_state import default as _default_zoo, get_registry
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -40,7 +41,7 @@ class LoadedModel:
 def artifact_path(path: str | Path) -> Path:
     """A model file, or the ``model.safetensors`` of a run folder."""
     path = Path(path)
-    return path / "model.safetensors" if path.is_dir() else path
+    return path / ARTIFACT if path.is_dir() else path
 
 
 def find_artifact(name: str | Path) -> Path:
@@ -51,9 +52,9 @@ def find_artifact(name: str | Path) -> Path:
     """
     path = Path(name)
     if path.exists() or str(name).endswith(".safetensors") or len(path.parts) > 1:
-        return path / "model.safetensors" if path.is_dir() else path
+        return path / ARTIFACT if path.is_dir() else path
     short = str(name).split(":", 1)[-1]
-    candidate = Path("runs") / short / "model.safetensors"
+    candidate = Path("runs") / short / ARTIFACT
     if candidate.is_file():
         return candidate
     try:

@@ -22,7 +22,7 @@ from .card import model_card
 from .errors import ConfigError, RunDirError, ZooError, first_line
 from .loading import export_built, write_outputs
 from .resolve import Resolved, resolve, resolve_entry
-from .rundir import CHECKPOINT, RunLock, Staging, clean_stale, status
+from .rundir import ARTIFACT, CHECKPOINT, RunLock, Staging, clean_stale, status
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def write_run_end(run_dir: Path, built: Built, metrics: dict[str, Any]) -> Path:
     """The files of a finished run: the artifact, metrics.json and the model card; returns the artifact."""
     from ._io import atomic_write
 
-    artifact = export_built(built, run_dir / "model.safetensors", metrics)
+    artifact = export_built(built, run_dir / ARTIFACT, metrics)
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact))
     return artifact
@@ -276,4 +276,4 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
             staging.abort()  # the earlier run stays whole
         raise
     distributed.barrier(world)  # every rank returns once the artifact exists
-    return RunResult(plan.run_dir, metrics, plan.run_dir / "model.safetensors")
+    return RunResult(plan.run_dir, metrics, plan.run_dir / ARTIFACT)

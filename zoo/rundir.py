@@ -30,6 +30,7 @@ LOCK_SUFFIX = ".lock"
 STAGING_TAG = ".new-"  # .NAME.new-PID: a replacement being built
 OLD_TAG = ".old-"  # .NAME.old-PID: the replaced run, during the swap only
 CHECKPOINT = "checkpoint.safetensors"
+METRICS = "metrics.jsonl"
 ARTIFACT = "model.safetensors"
 
 
@@ -137,7 +138,7 @@ def clean_stale(run_dir: Path) -> list[Path]:
     return touched
 
 
-RUN_FILES = ("config.toml", "tokenizers.json", "metrics.jsonl", CHECKPOINT, "loss.png", ARTIFACT, "README.md",
+RUN_FILES = ("config.toml", "tokenizers.json", METRICS, CHECKPOINT, "loss.png", ARTIFACT, "README.md",
              "metrics.json", "vectors.txt")
 RUN_PATTERNS = ("outputs.*.jsonl", "metrics.*.json")  # written by evaluation beside the artifact
 
