@@ -271,8 +271,6 @@ class Trainer:
             st.bad_evals += 1
             if cfg.patience is not None and st.bad_evals >= cfg.patience:
                 st.stopped = f"early stopping: {self.metric} did not improve for {cfg.patience} evaluations"
-        if not math.isfinite(record["train_loss"]):
-            st.stopped = "training loss is not finite"
 
     def _end_epoch(self, record: dict[str, Any]) -> None:
         """Agree on stopping, record the epoch, write metrics and checkpoint, tell the caller."""
