@@ -61,7 +61,8 @@ def check_out_dir(out: Path, force: bool) -> bool:
     return state != "none"
 
 
-def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
+def _check_resumable(run_dir: Path) -> None:
+    """``run_dir`` holds a run with a checkpoint to continue from."""
     cfg_path = run_dir / "config.toml"
     state, _ = status(run_dir)
     if state == "incomplete" or (state == "run" and not (run_dir / CHECKPOINT).is_file()):
@@ -70,6 +71,11 @@ def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
                           f"start it again with entry={entry} out={run_dir} (that replaces the incomplete run)")
     if not cfg_path.is_file() or not (run_dir / CHECKPOINT).is_file():
         raise RunDirError(f"{run_dir}: nothing to resume (needs config.toml and {CHECKPOINT} from an earlier run)")
+
+
+def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
+    cfg_path = run_dir / "config.toml"
+    _check_resumable(run_dir)
     fixed = sorted(set(overrides) - {"train"})
     if fixed:
         raise ConfigError(f"resume={run_dir}: only train.* settings may change, not '{fixed[0]}'")
@@ -157,7 +163,7 @@ def _claim(plan: _Plan, lock: RunLock) -> None:
     (another command may have finished a run here in the meantime) and that the folder is writable."""
     clean_stale(plan.run_dir)
     if plan.resume:
-        _resume_config(plan.run_dir, {})
+        _check_resumable(plan.run_dir)
     else:
         plan.replace = check_out_dir(plan.run_dir, plan.force)
     target = plan.run_dir if plan.run_dir.exists() else plan.run_dir.parent
