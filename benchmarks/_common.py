@@ -55,3 +55,34 @@ def write(name: str, payload: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def model_flops(model: Any, model_cfg: Any, block: int) -> tuple[int, float]:
+    """Weights (the position table left out) and model FLOPs per trained token."""
+    n = sum(p.numel() for name, p in model.named_parameters() if "wpe" not in name)
+    return n, 6.0 * n + 12.0 * model_cfg.n_layer * model_cfg.n_embd * block
+
+
+def matmul_tflops(device: str, dtype_name: str, n: int, reps: int = 10) -> float:
+    """The rate of an n x n x n matrix product on ``device`` in ``dtype_name``, warmed up."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3):
+        a @ b
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync()
+    rate = 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e12
+    del a, b
+    if device == "cuda":
+        torch.cuda.empty_cache()  # the training processes that follow get the memory back
+    return rate

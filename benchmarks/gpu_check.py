@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, machine, table
+from _common import RESULTS, machine, matmul_tflops, model_flops, table
 
 ENTRIES = {"char": "shakespeare-char-gpt", "bpe": "gpt-lm"}
 # Peak dense (not sparse) bf16 tensor-core rates from the vendors' datasheets, TFLOP/s; first match wins.
@@ -158,12 +158,6 @@ def make_plan(device: str, tiny: bool, n_gpus: int, cpus: int) -> Plan:
 
 # --- building (the dry run) and measuring ---------------------------------------------------------
 
-def model_flops(model: Any, model_cfg: Any, block: int) -> tuple[int, float]:
-    """Weights (the position table left out) and model FLOPs per trained token."""
-    n = sum(p.numel() for name, p in model.named_parameters() if "wpe" not in name)
-    return n, 6.0 * n + 12.0 * model_cfg.n_layer * model_cfg.n_embd * block
-
-
 def build_row(row: Row, threads: int | None, cache: dict[str, Any]) -> dict[str, Any]:
     """Resolve, build (data, tokenizer, task) and instantiate the row's model, as its run would; train nothing."""
     import zoo
@@ -180,31 +174,6 @@ def build_row(row: Row, threads: int | None, cache: dict[str, Any]) -> dict[str,
     tcfg = resolved.configs["train"]
     return {"row": row.key, "params": params, "flops_per_token": fpt, "tokens_per_step": batch * block,
             "steps": tcfg.max_steps or (tcfg.steps_per_epoch or 0) * tcfg.epochs}
-
-
-def matmul_tflops(device: str, dtype_name: str, n: int, reps: int = 10) -> float:
-    """The rate of an n x n x n matrix product on ``device`` in ``dtype_name``, warmed up."""
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(3):
-        a @ b
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync()
-    rate = 2.0 * n**3 * reps / (time.perf_counter() - t0) / 1e12
-    del a, b
-    if device == "cuda":
-        torch.cuda.empty_cache()  # the training processes that follow get the memory back
-    return rate
 
 
 def run_cmd(cmd: list[str], timeout: float) -> tuple[int | None, str, str]:

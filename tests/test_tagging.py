@@ -358,3 +358,52 @@ def test_tiny_conll2000_end_to_end(use_plugins, conll_dir, tmp_path):
     assert result.metrics["test"]["tokens"] == sum(len(s["tokens"]) for s in
                                                   CoNLL2000(data_dir=conll_dir).load("test")[:300])
     assert 0.0 < result.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_bio_viterbi_finds_the_best_valid_sequence_by_brute_force():
+    import itertools
+
+    from zoo_tagging.decode import bio_transitions, viterbi_bio
+
+    labels = ["O", "B-NP", "I-NP", "B-VP", "I-VP"]
+    allowed, start = bio_transitions(labels)
+    assert not start[2] and not start[4] and start[0] and start[1]
+    assert allowed[1, 2] and allowed[2, 2] and not allowed[0, 2] and not allowed[3, 2] and allowed[4, 0]
+
+    def valid(seq):
+        return start[seq[0]] and all(allowed[a, b] for a, b in zip(seq, seq[1:]))
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, len(labels), generator=gen) * 3
+    lengths = torch.tensor([4, 3, 1, 4, 2, 4])
+    got = viterbi_bio(logits, lengths, labels)
+    logp = torch.log_softmax(logits, -1)
+    for row in range(6):
+        n = int(lengths[row])
+        best = max((seq for seq in itertools.product(range(len(labels)), repeat=n) if valid(seq)),
+                   key=lambda seq: sum(float(logp[row, i, c]) for i, c in enumerate(seq)))
+        assert got[row, :n].tolist() == list(best)
+        assert got[row, n:].tolist() == [0] * (4 - n)
+    # where the argmax is already valid, nothing changes
+    clean = torch.nn.functional.one_hot(torch.tensor([[1, 2, 0, 3]]), len(labels)).float() * 5
+    assert viterbi_bio(clean, torch.tensor([4]), labels).tolist() == [[1, 2, 0, 3]]
+
+
+def test_bio_decoding_removes_the_chunk_an_orphan_inside_tag_would_start():
+    train = [{"tokens": ["the", "cat", "sat", "down"], "tags": ["B-NP", "I-NP", "B-VP", "O"]},
+             {"tokens": ["has", "gone"], "tags": ["B-VP", "I-VP"]}]
+    task, strict = make_task(train), make_task(train, decode="bio")
+    labels = task.labels
+    enc = task.encode(train[:1])
+    batch = next(task.batches(enc, 1, shuffle=False, seed=0))
+
+    class Scores(torch.nn.Module):  # token 1 prefers I-VP (invalid after B-NP), I-NP a close second
+        def forward(self, words, chars, char_index):
+            out = torch.full((1, 4, len(labels)), -5.0)
+            for i, (lab, score) in enumerate([("B-NP", 5), ("I-VP", 2), ("B-VP", 5), ("O", 5)]):
+                out[0, i, labels.index(lab)] = score
+            out[0, 1, labels.index("I-NP")] = 1.5
+            return out
+
+    loose, tight = task.summarize(task.eval_batch(Scores(), batch)), strict.summarize(strict.eval_batch(Scores(), batch))
+    assert loose["span_f1"] < 1.0 and tight["span_f1"] == pytest.approx(1.0)

@@ -341,14 +341,14 @@ def test_length_batches_cover_every_example_once_and_bucket_by_length():
     assert [lengths[x].tolist() for x in evaluation] == [[1, 2, 3, 3], [4, 5, 6, 7], [8, 9, 10]]
 
 
-def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch, caplog):
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_falls_back_to_float32(monkeypatch, caplog):
     from zoo import device
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="zoo.device"):
-        assert device.autocast_dtype("bf16", cpu) == torch.bfloat16
-    assert "train.amp=off" in caplog.text
+        assert device.autocast_dtype("bf16", cpu) is None  # falls back to float32
+    assert "float32 instead" in caplog.text and "train.amp=off" in caplog.text
     caplog.clear()
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
     with caplog.at_level("WARNING", logger="zoo.device"):

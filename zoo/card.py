@@ -47,6 +47,10 @@ def model_card(resolved: Resolved, metrics: dict[str, Any], artifact: Path) -> s
               f"({t.get('stopped')}).", ""]
     if ref:
         lines += [f"Reference: {ref.get('metric')} = {ref.get('value')} ({ref.get('source', 'no source given')}).", ""]
+        if ref.get("anchor"):
+            lines += [f"Next anchor: {ref['anchor']}.", ""]
+        if ref.get("benchmark"):
+            lines += [f"Measured by `{ref['benchmark']}` (from a clone of zoo).", ""]
     lines += [f"Artifact: `{artifact.name}` (zoo {zoo_version()}). Load it with `zoo.load(\"{artifact.name}\")`,",
               f"evaluate it with `zoo eval {artifact.name}`.", "", "## Config", "", "```toml",
               _config.dumps_toml(resolved.data).rstrip(), "```", ""]

@@ -40,8 +40,10 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
         return torch.float16  # the Trainer pairs it with a gradient scaler
     bf16 = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
     if amp == "bf16" and device.type == "cpu" and not cpu_has_bf16():
-        log.warning("train.amp=bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX), so bf16 "
-                    "autocast emulates them and is usually slower than float32; --set train.amp=off avoids it")
+        # emulated bf16 is slower than float32 and no more accurate: a recipe written for bf16 still runs
+        log.warning("train.amp=bf16: this CPU has no bfloat16 instructions (AVX512-BF16 or AMX); training in "
+                    "float32 instead (--set train.amp=off says so and silences this)")
+        return None
     if amp == "bf16" and not bf16:
         raise DeviceError(f"train.amp=bf16: {torch.cuda.get_device_name(device)} has no bfloat16; "
                           "use train.amp=fp16 (with a gradient scaler) or auto")

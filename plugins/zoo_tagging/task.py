@@ -31,7 +31,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,7 @@ import torch.nn.functional as F
 import zoo
 from zoo import DataError, ModelContract, Range, Task, class_scores, length_batches, macro_f1, pad_rows
 from zoo import precision_recall_f1 as prf
+from zoo_tagging.decode import viterbi_bio
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class TaggingConfig:
     bucket: bool = True  # training batches of sentences of similar length (less padding); the order follows the seed
     span_f1: bool | None = None  # chunk precision / recall / F1 (conlleval); none: when every label is O, B-X or I-X
     per_class: bool = False  # also report f1/LABEL of every label among the metrics
+    # argmax: each token's best label; bio: the best sequence in which every I-X follows B-X or I-X (IOB2 labels)
+    decode: Literal["argmax", "bio"] = "argmax"
 
 
 def is_bio(labels: Sequence[str]) -> bool:
@@ -210,7 +213,7 @@ class TaggingTask(Task):
     def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         tags = batch["tags"]  # (B, T)
         logits = self.logits(model, batch)  # (B, T, K)
-        pred = logits.argmax(-1)  # (B, T)
+        pred = self.decode(logits, batch["lengths"])  # (B, T)
         known, real = tags >= 0, tags != PAD
         loss_sum = F.cross_entropy(logits.flatten(0, 1).float(), tags.masked_fill(~known, PAD).flatten(),
                                    ignore_index=PAD, reduction="sum")
@@ -220,6 +223,12 @@ class TaggingTask(Task):
         if self.span_f1:
             sums.update(self.span_counts(pred, tags, batch["lengths"]))
         return sums
+
+    def decode(self, logits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Class ids ``(B, T)`` from ``logits`` ``(B, T, K)``, as ``task.decode`` says."""
+        if self.config.decode == "bio":
+            return viterbi_bio(logits, lengths.to(logits.device), self.labels)
+        return logits.argmax(-1)
 
     def class_counts(self, pred: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
         """``tp/L``, ``fp/L`` and ``fn/L`` of every label L, from the predictions and labels of real tokens."""
@@ -287,7 +296,8 @@ class TaggingTask(Task):
         sentences = [self.words_input(i, x) for i, x in enumerate(inputs)]
         encoded = self.encode_sentences(sentences, [[PAD] * len(w) for w in sentences])
         batch = self.on_device(model, self._batch(encoded, torch.arange(len(encoded["lengths"]))))
-        pred = self.logits(model, batch).argmax(-1).tolist()  # (rows, T): a sentence's pieces are consecutive rows
+        pred = self.decode(self.logits(model, batch), batch["lengths"]).tolist()  # (rows, T): a sentence's pieces
+        # are consecutive rows
         lengths, labels, bio, row = encoded["lengths"].tolist(), self.labels, is_bio(self.labels), 0
         records = []
         for words in sentences:

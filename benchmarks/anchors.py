@@ -1,0 +1,165 @@
+"""Issue 20's rows: an entry as shipped, over seeds, beside its baseline and one ablation row per change.
+
+    ZOO_DATA_DIR=../shared/data .venv/bin/python benchmarks/anchors.py ENTRY [--seeds 0 1 2]
+        [--no-baseline] [--ablations] [--threads N]
+
+ENTRY is one of ROWS (shakespeare-char-gpt has its own script, benchmarks/shakespeare_char_gpt.py,
+because its target is a wall-time ratio). Every run is a real ``zoo train ENTRY`` process with
+``train.seed`` set, trained on the training split and scored once on the test split. The test
+split chooses nothing: early stopping and every setting the entry ships were chosen on its
+validation split (``val_by`` says which), and the ``val_*`` column is reported beside ``test_*``.
+
+Rows:
+- ``shipped``: the entry as registered, once per seed;
+- ``baseline``: the recipe this entry shipped before issue 20 (``BASELINE``), seed 0: the
+  same-run comparison;
+- ``--ablations``: the shipped recipe with one of this wave's changes undone per row, seed 0:
+  what each change buys.
+
+The machine's 1-minute load average is recorded before and after every run; a run that starts
+above ``QUIET_LOAD`` with nothing of ours running is marked ``loaded`` and its time is not a
+claim. The summary gives the mean, standard deviation and minimum over the shipped seeds and
+whether the target holds: mean >= target and every seed's training time <= the budget.
+Results go to ``benchmarks/results/anchors.json``, keyed by entry; entries not run this time
+keep their earlier rows (with their ``when``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS, machine, table
+
+QUIET_LOAD = 0.5
+
+
+def _row(metric: str, target: float, budget_s: float, anchor: str, val_by: str,
+         baseline: dict[str, Any], ablations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"metric": metric, "target": target, "budget_s": budget_s, "anchor": anchor, "val_by": val_by,
+            "baseline": baseline, "ablations": ablations}
+
+
+ROWS: dict[str, dict[str, Any]] = {
+    "pos-transformer-char": _row(
+        "accuracy", 0.979, 600.0,
+        "neural taggers on the WSJ at 97.5-97.9% (trained on 4x the data; CoNLL-2000's tags are the Brill tagger's)",
+        "epochs and width chosen by validation accuracy on the last 1,000 training sentences (dataset.val_sentences=1000)",
+        {"train.epochs": 10},
+        {"10 epochs (first wave)": {"train.epochs": 10}}),
+    "chunk-transformer": _row(
+        "span_f1", 0.935, 600.0,
+        "Kudo & Matsumoto 2000 (SVMs), CoNLL-2000 shared task best: 93.48, with the given POS tags",
+        "decoding and epochs chosen by validation span F1 on the last 1,000 training sentences (dataset.val_sentences=1000)",
+        {"train.epochs": 10, "task.decode": "argmax"},
+        {"argmax decoding": {"task.decode": "argmax"}, "10 epochs (first wave)": {"train.epochs": 10}}),
+    "imdb-rnn": _row(
+        "accuracy", 0.920, 600.0,
+        "Johnson & Zhang 2016, one-hot bidirectional LSTM with pooling: 91.86% (8.14% error); NBSVM-bigrams 91.2%",
+        "epochs kept by validation accuracy on 2,500 held-out training reviews (dataset.val_size)",
+        {}, {}),
+    "seq2py": _row(
+        "bleu", 0.31, 1200.0,
+        "Yin & Neubig 2019 reranker 30.11 BLEU on CoNaLa test; TranX 24.30",
+        "checkpoint chosen by validation BLEU on the 200 held-out training pairs",
+        {}, {}),
+}
+
+
+def flags(sets: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in sets.items():
+        out += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return out
+
+
+def train(entry: str, sets: dict[str, Any], seed: int, out: Path, threads: int | None) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "zoo", "train", entry, "--out", str(out), "--force",
+           "--set", f"train.seed={seed}", "--set", "train.progress=false", *flags(sets)]
+    if threads:
+        cmd += ["--set", f"train.threads={threads}"]
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{entry} {sets}: zoo train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    m = json.loads((out / "metrics.json").read_text())
+    row = {"seed": seed, "wall_s": wall, "train_s": m["train"]["train_time"], "epochs": m["train"]["epochs"],
+           "best_epoch": m["train"].get("best_epoch"), "load_before": round(load_before, 2),
+           "load_after": round(os.getloadavg()[0], 2)}
+    for split in ("val", "test"):
+        for key, value in m.get(split, {}).items():
+            if isinstance(value, (int, float)) and "/" not in key:
+                row[f"{split}_{key}"] = value
+    return row
+
+
+def summary(spec: dict[str, Any], shipped: list[dict[str, Any]], loaded: bool) -> dict[str, Any]:
+    metric = f"test_{spec['metric']}"
+    values = [r[metric] for r in shipped]
+    out = {"seeds": [r["seed"] for r in shipped], "mean": statistics.fmean(values),
+           "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values),
+           "val_mean": statistics.fmean(r[f"val_{spec['metric']}"] for r in shipped if f"val_{spec['metric']}" in r)
+           if any(f"val_{spec['metric']}" in r for r in shipped) else None,
+           "train_s_max": max(r["train_s"] for r in shipped), "loaded": loaded}
+    out["met"] = (len(values) >= 3 and out["mean"] >= spec["target"] and out["train_s_max"] <= spec["budget_s"]
+                  and not loaded)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("entry", choices=list(ROWS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--ablations", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="train.threads (default: the entry's)")
+    args = ap.parse_args()
+    if not os.environ.get("ZOO_DATA_DIR"):
+        raise SystemExit("set ZOO_DATA_DIR to the folder holding the datasets (e.g. ../shared/data)")
+    spec = ROWS[args.entry]
+    plan = [("shipped", {}, seed) for seed in args.seeds]
+    if not args.no_baseline:
+        plan.append(("baseline", spec["baseline"], 0))
+    if args.ablations:
+        plan += [(label, sets, 0) for label, sets in spec["ablations"].items()]
+    load_start = os.getloadavg()[0]
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (label, sets, seed) in enumerate(plan):
+            row = {"row": label, "overrides": sets, **train(args.entry, sets, seed, Path(tmp) / str(i), args.threads)}
+            rows.append(row)
+            print(table([row], [c for c in row if c != "overrides"]), flush=True)
+    metric = spec["metric"]
+    shipped = [r for r in rows if r["row"] == "shipped"]
+    result = {"rows": rows, "summary": summary(spec, shipped, load_start > QUIET_LOAD),
+              **{k: spec[k] for k in ("metric", "target", "budget_s", "anchor", "val_by")},
+              "load_start": load_start, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": machine()}
+    print()
+    print(table(rows, ["row", "seed", "train_s", "epochs", "best_epoch", f"val_{metric}", f"test_{metric}",
+                       "load_before", "load_after"]))
+    s = result["summary"]
+    print(f"\n{args.entry}: test {metric} {s['mean']:.4f} +- {s['sd']:.4f} (min {s['min']:.4f}) over seeds "
+          f"{s['seeds']}, training <= {s['train_s_max']:.0f} s; target >= {spec['target']} in <= "
+          f"{spec['budget_s']:.0f} s: {'MET' if s['met'] else 'NOT MET'}{' [loaded machine]' if s['loaded'] else ''}")
+    path = RESULTS / "anchors.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    saved[args.entry] = result
+    tmp_path = path.with_suffix(".json.tmp")
+    tmp_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp_path, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

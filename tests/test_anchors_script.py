@@ -1,0 +1,68 @@
+"""benchmarks/anchors.py (issue 20): every row names a registered entry, and its baseline and ablation
+overrides are settings that entry accepts, so a benchmark run cannot fail on a typo after an hour."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import zoo
+from zoo import config
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import anchors  # benchmarks/ is no package: found through sys.path
+
+CASES = [(entry, label, sets) for entry, spec in anchors.ROWS.items()
+         for label, sets in [("shipped", {}), ("baseline", spec["baseline"]), *spec["ablations"].items()]]
+
+
+@pytest.mark.parametrize("entry,label,sets", CASES, ids=[f"{e}:{lab}" for e, lab, _ in CASES])
+def test_every_row_resolves(entry, label, sets):
+    overrides = config.parse_sets(anchors.flags(sets)[1::2])
+    resolved = zoo.resolve_entry(entry, overrides)
+    for key, value in sets.items():
+        section, name = key.split(".", 1)
+        assert getattr(resolved.configs[section], name) == value, (entry, label, key)
+
+
+def test_rows_state_a_target_a_budget_and_how_validation_chose():
+    for entry, spec in anchors.ROWS.items():
+        assert 0 < spec["target"] <= 1 and 0 < spec["budget_s"] <= 1200, entry
+        assert spec["anchor"] and "validation" in spec["val_by"], entry
+
+
+def test_summary_needs_three_seeds_the_target_the_budget_and_a_quiet_machine():
+    spec = anchors.ROWS["pos-transformer-char"]
+    rows = [{"seed": s, "train_s": 300.0, "test_accuracy": a, "val_accuracy": 0.98}
+            for s, a in enumerate([0.980, 0.979, 0.981])]
+    assert anchors.summary(spec, rows, loaded=False)["met"]
+    assert anchors.summary(spec, rows[:2], loaded=False)["met"] is False  # two seeds are not enough
+    assert anchors.summary(spec, rows, loaded=True)["met"] is False
+    slow = [*rows[:2], {**rows[2], "train_s": spec["budget_s"] + 1}]
+    assert anchors.summary(spec, slow, loaded=False)["met"] is False
+    low = [{**r, "test_accuracy": 0.97} for r in rows]
+    s = anchors.summary(spec, low, loaded=False)
+    assert s["met"] is False and s["mean"] == pytest.approx(0.97) and s["min"] == pytest.approx(0.97)
+
+
+def test_every_benchmark_an_entry_names_exists_and_its_card_says_so():
+    from pathlib import Path
+
+    from zoo.card import model_card
+
+    named = {}
+    for spec in zoo.get_registry().specs("entry"):
+        ref = spec.data.get("reference", {})
+        if "benchmark" in ref:
+            script = ref["benchmark"].split()[1]
+            assert (ROOT / script).is_file(), (spec.id, script)
+            if script.endswith("anchors.py"):
+                assert ref["benchmark"].split()[2] == spec.name and spec.name in anchors.ROWS, spec.id
+            named[spec.name] = ref
+    assert set(anchors.ROWS) | {"shakespeare-char-gpt"} == set(named)  # the five rows of issue 20
+    card = model_card(zoo.resolve_entry("chunk-transformer"), {"test": {"span_f1": 0.9}}, Path("model.safetensors"))
+    assert f"Next anchor: {named['chunk-transformer']['anchor']}." in card
+    assert "`python benchmarks/anchors.py chunk-transformer --seeds 0 1 2`" in card
