@@ -14,7 +14,10 @@ Rows:
 - ``baseline``: the recipe this entry shipped before issue 20 (``BASELINE``), seed 0: the
   same-run comparison;
 - ``--ablations``: the shipped recipe with one of this wave's changes undone per row, seed 0:
-  what each change buys.
+  what each change buys;
+- readouts (a row's ``readouts``, every shipped seed): the same trained weights evaluated with a task
+  setting changed (``zoo eval --set task.KEY=VALUE``), for a change that needs no training, such
+  as the decoding.
 
 The machine's 1-minute load average is recorded before and after every run; a run that starts
 above ``QUIET_LOAD`` with nothing of ours running is marked ``loaded`` and its time is not a
@@ -43,9 +46,10 @@ QUIET_LOAD = 0.5
 
 
 def _row(metric: str, target: float, budget_s: float, anchor: str, val_by: str,
-         baseline: dict[str, Any], ablations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+         baseline: dict[str, Any], ablations: dict[str, dict[str, Any]],
+         readouts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"metric": metric, "target": target, "budget_s": budget_s, "anchor": anchor, "val_by": val_by,
-            "baseline": baseline, "ablations": ablations}
+            "baseline": baseline, "ablations": ablations, "readouts": readouts or {}}
 
 
 ROWS: dict[str, dict[str, Any]] = {
@@ -60,7 +64,8 @@ ROWS: dict[str, dict[str, Any]] = {
         "Kudo & Matsumoto 2000 (SVMs), CoNLL-2000 shared task best: 93.48, with the given POS tags",
         "decoding and epochs chosen by validation span F1 on the last 1,000 training sentences (dataset.val_sentences=1000)",
         {"train.epochs": 10, "task.decode": "argmax"},
-        {"argmax decoding": {"task.decode": "argmax"}, "10 epochs (first wave)": {"train.epochs": 10}}),
+        {"10 epochs (first wave)": {"train.epochs": 10}},
+        {"argmax decoding (same weights)": {"decode": "argmax"}}),
     "imdb-rnn": _row(
         "accuracy", 0.920, 600.0,
         "Johnson & Zhang 2016, one-hot bidirectional LSTM with pooling: 91.86% (8.14% error); NBSVM-bigrams 91.2%",
@@ -103,6 +108,21 @@ def train(entry: str, sets: dict[str, Any], seed: int, out: Path, threads: int |
     return row
 
 
+def readouts(spec: dict[str, Any], row: dict[str, Any], run: Path) -> list[dict[str, Any]]:
+    """The shipped run's weights on the test split under each of the row's task readouts."""
+    import zoo
+
+    out = []
+    for label, task in spec["readouts"].items():
+        m = zoo.evaluate(run, "test", device="cpu", task=task)
+        out.append({"row": label, "overrides": {f"task.{k}": v for k, v in task.items()}, "seed": row["seed"],
+                    "train_s": row["train_s"], "epochs": row["epochs"],
+                    **{f"test_{k}": v for k, v in m.items() if isinstance(v, (int, float)) and "/" not in k}})
+        key = f"test_{spec['metric']}"
+        print(f"  {label}: {key} {out[-1][key]:.4f}", flush=True)
+    return out
+
+
 def summary(spec: dict[str, Any], shipped: list[dict[str, Any]], loaded: bool) -> dict[str, Any]:
     metric = f"test_{spec['metric']}"
     values = [r[metric] for r in shipped]
@@ -139,6 +159,8 @@ def main() -> None:
             row = {"row": label, "overrides": sets, **train(args.entry, sets, seed, Path(tmp) / str(i), args.threads)}
             rows.append(row)
             print(table([row], [c for c in row if c != "overrides"]), flush=True)
+            if label == "shipped":
+                rows += readouts(spec, row, Path(tmp) / str(i))
     metric = spec["metric"]
     shipped = [r for r in rows if r["row"] == "shipped"]
     result = {"rows": rows, "summary": summary(spec, shipped, load_start > QUIET_LOAD),

@@ -66,3 +66,11 @@ def test_every_benchmark_an_entry_names_exists_and_its_card_says_so():
     card = model_card(zoo.resolve_entry("chunk-transformer"), {"test": {"span_f1": 0.9}}, Path("model.safetensors"))
     assert f"Next anchor: {named['chunk-transformer']['anchor']}." in card
     assert "`python benchmarks/anchors.py chunk-transformer --seeds 0 1 2`" in card
+
+
+def test_every_readout_is_a_task_setting_of_its_entry():
+    readouts = [(entry, task) for entry, spec in anchors.ROWS.items() for task in spec["readouts"].values()]
+    assert readouts  # chunk-transformer's decoding
+    for entry, task in readouts:
+        resolved = zoo.resolve_entry(entry, {"task": task})
+        assert all(getattr(resolved.configs["task"], k) == v for k, v in task.items()), entry

@@ -44,7 +44,7 @@ def test_without_a_test_file_the_val_split_is_the_default(cli, run):
 
 def test_eval_may_change_only_the_dataset(cli, run):
     result = cli("eval", str(run), "--set", "model.hidden=4")
-    assert result.exit_code == 2 and "dataset.KEY=VALUE only" in result.output
+    assert result.exit_code == 2 and "dataset.KEY=VALUE or task.KEY=VALUE only" in result.output
 
 
 def test_an_unknown_dataset_key_is_named(run):

@@ -348,6 +348,22 @@ def test_tiny_end_to_end_chunks_report_span_f1(use_plugins, tmp_path):
     assert 0.0 <= val["span_f1"] <= 1.0 and "test" not in result.metrics
     loaded = zoo.load(result.artifact)
     assert loaded.task.labels[0] in ("B-NP", "I-NP")  # the label vocabulary travels in the artifact
+    # the same weights read out with BIO-constrained decoding: from the library and from zoo eval
+    strict = zoo.evaluate(result.artifact, "val", device="cpu", task={"decode": "bio"})
+    assert zoo.load(result.artifact, task={"decode": "bio"}).task.config.decode == "bio"
+    assert strict["tokens"] == val["tokens"] and 0.0 <= strict["span_f1"] <= 1.0
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    runner = CliRunner()
+    ok = runner.invoke(build_cli(), ["eval", str(result.artifact), "--set", "task.decode=bio", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout[ok.stdout.index("{"):])["span_f1"] == pytest.approx(strict["span_f1"])
+    bad = runner.invoke(build_cli(), ["eval", str(result.artifact), "--set", "task.decode=beam"])
+    assert bad.exit_code in (1, 2) and "decode" in bad.output and "Traceback" not in bad.output
+    with pytest.raises(zoo.ZooError, match="nosuch"):
+        zoo.evaluate(result.artifact, "val", device="cpu", task={"nosuch": 1})
 
 
 def test_tiny_conll2000_end_to_end(use_plugins, conll_dir, tmp_path):

@@ -10,6 +10,7 @@ from typing import Any
 
 from .build import Built, final_split, make_model, make_task, tokenizer_states
 from .card import reference, zoo_version
+from .config import merge
 from .errors import ArtifactError, ConfigError, RunDirError, ZooError, first_line
 from .resolve import Resolved, resolve
 from .rundir import ARTIFACT
@@ -156,8 +157,12 @@ def _missing_plugin(meta: dict[str, Any]) -> str:
     return ""
 
 
-def load(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """Rebuild the model, tokenizers and task of an artifact; refuses incompatible versions."""
+def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None = None) -> LoadedModel:
+    """Rebuild the model, tokenizers and task of an artifact; refuses incompatible versions.
+
+    ``task`` overrides the task's config (checked as training checks it), e.g. ``{"decode": "bio"}``:
+    the same weights read out another way.
+    """
     from safetensors.torch import load_model
 
     from .artifact import check_compatible, read_metadata
@@ -166,6 +171,8 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
     path = find_artifact(path)  # a file, a run folder, or an entry trained under runs/
     meta = read_metadata(path)
     check_compatible(path, meta, zoo_version())
+    if task:
+        meta = {**meta, "config": merge(meta["config"], {"task": task})}
     resolved = _resolve_artifact(path, meta)
     task, toks = make_task(resolved, meta["tokenizers"])
     model = make_model(resolved, meta["sizes"])
@@ -188,18 +195,18 @@ def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:
 def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str = "auto",
                       data_dir: str | Path | None = None, batch_size: int | None = None,
                       outputs: list[dict[str, Any]] | None = None,
-                      dataset: dict[str, Any] | None = None) -> dict[str, float]:
+                      dataset: dict[str, Any] | None = None, task: dict[str, Any] | None = None) -> dict[str, float]:
     """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
 
     With ``outputs`` (a list), the task's per-example records (e.g. generated code) are appended to it.
     ``dataset`` overrides the artifact's dataset config, e.g. ``{"test_file": "other.csv"}``: the same
-    model on other files of the same kind.
+    model on other files of the same kind. ``task`` overrides the task's config (see :func:`load`).
     """
     from .device import autocast_dtype, resolve_device
     from .evaluation import evaluate
 
     dev = resolve_device(device)
-    lm = load(path, device=str(dev))
+    lm = load(path, device=str(dev), task=task)
     source = _dataset(lm.resolved, data_dir, dataset)
     split = split or final_split(source)
     source.check_split(split)
