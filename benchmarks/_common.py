@@ -86,3 +86,25 @@ def matmul_tflops(device: str, dtype_name: str, n: int, reps: int = 10) -> float
     if device == "cuda":
         torch.cuda.empty_cache()  # the training processes that follow get the memory back
     return rate
+
+
+def cores_busy(seconds: float = 2.0) -> float | None:
+    """How many CPU cores other processes keep busy, sampled over ``seconds`` while this one sleeps.
+
+    The 1-minute load average still carries a job that ended a minute ago; this reads /proc/stat
+    twice and counts the busy time between. None where /proc/stat is missing (not Linux).
+    """
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields[:8]), idle
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    span = total1 - total0
+    return (span - (idle1 - idle0)) / span * (os.cpu_count() or 1) if span > 0 else 0.0

@@ -14,8 +14,8 @@ import torch
 
 import zoo
 from zoo import config
-from zoo_tagging.dataset import CoNLL2000, CoNLLFiles, parse_conll, read_conll
-from zoo_tagging.model import TransformerTagger
+from zoo_tagging.dataset import CoNLL2000, CoNLL2000Config, CoNLLFiles, parse_conll, read_conll
+from zoo_tagging.model import TransformerTagger, TransformerTaggerConfig
 from zoo_tagging.task import PAD, TaggingTask, is_bio, spans
 from zoo_tagging.tokenizers import TagTokenizer, WordTokenizer
 from zoo_tokenizers.char import CharTokenizer
@@ -423,3 +423,41 @@ def test_bio_decoding_removes_the_chunk_an_orphan_inside_tag_would_start():
 
     loose, tight = task.summarize(task.eval_batch(Scores(), batch)), strict.summarize(strict.eval_batch(Scores(), batch))
     assert loose["span_f1"] < 1.0 and tight["span_f1"] == pytest.approx(1.0)
+
+
+def test_an_auxiliary_label_set_trains_a_second_head_and_leaves_the_main_outputs_alone(tmp_path):
+    train = [{"tokens": ["the", "cat", "sat"], "tags": ["B-NP", "I-NP", "B-VP"], "aux_tags": ["DT", "NN", "VBD"]},
+             {"tokens": ["dogs", "bark"], "tags": ["B-NP", "B-VP"], "aux_tags": ["NNS", "XX"]}]  # XX: not listed
+    task = make_task(train, aux_labels=["DT", "NN", "NNS", "VBD", "VBP"], aux_weight=0.5)
+    assert task.model_sizes()["n_aux"] == 5 and "n_aux" not in make_task(train).model_sizes()
+    enc = task.encode(train)
+    assert enc["aux"][1, :2].tolist() == [2, PAD]  # an aux label outside task.aux_labels takes no part
+    batch = next(task.batches(enc, 2, shuffle=False, seed=0))
+    torch.manual_seed(0)
+    model = TransformerTagger(TransformerTaggerConfig(**{**TINY_MODEL, "aux_layer": 1}), **task.model_sizes())
+    model.eval()  # no dropout: the same inputs give the same outputs
+    logits, aux = model(batch["words"], batch["chars"], batch["char_index"], aux=True)
+    assert aux.shape == (*batch["words"].shape, 5)
+    assert torch.equal(logits, model(batch["words"], batch["chars"], batch["char_index"]))
+    main_only = make_task(train)
+    main_enc = main_only.encode(train)
+    main_batch = next(main_only.batches(main_enc, 2, shuffle=False, seed=0))
+    expected = main_only.loss(model, main_batch) + 0.5 * torch.nn.functional.cross_entropy(
+        aux.flatten(0, 1), batch["aux"].flatten(), ignore_index=PAD)
+    assert task.loss(model, batch).item() == pytest.approx(expected.item(), rel=1e-5)
+    model.zero_grad()
+    task.loss(model, batch).backward()
+    assert model.aux_head.weight.grad.abs().sum() > 0
+    # examples without aux_tags (a user's file, the test split) add nothing to the loss
+    plain = [{k: v for k, v in ex.items() if k != "aux_tags"} for ex in train]
+    plain_batch = next(task.batches(task.encode(plain), 2, shuffle=False, seed=0))
+    assert task.loss(model, plain_batch).item() == pytest.approx(main_only.loss(model, main_batch).item(), rel=1e-5)
+    with pytest.raises(ValueError, match="aux_layer"):
+        TransformerTaggerConfig(n_layer=2, aux_layer=3).validate()
+
+
+def test_conll2000_gives_the_other_column_as_aux_tags(conll_dir):
+    chunks = CoNLL2000(CoNLL2000Config(label="chunk", aux_label="pos", limit=5), data_dir=conll_dir).load("train")
+    pos = CoNLL2000(CoNLL2000Config(label="pos", limit=5), data_dir=conll_dir).load("train")
+    assert [ex["aux_tags"] for ex in chunks] == [ex["tags"] for ex in pos]
+    assert chunks[0]["tags"][0].startswith(("B-", "I-", "O"))

@@ -84,6 +84,9 @@ class CoNLL2000Config:
                                         note=f"the training split has {CONLL2000_TRAIN_SENTENCES} sentences")] = 0
     # keep only the first N sentences of each split (quick tries and tests)
     limit: Annotated[int, Range(1, note="none: every sentence")] | None = None
+    # also give every sentence this column as "aux_tags": a second target a model may learn beside the label
+    # (task.aux_labels), never an input; none: no second column
+    aux_label: Literal["pos", "chunk"] | None = None
 
 
 class CoNLL2000(Dataset):
@@ -114,7 +117,12 @@ class CoNLL2000(Dataset):
 
     def _sentences(self, filename: str) -> list[Example]:
         if filename not in self._read:
-            self._read[filename] = read_conll(self.file(filename), 0, self.label_columns[self.config.label], 3)
+            cfg = self.config
+            sentences = read_conll(self.file(filename), 0, self.label_columns[cfg.label], 3)
+            if cfg.aux_label:
+                aux = read_conll(self.file(filename), 0, self.label_columns[cfg.aux_label], 3)
+                sentences = [{**ex, "aux_tags": other["tags"]} for ex, other in zip(sentences, aux)]
+            self._read[filename] = sentences
         return self._read[filename]
 
     def load(self, split: str) -> list[Example]:

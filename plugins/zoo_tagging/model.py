@@ -42,12 +42,17 @@ class TransformerTaggerConfig:
     char_kernel: Annotated[int, Range(1, 63, note="an odd number")] = 3  # CNN window, in characters
     # also a learned attention bias per head and relative distance, clipped at +-rel_pos (0: none)
     rel_pos: Annotated[int, Range(0, 65536)] = 0
+    # the auxiliary head (built when the task has aux_labels) reads the output of this block, 1..n_layer,
+    # through a norm of its own; 0: the last block's, as the main head
+    aux_layer: Annotated[int, Range(0, 1024)] = 0
 
     def validate(self) -> None:
         if self.d_model % self.n_head:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_head ({self.n_head})")
         if self.char_kernel % 2 == 0:
             raise ValueError(f"char_kernel must be odd, got {self.char_kernel}")
+        if self.aux_layer > self.n_layer:
+            raise ValueError(f"aux_layer ({self.aux_layer}) must be at most n_layer ({self.n_layer}); 0: the last")
 
 
 class SelfAttention(nn.Module):
@@ -123,9 +128,9 @@ class TransformerTagger(Model):
     arch_version = 1
 
     def __init__(self, config: TransformerTaggerConfig, vocab_size: int, n_tags: int, pad_id: int = 0,
-                 unk_id: int = 1, char_vocab: int = 0, char_pad_id: int = 0, max_len: int = 128):
+                 unk_id: int = 1, char_vocab: int = 0, char_pad_id: int = 0, max_len: int = 128, n_aux: int = 0):
         super().__init__(config, vocab_size=vocab_size, n_tags=n_tags, pad_id=pad_id, unk_id=unk_id,
-                         char_vocab=char_vocab, char_pad_id=char_pad_id, max_len=max_len)
+                         char_vocab=char_vocab, char_pad_id=char_pad_id, max_len=max_len, n_aux=n_aux)
         self.pad_id, self.unk_id, self.max_len = pad_id, unk_id, max_len
         c = config.d_model
         self.wte = nn.Embedding(vocab_size, c)
@@ -139,6 +144,8 @@ class TransformerTagger(Model):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(c)
         self.head = nn.Linear(c, n_tags)
+        if n_aux:  # a second label set learned beside the first (e.g. POS tags for a chunker); training only
+            self.aux_ln, self.aux_head = nn.LayerNorm(c), nn.Linear(c, n_aux)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("proj.weight") and name.startswith("blocks."):
@@ -165,9 +172,12 @@ class TransformerTagger(Model):
             groups[f"block{i}"] = list(block.parameters())
         return groups
 
-    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None,
-                char_index: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (B, T, n_tags) of ``words`` (B, T); ``chars`` (U, W), ``char_index`` (B, T) as the task makes them."""
+    def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None, char_index: torch.Tensor | None = None,
+                aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, n_tags) of ``words`` (B, T); ``chars`` (U, W), ``char_index`` (B, T) as the task makes them.
+
+        ``aux``: also the auxiliary head's logits (B, T, n_aux), as a second value.
+        """
         B, T = words.shape
         if T > self.max_len:
             raise ValueError(f"a sentence of {T} tokens exceeds max_len {self.max_len}; the task cuts longer ones")
@@ -186,6 +196,15 @@ class TransformerTagger(Model):
         if self.config.rel_pos:
             pos = torch.arange(T, device=words.device)
             rel = (pos[None, :] - pos[:, None]).clamp(-self.config.rel_pos, self.config.rel_pos) + self.config.rel_pos
-        for block in self.blocks:
+        aux_at = self.config.aux_layer or len(self.blocks)
+        hidden = x
+        for i, block in enumerate(self.blocks, start=1):
             x = block(x, keep, rel)
-        return self.head(self.ln_f(x))  # (B, T, n_tags)
+            if i == aux_at:
+                hidden = x
+        logits = self.head(self.ln_f(x))  # (B, T, n_tags)
+        if not aux:
+            return logits
+        if not hasattr(self, "aux_head"):
+            raise ValueError("this model has no auxiliary head: it was built without n_aux (task.aux_labels)")
+        return logits, self.aux_head(self.aux_ln(hidden))

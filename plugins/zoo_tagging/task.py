@@ -30,7 +30,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import torch
@@ -59,6 +59,10 @@ class TaggingConfig:
     per_class: bool = False  # also report f1/LABEL of every label among the metrics
     # argmax: each token's best label; bio: the best sequence in which every I-X follows B-X or I-X (IOB2 labels)
     decode: Literal["argmax", "bio"] = "argmax"
+    # a second label set learned beside the labels by the model's auxiliary head (e.g. the POS tags while learning
+    # chunks), from the examples' "aux_tags"; training only: never an input, never predicted. Empty: none
+    aux_labels: list[str] = field(default_factory=list)
+    aux_weight: Annotated[float, Range(0, 100)] = 0.5  # the auxiliary loss's weight beside the main loss
 
 
 def is_bio(labels: Sequence[str]) -> bool:
@@ -95,10 +99,12 @@ class TaggingTask(Task):
         sizes={"vocab_size": "ids of the words tokenizer", "n_tags": "K, the labels seen in training",
                "pad_id": "the id padding positions of words hold", "unk_id": "the words tokenizer's <unk>",
                "char_vocab": "ids of the chars tokenizer", "char_pad_id": "the id padding positions of chars hold",
-               "max_len": "tokens per input row at most (task.max_len): longer sentences come in pieces"},
+               "max_len": "tokens per input row at most (task.max_len): longer sentences come in pieces",
+               "n_aux": "the auxiliary labels (task.aux_labels); passed only when there are some"},
         forward="forward(words (B, T) long, chars (U, W) long, char_index (B, T) long): chars holds the characters "
                 "of the U distinct word forms of the batch, char_index points each token at its form",
-        returns="logits (B, T, K), no softmax; padding positions are ignored")
+        returns="logits (B, T, K), no softmax; padding positions are ignored. With task.aux_labels, training also "
+                "calls forward(..., aux=True), which returns (logits, aux_logits (B, T, n_aux))")
     example_fields = {"tokens": "list[str]: the words of a sentence (no whitespace inside a word)",
                       "tags": "list[str]: one label per word (one unseen in training counts as an error, "
                       "unknown_labels); BIO chunk tags get span precision / recall / F1"}
@@ -118,9 +124,12 @@ class TaggingTask(Task):
 
     def model_sizes(self) -> dict[str, int]:
         words, chars = self.tokenizers["words"], self.tokenizers["chars"]
-        return {"vocab_size": words.vocab_size, "n_tags": len(self.labels), "pad_id": words.pad_id,
-                "unk_id": words.unk_id, "char_vocab": chars.vocab_size, "char_pad_id": chars.pad_id,
-                "max_len": self.config.max_len}
+        sizes = {"vocab_size": words.vocab_size, "n_tags": len(self.labels), "pad_id": words.pad_id,
+                 "unk_id": words.unk_id, "char_vocab": chars.vocab_size, "char_pad_id": chars.pad_id,
+                 "max_len": self.config.max_len}
+        if self.config.aux_labels:
+            sizes["n_aux"] = len(self.config.aux_labels)
+        return sizes
 
     # -- encoding -----------------------------------------------------------------------------
     def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -149,7 +158,12 @@ class TaggingTask(Task):
             log.warning("tagging: %d tokens carry %d labels never seen in training (%s); they count as errors "
                         "and as unknown_labels", sum(unknown.values()), len(unknown),
                         ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
-        return {**self.encode_sentences(sentences, tag_rows), "unknown": dict(unknown)}
+        encoded = self.encode_sentences(sentences, tag_rows)
+        if self.config.aux_labels:
+            aux = {lab: k for k, lab in enumerate(self.config.aux_labels)}
+            rows = [[aux.get(t, PAD) for t in ex.get("aux_tags", ())] or [PAD] * len(ex["tokens"]) for ex in examples]
+            encoded["aux"] = self.encode_sentences(sentences, rows)["tags"]
+        return {**encoded, "unknown": dict(unknown)}
 
     def encode_sentences(self, sentences: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]]) -> dict[str, Any]:
         """The padded rows of tokenised sentences and their class ids: pieces of at most ``max_len`` tokens."""
@@ -193,8 +207,11 @@ class TaggingTask(Task):
         uniq, char_index = torch.unique(form_ids, return_inverse=True)  # the batch's distinct words
         chars = encoded["forms"][uniq]  # (U, W)
         w = max(1, int((chars != self.tokenizers["chars"].pad_id).sum(1).max()))  # longest word of the batch
-        return {"words": encoded["words"][idx, :t], "tags": encoded["tags"][idx, :t], "lengths": lengths,
-                "index": idx, "chars": chars[:, :w], "char_index": char_index}
+        batch = {"words": encoded["words"][idx, :t], "tags": encoded["tags"][idx, :t], "lengths": lengths,
+                 "index": idx, "chars": chars[:, :w], "char_index": char_index}
+        if "aux" in encoded:
+            batch["aux"] = encoded["aux"][idx, :t]
+        return batch
 
     # -- loss and metrics ---------------------------------------------------------------------
     @staticmethod
@@ -205,10 +222,18 @@ class TaggingTask(Task):
         return float((batch["tags"] >= 0).sum())  # the known labels loss() averages over
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = self.logits(model, batch)
+        aux = "aux" in batch and self.config.aux_weight > 0
+        out = model(batch["words"], batch["chars"], batch["char_index"], aux=True) if aux else self.logits(model, batch)
+        logits = out[0] if aux else out
         target = batch["tags"].masked_fill(batch["tags"] < 0, PAD)  # unknown labels take no part
-        return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
                                label_smoothing=self.config.label_smoothing)
+        if aux:  # a mean over the known aux labels; a batch without any adds 0 (and still reaches every weight)
+            known = (batch["aux"] != PAD).sum().clamp(min=1)
+            aux_sum = F.cross_entropy(out[1].flatten(0, 1).float(), batch["aux"].flatten(), ignore_index=PAD,
+                                      reduction="sum")
+            loss = loss + self.config.aux_weight * aux_sum / known
+        return loss
 
     def eval_batch(self, model: Any, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         tags = batch["tags"]  # (B, T)
