@@ -71,8 +71,10 @@ def test_builtin_entries_keep_their_tiny_tables_and_variants_inherit():
     char, chunk = reg.get("entry", "pos-transformer-char"), reg.get("entry", "chunk-transformer")
     assert chunk.data["base"] == "tagging:pos-transformer-char" and char.data["base"] == "tagging:pos-transformer"
     assert chunk.data["tiny"] == char.data["tiny"]  # inherited whole
-    assert chunk.data["config"]["model"]["rel_pos"] == 8 and chunk.data["config"]["dataset"] == {"label": "chunk"}
-    assert chunk.data["config"]["train"]["max_time"] == 870.0  # from pos-transformer, two bases up
+    assert chunk.data["config"]["model"]["rel_pos"] == 8 and chunk.data["config"]["model"]["aux_layer"] == 1
+    assert chunk.data["config"]["dataset"] == {"label": "chunk", "aux_label": "pos"}
+    assert chunk.data["config"]["train"]["max_time"] == 570.0  # from pos-transformer-char, its base
+    assert chunk.data["config"]["train"]["batch_size"] == 32  # from pos-transformer, two bases up
     assert chunk.data["reference"]["metric"] == "span_f1" and chunk.data["command"] == "zoo train chunk-transformer"
     resolved = zoo.resolve_entry("conll-tagger", {"dataset": {"train_file": "train.conll"}})
     assert resolved.data["train"]["max_time"] is None and resolved.data["train"]["epochs"] == 30

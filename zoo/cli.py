@@ -180,8 +180,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="[default: the run's train.eval_batch_size]")
 @click.option("--set", "sets", multiple=True, metavar="dataset.KEY=VALUE",
-              help="Point the model's dataset elsewhere, e.g. dataset.test_file=other.csv; or read the same "
-                   "weights out another way, e.g. task.decode=bio.")
+              help="Other data (dataset.test_file=other.csv) or another readout (task.decode=bio).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Folder for outputs.SPLIT.jsonl and metrics.SPLIT.json, written when the task has per-example "
@@ -192,8 +191,7 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
     on other files of the same kind)."""
     overrides = _overrides(sets, None)
     if set(overrides) - {"dataset", "task"}:
-        raise click.UsageError("zoo eval --set takes dataset.KEY=VALUE or task.KEY=VALUE only: the model itself "
-                               "is fixed")
+        raise click.UsageError("zoo eval --set takes dataset.KEY=VALUE or task.KEY=VALUE only (weights are fixed)")
     dataset = overrides.get("dataset")
     split = split or api.default_split(file, dataset=dataset, data_dir=data_dir)
     records: list[dict[str, Any]] = []
