@@ -108,3 +108,16 @@ def cores_busy(seconds: float = 2.0) -> float | None:
         return None
     span = total1 - total0
     return (span - (idle1 - idle0)) / span * (os.cpu_count() or 1) if span > 0 else 0.0
+
+
+def timed_train(cmd: list[str], out: Path, label: str) -> tuple[float, float | None, dict[str, Any]]:
+    """Run a ``zoo train`` command: its wall time, the cores others kept busy just before, its metrics.json."""
+    import subprocess
+
+    busy = cores_busy()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{label}: zoo train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return wall, busy, json.loads((out / "metrics.json").read_text())

@@ -34,14 +34,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, cores_busy, machine, table
+from _common import RESULTS, machine, table, timed_train
 
 QUIET_CORES = 0.25  # other processes may keep at most this much of the CPU busy before a run
 
@@ -94,13 +93,7 @@ def train(entry: str, sets: dict[str, Any], seed: int, out: Path, threads: int |
            "--set", f"train.seed={seed}", "--set", "train.progress=false", *flags(sets)]
     if threads:
         cmd += ["--set", f"train.threads={threads}"]
-    busy = cores_busy()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{entry} {sets}: zoo train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    m = json.loads((out / "metrics.json").read_text())
+    wall, busy, m = timed_train(cmd, out, f"{entry} {sets}")
     row = {"seed": seed, "wall_s": wall, "train_s": m["train"]["train_time"], "epochs": m["train"]["epochs"],
            "best_epoch": m["train"].get("best_epoch"), "busy_before": None if busy is None else round(busy, 2),
            "load_after": round(os.getloadavg()[0], 2)}

@@ -36,17 +36,15 @@ cache, greedy and sampled (top-k 40), through ``zoo.generate``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import zoo
-from _common import cores_busy, matmul_tflops, model_flops, table, write
+from _common import matmul_tflops, model_flops, table, timed_train, write
 
 TARGET_LOSS = 1.88
 TARGET_X = 0.4  # of the nanogpt row's wall time
@@ -77,13 +75,7 @@ def train_row(key: str, seed: int, out: Path, threads: int | None) -> dict:
         cmd += ["--set", item]
     if nproc > 1:
         cmd += ["--nproc", str(nproc)]
-    busy = cores_busy()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{label}: zoo train failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
-    metrics = json.loads((out / "metrics.json").read_text())
+    wall, busy, metrics = timed_train(cmd, out, label)
     tr, val = metrics["train"], metrics["val"]
     loaded = zoo.load(out)
     cfg = loaded.config

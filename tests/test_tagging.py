@@ -452,6 +452,8 @@ def test_an_auxiliary_label_set_trains_a_second_head_and_leaves_the_main_outputs
     plain = [{k: v for k, v in ex.items() if k != "aux_tags"} for ex in train]
     plain_batch = next(task.batches(task.encode(plain), 2, shuffle=False, seed=0))
     assert task.loss(model, plain_batch).item() == pytest.approx(main_only.loss(model, main_batch).item(), rel=1e-5)
+    with pytest.raises(zoo.DataError, match="sentence 0 has 3 tokens but 2 aux_tags"):
+        task.encode([{**train[0], "aux_tags": ["DT", "NN"]}])
     with pytest.raises(ValueError, match="aux_layer"):
         TransformerTaggerConfig(n_layer=2, aux_layer=3).validate()
 

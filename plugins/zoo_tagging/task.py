@@ -160,10 +160,19 @@ class TaggingTask(Task):
                         ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
         encoded = self.encode_sentences(sentences, tag_rows)
         if self.config.aux_labels:
-            aux = {lab: k for k, lab in enumerate(self.config.aux_labels)}
-            rows = [[aux.get(t, PAD) for t in ex.get("aux_tags", ())] or [PAD] * len(ex["tokens"]) for ex in examples]
-            encoded["aux"] = self.encode_sentences(sentences, rows)["tags"]
+            encoded["aux"] = self.encode_sentences(sentences, self.aux_rows(examples))["tags"]
         return {**encoded, "unknown": dict(unknown)}
+
+    def aux_rows(self, examples: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+        """The auxiliary class ids of every sentence; a label outside ``aux_labels``, or no ``aux_tags``: PAD."""
+        aux = {lab: k for k, lab in enumerate(self.config.aux_labels)}
+        rows = []
+        for i, ex in enumerate(examples):
+            tags = list(ex.get("aux_tags") or [])
+            if tags and len(tags) != len(ex["tokens"]):
+                raise DataError(f"tagging: sentence {i} has {len(ex['tokens'])} tokens but {len(tags)} aux_tags")
+            rows.append([aux.get(t, PAD) for t in tags] or [PAD] * len(ex["tokens"]))
+        return rows
 
     def encode_sentences(self, sentences: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]]) -> dict[str, Any]:
         """The padded rows of tokenised sentences and their class ids: pieces of at most ``max_len`` tokens."""
