@@ -430,6 +430,7 @@ def test_an_auxiliary_label_set_trains_a_second_head_and_leaves_the_main_outputs
              {"tokens": ["dogs", "bark"], "tags": ["B-NP", "B-VP"], "aux_tags": ["NNS", "XX"]}]  # XX: not listed
     task = make_task(train, aux_labels=["DT", "NN", "NNS", "VBD", "VBP"], aux_weight=0.5)
     assert task.model_sizes()["n_aux"] == 5 and "n_aux" not in make_task(train).model_sizes()
+    assert "n_aux" not in make_task(train, aux_labels=["DT"], aux_weight=0.0).model_sizes()  # no loss, no head
     enc = task.encode(train)
     assert enc["aux"][1, :2].tolist() == [2, PAD]  # an aux label outside task.aux_labels takes no part
     batch = next(task.batches(enc, 2, shuffle=False, seed=0))

@@ -119,6 +119,11 @@ class TaggingTask(Task):
         return self.tokenizers["tags"].itos[len(self.tokenizers["tags"].SPECIALS):]
 
     @property
+    def aux_on(self) -> bool:
+        """Whether the model learns ``aux_labels`` too (a head that no loss reaches would break DDP)."""
+        return bool(self.config.aux_labels) and self.config.aux_weight > 0
+
+    @property
     def span_f1(self) -> bool:
         return self.config.span_f1 if self.config.span_f1 is not None else is_bio(self.labels)
 
@@ -127,7 +132,7 @@ class TaggingTask(Task):
         sizes = {"vocab_size": words.vocab_size, "n_tags": len(self.labels), "pad_id": words.pad_id,
                  "unk_id": words.unk_id, "char_vocab": chars.vocab_size, "char_pad_id": chars.pad_id,
                  "max_len": self.config.max_len}
-        if self.config.aux_labels:
+        if self.aux_on:
             sizes["n_aux"] = len(self.config.aux_labels)
         return sizes
 
@@ -159,7 +164,7 @@ class TaggingTask(Task):
                         "and as unknown_labels", sum(unknown.values()), len(unknown),
                         ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
         encoded = self.encode_sentences(sentences, tag_rows)
-        if self.config.aux_labels:
+        if self.aux_on:
             encoded["aux"] = self.encode_sentences(sentences, self.aux_rows(examples))["tags"]
         return {**encoded, "unknown": dict(unknown)}
 
@@ -231,7 +236,7 @@ class TaggingTask(Task):
         return float((batch["tags"] >= 0).sum())  # the known labels loss() averages over
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        aux = "aux" in batch and self.config.aux_weight > 0
+        aux = "aux" in batch
         out = model(batch["words"], batch["chars"], batch["char_index"], aux=True) if aux else self.logits(model, batch)
         logits = out[0] if aux else out
         target = batch["tags"].masked_fill(batch["tags"] < 0, PAD)  # unknown labels take no part
