@@ -122,10 +122,10 @@ def readouts(spec: dict[str, Any], row: dict[str, Any], run: Path) -> list[dict[
 def summary(spec: dict[str, Any], shipped: list[dict[str, Any]], loaded: bool) -> dict[str, Any]:
     metric = f"test_{spec['metric']}"
     values = [r[metric] for r in shipped]
+    vals = [r[f"val_{spec['metric']}"] for r in shipped if f"val_{spec['metric']}" in r]  # none: trained on all
     out = {"seeds": [r["seed"] for r in shipped], "mean": statistics.fmean(values),
            "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values),
-           "val_mean": statistics.fmean(r[f"val_{spec['metric']}"] for r in shipped if f"val_{spec['metric']}" in r)
-           if any(f"val_{spec['metric']}" in r for r in shipped) else None,
+           "val_mean": statistics.fmean(vals) if vals else None,
            "train_s_max": max(r["train_s"] for r in shipped), "loaded": loaded}
     out["met"] = (len(values) >= 3 and out["mean"] >= spec["target"] and out["train_s_max"] <= spec["budget_s"]
                   and not loaded)

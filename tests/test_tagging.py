@@ -382,7 +382,7 @@ def test_bio_viterbi_finds_the_best_valid_sequence_by_brute_force():
     from zoo_tagging.decode import bio_transitions, viterbi_bio
 
     labels = ["O", "B-NP", "I-NP", "B-VP", "I-VP"]
-    allowed, start = bio_transitions(labels)
+    allowed, start = bio_transitions(tuple(labels))
     assert not start[2] and not start[4] and start[0] and start[1]
     assert allowed[1, 2] and allowed[2, 2] and not allowed[0, 2] and not allowed[3, 2] and allowed[4, 0]
 

@@ -11,12 +11,17 @@ few milliseconds against the model's forward pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 
 
-def bio_transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which label may follow which ``(K, K)`` (row: previous label), and which may start ``(K,)``."""
+@lru_cache(maxsize=16)
+def bio_transitions(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which label may follow which ``(K, K)`` (row: previous label), and which may start ``(K,)``.
+
+    Cached per label set: evaluation asks for the same one every batch.
+    """
     k = len(labels)
     allowed = torch.ones(k, k, dtype=torch.bool)
     start = torch.ones(k, dtype=torch.bool)
@@ -31,7 +36,7 @@ def bio_transitions(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
 def viterbi_bio(logits: torch.Tensor, lengths: torch.Tensor, labels: Sequence[str]) -> torch.Tensor:
     """The best valid BIO labelling ``(B, T)`` of ``logits`` ``(B, T, K)``; positions past a row's length: 0."""
     b, t, k = logits.shape
-    allowed, start = bio_transitions(labels)
+    allowed, start = bio_transitions(tuple(labels))
     allowed, start = allowed.to(logits.device), start.to(logits.device)
     neg = torch.finfo(torch.float32).min / 4  # impossible, yet sums of a few stay finite
     scores = torch.log_softmax(logits.float(), dim=-1)
