@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo_seq2py import bleu
-from zoo_seq2py.datasets import CoNaLa, Pairs, PairsConfig, conala_examples
+from zoo_seq2py.datasets import CoNaLa, CoNaLaConfig, Pairs, PairsConfig, conala_examples
 from zoo_seq2py.model import TransformerSeq2Seq, TransformerSeq2SeqConfig
 from zoo_seq2py.slots import restore, slot_code, slot_intent
 from zoo_seq2py.tokenizers import CodeTokenizer, IntentTokenizer
@@ -165,6 +165,13 @@ def test_conala_splits_counts_and_validation_carve(data_dir_or_skip):
     assert len(train) + len(val) == 2379 and len(test) == 500 and 200 <= len(val) < 230
     assert not {e["question_id"] for e in train} & {e["question_id"] for e in val}
     assert [e["src"] for e in CoNaLa(data_dir=data_dir_or_skip).load("val")] == [e["src"] for e in val]
+    # both_intents adds titles to the train split only: validation holds the same 200-odd records
+    both = CoNaLa(CoNaLaConfig(both_intents=True), data_dir=data_dir_or_skip)
+    assert both.load("val") == val
+    train_both = both.load("train")
+    assert [e for e in train_both if not e.get("augmented")] == train
+    assert len(train_both) > len(train) and all(e["question_id"] not in {v["question_id"] for v in val}
+                                                for e in train_both)
 
 
 # --- model ----------------------------------------------------------------------------------------

@@ -355,3 +355,68 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_falls_back_to_float32
         assert device.autocast_dtype("bf16", cpu) == torch.bfloat16
         assert device.autocast_dtype("auto", cpu) is None  # auto stays float32 on a CPU
     assert caplog.text == ""
+
+
+# --- weight average (train.ema) -------------------------------------------------------------------
+
+def test_weight_average_follows_the_documented_update():
+    from zoo.ema import WeightAverage
+    lin = torch.nn.Linear(3, 2)
+    lin.register_buffer("count", torch.tensor(7))  # integer buffers are not averaged
+    avg = WeightAverage(lin, 0.9)
+    expect = {k: v.detach().clone() for k, v in lin.state_dict().items() if v.is_floating_point()}
+    assert set(avg.shadow) == {"weight", "bias"}
+    for step in (1, 2, 3, 50):
+        with torch.no_grad():
+            lin.weight.add_(1.0)
+            lin.bias.mul_(-2.0)
+        d = min(0.9, (1 + step) / (10 + step))
+        assert d == avg.rate(step)
+        for k in expect:
+            expect[k] = d * expect[k] + (1 - d) * lin.state_dict()[k]
+        avg.update(lin, step)
+        for k in expect:
+            torch.testing.assert_close(avg.shadow[k], expect[k])
+    live = snapshot(lin)
+    with avg.applied(lin):
+        assert torch.equal(lin.weight, avg.shadow["weight"]) and not torch.equal(lin.weight, live["weight"])
+    assert_same_weights(snapshot(lin), live)  # the live weights are back
+
+
+def test_ema_run_validates_and_saves_the_average(tmp_path):
+    out = tmp_path / "ema"
+    result = zoo.train("subseq-gru", small(train={"ema": 0.9, "early_stopping": "val_loss"}), out=out)
+    ckpt = load_checkpoint(out / "checkpoint.safetensors")
+    saved = weights(result.artifact)
+    best_epoch = result.metrics["train"]["best_epoch"]
+    assert ckpt["ema"] and set(ckpt["ema"]) <= set(saved)
+    # the saved model is the best validated average; the checkpoint's live weights differ from it
+    if best_epoch == result.metrics["train"]["epochs"]:
+        assert_same_weights({k: saved[k] for k in ckpt["ema"]}, ckpt["ema"])
+    assert any(not torch.equal(ckpt["model"][k], saved[k]) for k in ckpt["ema"])
+    # the validation loss recorded is the average's: re-evaluating the saved model gives it back
+    evaluated = zoo.evaluate(result.artifact, split="val")
+    best = min(history(out), key=lambda r: r["val_loss"])
+    assert evaluated["loss"] == pytest.approx(best["val_loss"], rel=1e-5)
+
+
+def test_ema_resume_continues_to_the_same_weights_as_a_straight_run(tmp_path):
+    config = small(train={"ema": 0.9})
+    straight = zoo.train("subseq-gru", config, out=tmp_path / "straight")
+    d = tmp_path / "resumed"
+    zoo.train("subseq-gru", merge(config, {"train": {"epochs": 1}}), out=d)
+    resumed = zoo.train(None, {"train": {"epochs": 2}}, resume=d)
+    a, b = load_checkpoint(straight.run_dir / "checkpoint.safetensors"), load_checkpoint(d / "checkpoint.safetensors")
+    assert_same_weights(a["ema"], b["ema"])
+    assert_same_weights(weights(straight.artifact), weights(resumed.artifact))
+
+
+def test_ema_without_validation_leaves_the_average_in_the_model(pieces):
+    trainer, _ = fit(pieces, train={"ema": 0.5, "epochs": 1})
+    assert_same_weights({k: v for k, v in snapshot(trainer.model).items() if k in trainer.ema.shadow},
+                        trainer.ema.state_dict())
+
+
+def test_ema_decay_outside_0_1_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.ema"):
+        build(TrainConfig, {"ema": 1.0}, "train")

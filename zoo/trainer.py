@@ -25,6 +25,7 @@ from . import distributed
 from ._io import atomic_write
 from .checkpoint import CHECKPOINT, METRICS, save_checkpoint
 from .device import autocast, autocast_dtype, to_device
+from .ema import WeightAverage
 from .errors import ConfigError
 from .eval_budget import BoundedEval
 from .evaluation import evaluate
@@ -73,6 +74,7 @@ class Trainer:
         self.device = distributed.device_for(train_cfg.device, self.world)
         self.amp_dtype = autocast_dtype(train_cfg.amp, self.device)
         self.model = model.to(self.device)
+        self.ema = WeightAverage(self.model, train_cfg.ema) if train_cfg.ema else None
         self.optimizer = make_optimizer(optim_cfg, [p for p in model.parameters()])
         # fp16 needs its gradients scaled against underflow; bf16 has float32's range and needs none
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
@@ -118,6 +120,7 @@ class Trainer:
             "trainer": vars(self.state).copy(),
             "model": self.model.state_dict(),
             "best": self.best_weights or {},
+            "ema": self.ema.state_dict() if self.ema is not None else {},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": process_rng(),
@@ -129,6 +132,12 @@ class Trainer:
         self.state = TrainerState(**ckpt["trainer"])
         self.model.load_state_dict(ckpt["model"])
         self.best_weights = dict(ckpt["best"]) or None
+        if self.ema is not None:
+            if ckpt.get("ema"):
+                self.ema.load_state_dict(ckpt["ema"])
+            else:  # the run was started without train.ema: the average starts from the weights resumed
+                log.info("train.ema: the checkpoint holds no weight average; it starts from the resumed weights")
+                self.ema = WeightAverage(self.model, self.cfg.ema)
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -170,6 +179,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, self.state.step)
 
 
     # -- the loop
@@ -261,12 +272,15 @@ class Trainer:
         """Add the val metrics to ``record``; keep the best weights; decide early stopping."""
         st, cfg = self.state, self.cfg
         t1 = time.perf_counter()
-        record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-        record["eval_time"], record["eval_examples"] = round(time.perf_counter() - t1, 3), self._eval_task.examples
-        value = record[self.metric]
-        if self._improved(value):
+        with self._averaged():
+            record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            record["eval_time"], record["eval_examples"] = round(time.perf_counter() - t1, 3), self._eval_task.examples
+            value = record[self.metric]
+            improved = self._improved(value)
+            if improved:
+                self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if improved:
             st.best, st.best_epoch, st.bad_evals = value, st.epoch, 0
-            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         else:
             st.bad_evals += 1
             if cfg.patience is not None and st.bad_evals >= cfg.patience:
@@ -284,9 +298,15 @@ class Trainer:
         if self.on_epoch is not None and world.main:
             self.on_epoch(record)
 
+    def _averaged(self) -> contextlib.AbstractContextManager[None]:
+        """The model holds the weight average (train.ema) inside the block; without one, nothing changes."""
+        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
+
     def _finish(self) -> dict[str, Any]:
         st = self.state
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
+        elif self.ema is not None:  # nothing was validated: the model is the average
+            self.model.load_state_dict(self.ema.state_dict(), strict=False)
         return {"epochs": st.epoch, "steps": st.step, "train_time": st.train_time, "best_epoch": st.best_epoch,
                 self.metric: st.best, "stopped": st.stopped or "completed"}

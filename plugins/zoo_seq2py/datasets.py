@@ -118,10 +118,12 @@ class CoNaLa(Dataset):
             examples = conala_examples(read_text(path), path)
         else:
             path = self.file("conala-train.json")
-            train, val = carve(conala_examples(read_text(path), path, both_intents=cfg.both_intents),
-                               cfg.val_size, cfg.seed, key="question_id")
-            # the validation split reads as the test split does: rewritten intents only
-            examples = train if split == "train" else [e for e in val if not e.get("augmented")]
+            examples = conala_examples(read_text(path), path, both_intents=cfg.both_intents)
+            # the carve counts records, not the extra titles of both_intents: the split is the same with
+            # or without them, and validation reads as the test split does (rewritten intents only)
+            _, val = carve([e for e in examples if not e.get("augmented")], cfg.val_size, cfg.seed, key="question_id")
+            held = {e["question_id"] for e in val}
+            examples = val if split == "val" else [e for e in examples if e["question_id"] not in held]
         return examples[: cfg.limit] if cfg.limit is not None else examples
 
 

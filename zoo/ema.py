@@ -1,0 +1,53 @@
+"""An exponential moving average of a model's weights (``train.ema``).
+
+After every optimizer step the average moves towards the live weights:
+``avg <- d * avg + (1 - d) * live`` with ``d = min(ema, (1 + step) / (10 + step))``, so the
+first steps, whose weights are far from the end, fade quickly. Validation reads the
+average, and the best checkpoint and the saved model are the average; the optimizer keeps
+stepping the live weights. Only floating-point tensors are averaged (integer buffers stay
+the model's own).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+
+class WeightAverage:
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def rate(self, step: int) -> float:
+        """The decay applied after optimizer step ``step`` (1-based)."""
+        return min(self.decay, (1 + step) / (10 + step))
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        live = model.state_dict()
+        names = list(self.shadow)
+        torch._foreach_lerp_([self.shadow[k] for k in names], [live[k].detach() for k in names], 1.0 - self.rate(step))
+
+    @contextlib.contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """``model`` holds the average inside the block and its live weights again after it."""
+        live = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
+        model.load_state_dict(self.shadow, strict=False)
+        try:
+            yield
+        finally:
+            model.load_state_dict(live, strict=False)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise KeyError(f"the checkpoint's weight average lacks {sorted(missing)[0]}")
+        for k, v in self.shadow.items():
+            v.copy_(state[k])
