@@ -24,8 +24,9 @@ Before every run the benchmark sleeps 2 s and counts how many cores other proces
 ``loaded``, and its time is not a claim. The 1-minute load average after each run is kept too.
 The summary gives the mean, standard deviation and minimum over the shipped seeds and
 whether the target holds: mean >= target and every seed's training time <= the budget.
-Results go to ``benchmarks/results/anchors.json``, keyed by entry; entries not run this time
-keep their earlier rows (with their ``when``).
+Results go to ``benchmarks/results/anchors.json``, keyed by entry, rewritten after every run
+(``complete`` is false until the last), so a run that fails an hour in keeps the rows before it;
+entries not run this time keep their earlier rows (with their ``when``).
 """
 
 from __future__ import annotations
@@ -75,8 +76,13 @@ ROWS: dict[str, dict[str, Any]] = {
     "seq2py": _row(
         "bleu", 0.31, 1200.0,
         "Yin & Neubig 2019 reranker 30.11 BLEU on CoNaLa test; TranX 24.30",
-        "checkpoint chosen by validation BLEU on the 200 held-out training pairs",
-        {}, {}),
+        "epochs, the weight average and the checkpoint chosen by validation BLEU on the 200 held-out "
+        "training pairs",
+        {"train.amp": "off", "train.epochs": 20, "train.freeze": {"embeddings": 15}, "train.ema": None,
+         "train.max_time": None},
+        {},
+        {"no weight average (the last epoch's live weights)": {"weights": "live"},
+         "beam 10 (same weights)": {"beam": 10}, "length penalty 1.5 (same weights)": {"length_penalty": 1.5}}),
 }
 
 
@@ -104,18 +110,41 @@ def train(entry: str, sets: dict[str, Any], seed: int, out: Path, threads: int |
     return row
 
 
+def live_artifact(run: Path) -> Path:
+    """A copy of the run's artifact holding the live weights of its last epoch (the checkpoint's), not
+    the validated weight average that ``train.ema`` saves: what the run would give without the average."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from zoo.training import load_checkpoint
+
+    artifact = run / "model.safetensors"
+    with safe_open(str(artifact), "pt") as f:
+        metadata = f.metadata()
+    live = load_checkpoint(run / "checkpoint.safetensors")["model"]
+    out = run / "live" / "model.safetensors"
+    out.parent.mkdir(exist_ok=True)
+    save_file({k: live[k].contiguous() for k in load_file(str(artifact))}, str(out), metadata=metadata)
+    return out
+
+
 def readouts(spec: dict[str, Any], row: dict[str, Any], run: Path) -> list[dict[str, Any]]:
-    """The shipped run's weights on the test split under each of the row's task readouts."""
+    """The shipped run's weights on the val and test splits under each of the row's readouts: task settings
+    (``zoo eval --set task.KEY=VALUE``), or ``{"weights": "live"}`` for the last epoch's live weights."""
     import zoo
 
     out = []
     for label, task in spec["readouts"].items():
-        m = zoo.evaluate(run, "test", device="cpu", task=task)
-        out.append({"row": label, "overrides": {f"task.{k}": v for k, v in task.items()}, "seed": row["seed"],
-                    "train_s": row["train_s"], "epochs": row["epochs"],
-                    **{f"test_{k}": v for k, v in m.items() if isinstance(v, (int, float)) and "/" not in k}})
-        key = f"test_{spec['metric']}"
-        print(f"  {label}: {key} {out[-1][key]:.4f}", flush=True)
+        task = dict(task)
+        source = live_artifact(run) if task.pop("weights", None) == "live" else run
+        found: dict[str, Any] = {}
+        for split in ("val", "test"):
+            m = zoo.evaluate(source, split, device="cpu", task=task or None)
+            found.update({f"{split}_{k}": v for k, v in m.items() if isinstance(v, (int, float)) and "/" not in k})
+        out.append({"row": label, "overrides": {f"task.{k}": v for k, v in task.items()} or {"weights": "live"},
+                    "seed": row["seed"], "train_s": row["train_s"], "epochs": row["epochs"], **found})
+        key = spec["metric"]
+        print(f"  {label}: val_{key} {found[f'val_{key}']:.4f}, test_{key} {found[f'test_{key}']:.4f}", flush=True)
     return out
 
 
@@ -156,13 +185,8 @@ def main() -> None:
             print(table([row], [c for c in row if c != "overrides"]), flush=True)
             if label == "shipped":
                 rows += readouts(spec, row, Path(tmp) / str(i))
+            result = save(args.entry, spec, rows, complete=i == len(plan) - 1)  # a crash keeps the rows so far
     metric = spec["metric"]
-    shipped = [r for r in rows if r["row"] == "shipped"]
-    loaded = any((r.get("busy_before") or 0.0) > QUIET_CORES for r in rows if "busy_before" in r)
-    result = {"rows": rows, "summary": summary(spec, shipped, loaded),
-              **{k: spec[k] for k in ("metric", "target", "budget_s", "anchor", "val_by")},
-              "quiet_cores": QUIET_CORES, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "machine": machine()}
     print()
     print(table(rows, ["row", "seed", "train_s", "epochs", "best_epoch", f"val_{metric}", f"test_{metric}",
                        "busy_before", "load_after"]))
@@ -170,13 +194,24 @@ def main() -> None:
     print(f"\n{args.entry}: test {metric} {s['mean']:.4f} +- {s['sd']:.4f} (min {s['min']:.4f}) over seeds "
           f"{s['seeds']}, training <= {s['train_s_max']:.0f} s; target >= {spec['target']} in <= "
           f"{spec['budget_s']:.0f} s: {'MET' if s['met'] else 'NOT MET'}{' [loaded machine]' if s['loaded'] else ''}")
+    print(f"wrote {RESULTS / 'anchors.json'}")
+
+
+def save(entry: str, spec: dict[str, Any], rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
+    """Write the rows so far into anchors.json under ``entry`` (atomically); ``complete`` once the plan is done."""
+    shipped = [r for r in rows if r["row"] == "shipped"]
+    loaded = any((r.get("busy_before") or 0.0) > QUIET_CORES for r in rows if "busy_before" in r)
+    result = {"rows": rows, "summary": summary(spec, shipped, loaded) if shipped else None, "complete": complete,
+              **{k: spec[k] for k in ("metric", "target", "budget_s", "anchor", "val_by")},
+              "quiet_cores": QUIET_CORES, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "machine": machine()}
     path = RESULTS / "anchors.json"
     saved = json.loads(path.read_text()) if path.exists() else {}
-    saved[args.entry] = result
+    saved[entry] = result
     tmp_path = path.with_suffix(".json.tmp")
     tmp_path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp_path, path)
-    print(f"wrote {path}")
+    return result
 
 
 if __name__ == "__main__":

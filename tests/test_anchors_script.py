@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 
 import zoo
 from zoo import config
@@ -72,5 +73,43 @@ def test_every_readout_is_a_task_setting_of_its_entry():
     readouts = [(entry, task) for entry, spec in anchors.ROWS.items() for task in spec["readouts"].values()]
     assert readouts  # chunk-transformer's decoding
     for entry, task in readouts:
+        task = {k: v for k, v in task.items() if k != "weights"}
         resolved = zoo.resolve_entry(entry, {"task": task})
         assert all(getattr(resolved.configs["task"], k) == v for k, v in task.items()), entry
+
+
+def test_live_readout_evaluates_the_last_epochs_weights_not_the_average(tmp_path):
+    from safetensors.torch import load_file
+
+    from zoo.training import load_checkpoint
+
+    from conftest import TINY_SUBSEQ
+
+    run = zoo.train("subseq-gru", config.merge(TINY_SUBSEQ, {"train": {"ema": 0.9, "threads": 1}}), out=tmp_path / "r")
+    live = anchors.live_artifact(run.run_dir)
+    saved, copied = load_file(str(run.artifact)), load_file(str(live))
+    ckpt = load_checkpoint(run.run_dir / "checkpoint.safetensors")
+    assert copied.keys() == saved.keys()
+    assert all(torch.equal(copied[k], ckpt["model"][k]) for k in copied)
+    assert any(not torch.equal(copied[k], saved[k]) for k in copied)  # the average differs from the live weights
+    assert zoo.load(live).metadata == zoo.load(run.artifact).metadata
+    m = zoo.evaluate(live, "val", device="cpu")
+    assert m["loss"] != zoo.evaluate(run.artifact, "val", device="cpu")["loss"]
+
+
+def test_results_are_saved_after_every_run_and_keep_other_entries(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(anchors, "RESULTS", tmp_path)
+    (tmp_path / "anchors.json").write_text(json.dumps({"imdb-rnn": {"rows": ["kept"]}}))
+    spec = anchors.ROWS["pos-transformer-char"]
+    first = [{"row": "shipped", "seed": 0, "train_s": 250.0, "test_accuracy": 0.977, "val_accuracy": 0.98}]
+    anchors.save("pos-transformer-char", spec, first, complete=False)
+    saved = json.loads((tmp_path / "anchors.json").read_text())
+    assert saved["imdb-rnn"] == {"rows": ["kept"]}
+    assert saved["pos-transformer-char"]["complete"] is False and saved["pos-transformer-char"]["rows"] == first
+    both = [*first, {**first[0], "seed": 1, "test_accuracy": 0.979}]
+    anchors.save("pos-transformer-char", spec, both, complete=True)
+    row = json.loads((tmp_path / "anchors.json").read_text())["pos-transformer-char"]
+    assert row["complete"] and row["summary"]["mean"] == pytest.approx(0.978) and row["summary"]["met"] is False
+    assert not list(tmp_path.glob("*.tmp"))
