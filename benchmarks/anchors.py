@@ -89,7 +89,12 @@ ROWS: dict[str, dict[str, Any]] = {
 def flags(sets: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for key, value in sets.items():
-        text = "none" if value is None else value if isinstance(value, str) else json.dumps(value)
+        if value is None:
+            text = "none"
+        elif isinstance(value, dict):  # a TOML inline table
+            text = "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + "}"
+        else:
+            text = value if isinstance(value, str) else json.dumps(value)
         out += ["--set", f"{key}={text}"]
     return out
 
