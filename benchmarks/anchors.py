@@ -78,11 +78,10 @@ ROWS: dict[str, dict[str, Any]] = {
         "Yin & Neubig 2019 reranker 30.11 BLEU on CoNaLa test; TranX 24.30",
         "epochs, the weight average and the checkpoint chosen by validation BLEU on the 200 held-out "
         "training pairs",
-        {"train.amp": "off", "train.epochs": 20, "train.freeze": {"embeddings": 15}, "train.ema": None,
-         "train.max_time": None},
-        {},
-        {"no weight average (the last epoch's live weights)": {"weights": "live"},
-         "beam 10 (same weights)": {"beam": 10}, "length penalty 1.5 (same weights)": {"length_penalty": 1.5}}),
+        {"train.amp": "off", "train.max_time": None},  # the first wave's recipe: float32
+        {"30 epochs, frozen 22, weight average 0.999 (tried; lower validation BLEU)":
+            {"train.epochs": 30, "train.freeze": {"embeddings": 22}, "train.ema": 0.999}},
+        {"beam 10 (same weights)": {"beam": 10}, "length penalty 1.5 (same weights)": {"length_penalty": 1.5}}),
 }
 
 
