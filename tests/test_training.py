@@ -420,3 +420,12 @@ def test_ema_without_validation_leaves_the_average_in_the_model(pieces):
 def test_ema_decay_outside_0_1_is_a_config_error():
     with pytest.raises(ConfigError, match="train.ema"):
         build(TrainConfig, {"ema": 1.0}, "train")
+
+
+def test_ema_switched_on_at_resume_starts_from_the_resumed_weights(tmp_path):
+    d = tmp_path / "late"
+    zoo.train("subseq-gru", small(train={"epochs": 1}), out=d)
+    assert not load_checkpoint(d / "checkpoint.safetensors")["ema"]
+    zoo.train(None, {"train": {"epochs": 2, "ema": 0.9}}, resume=d)
+    ckpt = load_checkpoint(d / "checkpoint.safetensors")
+    assert ckpt["ema"] and any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["ema"])

@@ -11,10 +11,13 @@ the model's own).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 class WeightAverage:
@@ -42,6 +45,15 @@ class WeightAverage:
         finally:
             model.load_state_dict(live, strict=False)
 
+    def resumed(self, model: torch.nn.Module, saved: dict[str, torch.Tensor] | None) -> WeightAverage:
+        """This average continued from a checkpoint's; from ``model``'s resumed weights when it holds none
+        (a run started without train.ema)."""
+        if not saved:
+            log.info("train.ema: the checkpoint holds no weight average; it starts from the resumed weights")
+            return WeightAverage(model, self.decay)
+        self.load_state_dict(saved)
+        return self
+
     def state_dict(self) -> dict[str, Any]:
         return dict(self.shadow)
 
@@ -51,3 +63,8 @@ class WeightAverage:
             raise KeyError(f"the checkpoint's weight average lacks {sorted(missing)[0]}")
         for k, v in self.shadow.items():
             v.copy_(state[k])
+
+
+def averaged(average: WeightAverage | None, model: torch.nn.Module) -> contextlib.AbstractContextManager[None]:
+    """``model`` holds ``average`` inside the block; without an average, nothing changes."""
+    return average.applied(model) if average is not None else contextlib.nullcontext()

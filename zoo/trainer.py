@@ -25,7 +25,7 @@ from . import distributed
 from ._io import atomic_write
 from .checkpoint import CHECKPOINT, METRICS, save_checkpoint
 from .device import autocast, autocast_dtype, to_device
-from .ema import WeightAverage
+from .ema import WeightAverage, averaged
 from .errors import ConfigError
 from .eval_budget import BoundedEval
 from .evaluation import evaluate
@@ -38,7 +38,6 @@ from .train_config import OptimConfig, TrainConfig
 from .train_state import LossGuard, TrainerState
 
 log = logging.getLogger(__name__)
-
 
 
 def _param_groups(model: torch.nn.Module, freeze: dict[str, int]) -> dict[str, list[torch.nn.Parameter]]:
@@ -133,11 +132,7 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.best_weights = dict(ckpt["best"]) or None
         if self.ema is not None:
-            if ckpt.get("ema"):
-                self.ema.load_state_dict(ckpt["ema"])
-            else:  # the run was started without train.ema: the average starts from the weights resumed
-                log.info("train.ema: the checkpoint holds no weight average; it starts from the resumed weights")
-                self.ema = WeightAverage(self.model, self.cfg.ema)
+            self.ema = self.ema.resumed(self.model, ckpt.get("ema"))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -181,7 +176,6 @@ class Trainer:
         self.state.step += 1
         if self.ema is not None:
             self.ema.update(self.model, self.state.step)
-
 
     # -- the loop
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
@@ -272,12 +266,10 @@ class Trainer:
         """Add the val metrics to ``record``; keep the best weights; decide early stopping."""
         st, cfg = self.state, self.cfg
         t1 = time.perf_counter()
-        with self._averaged():
+        with averaged(self.ema, self.model):
             record.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             record["eval_time"], record["eval_examples"] = round(time.perf_counter() - t1, 3), self._eval_task.examples
-            value = record[self.metric]
-            improved = self._improved(value)
-            if improved:
+            if improved := self._improved(value := record[self.metric]):
                 self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if improved:
             st.best, st.best_epoch, st.bad_evals = value, st.epoch, 0
@@ -297,10 +289,6 @@ class Trainer:
         self._write_epoch(record)
         if self.on_epoch is not None and world.main:
             self.on_epoch(record)
-
-    def _averaged(self) -> contextlib.AbstractContextManager[None]:
-        """The model holds the weight average (train.ema) inside the block; without one, nothing changes."""
-        return self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext()
 
     def _finish(self) -> dict[str, Any]:
         st = self.state
