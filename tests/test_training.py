@@ -374,7 +374,7 @@ def test_weight_average_follows_the_documented_update():
         assert d == avg.rate(step)
         for k in expect:
             expect[k] = d * expect[k] + (1 - d) * lin.state_dict()[k]
-        avg.update(lin, step)
+        avg.update(step)
         for k in expect:
             torch.testing.assert_close(avg.shadow[k], expect[k])
     live = snapshot(lin)

@@ -23,17 +23,19 @@ log = logging.getLogger(__name__)
 class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
-        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+        live = {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+        self.shadow = {k: v.detach().clone() for k, v in live.items()}
+        # the optimizer and load_state_dict change weights in place: these views stay the live weights,
+        # so the step loop needs no state_dict() of its own
+        self._pairs = ([self.shadow[k] for k in live], [v.detach() for v in live.values()])
 
     def rate(self, step: int) -> float:
         """The decay applied after optimizer step ``step`` (1-based)."""
         return min(self.decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
-    def update(self, model: torch.nn.Module, step: int) -> None:
-        live = model.state_dict()
-        names = list(self.shadow)
-        torch._foreach_lerp_([self.shadow[k] for k in names], [live[k].detach() for k in names], 1.0 - self.rate(step))
+    def update(self, step: int) -> None:
+        torch._foreach_lerp_(*self._pairs, 1.0 - self.rate(step))
 
     @contextlib.contextmanager
     def applied(self, model: torch.nn.Module) -> Iterator[None]:

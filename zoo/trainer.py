@@ -175,7 +175,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
         if self.ema is not None:
-            self.ema.update(self.model, self.state.step)
+            self.ema.update(self.state.step)
 
     # -- the loop
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
