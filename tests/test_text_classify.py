@@ -281,6 +281,64 @@ def test_init_embedding_from_a_glove_file_and_from_gensim(tmp_path):
                       n_classes=2).init_embedding(tokens, list)
 
 
+# --- model: an ensemble of members ------------------------------------------------------------------
+
+def _ensemble(members: int = 3, **cfg) -> RNNClassifier:
+    torch.manual_seed(0)
+    config = RNNClassifierConfig(hidden=5, emb_dim=4, bidirectional=True, pooling="max+mean", members=members, **cfg)
+    return RNNClassifier(config, vocab_size=20, n_classes=3)
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    model = _ensemble().eval()
+    ids, lengths = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]]), torch.tensor([3, 4])
+    each = model(ids, lengths, each=True)
+    assert each.shape == (3, 2, 3)
+    own = [member(ids, lengths) for member in model.members]  # each member is a one-network classifier
+    for m in range(3):
+        torch.testing.assert_close(each[m], own[m])
+    assert not torch.allclose(own[0], own[1])  # initialised independently
+    mean_prob = torch.stack([o.softmax(-1) for o in own]).mean(0)
+    torch.testing.assert_close(model(ids, lengths).exp(), mean_prob)
+    one = RNNClassifier(RNNClassifierConfig(hidden=5, emb_dim=4), vocab_size=20, n_classes=3).eval()
+    assert "embedding.weight" in one.state_dict() and one(ids, lengths, each=True).shape == (1, 2, 3)
+    assert {k.split(".")[1] for k in model.state_dict()} == {"0", "1", "2"}
+    groups = model.param_groups()  # by part, across the members (train.freeze names parts)
+    assert set(groups) == set(model.members[0].param_groups()) and {"embedding", "rnn", "head"} <= set(groups)
+    assert len(groups["embedding"]) == 3
+
+
+def test_an_ensembles_members_learn_independently():
+    """The training loss is the mean of the members' own losses, so one member's gradient does not depend on the others."""
+    words, labels = WordTokenizer(), LabelTokenizer()
+    words.fit(["good fine great", "bad awful poor"])
+    labels.fit(["neg", "pos", "meh"])
+    task = ClassificationTask(None, {"text": words, "labels": labels})
+    model = _ensemble(members=2, dropout=0.0)
+    batch = {"ids": torch.tensor([[4, 5, 6], [7, 8, 0]]), "lengths": torch.tensor([3, 2]),
+             "labels": torch.tensor([1, 0])}
+    task.loss(model, batch).backward()
+    together = [p.grad.clone() for p in model.members[0].parameters()]
+    model.zero_grad()
+    alone = torch.nn.functional.cross_entropy(model.members[0](batch["ids"], batch["lengths"]), batch["labels"]) / 2
+    alone.backward()
+    for a, b in zip(together, (p.grad for p in model.members[0].parameters())):
+        torch.testing.assert_close(a, b)
+
+
+def test_an_ensembles_members_start_from_the_same_pretrained_vectors(tmp_path):
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("good 1 2 3 4\nbad -1 -2 -3 -4\n", encoding="utf-8")
+    tokens = ["<pad>", "<unk>", "<bos>", "<eos>", "good", "bad", "meh"] + [f"w{i}" for i in range(13)]
+    model = _ensemble(members=2, vectors=str(glove))
+    model.init_embedding(tokens, lambda: pytest.fail("sentences are only needed for gensim"))
+    for member in model.members:
+        assert member.embedding.weight[4].tolist() == [1, 2, 3, 4]
+    torch.testing.assert_close(model.members[0].embedding.weight, model.members[1].embedding.weight)
+    with pytest.raises(zoo.ConfigError, match="members"):
+        zoo.build_config(RNNClassifierConfig, {"members": 0}, "model")
+
+
 # --- task metrics ---------------------------------------------------------------------------------
 
 class _Fixed(torch.nn.Module):
@@ -350,6 +408,23 @@ def test_train_and_eval_a_users_csv_through_the_cli(cli, tmp_path, monkeypatch):
     cm = {k: v for k, v in metrics.items() if k.startswith("confusion/")}
     assert set(cm) == {f"confusion/{g}/{p}" for g in ("negative", "positive") for p in ("negative", "positive")}
     assert sum(cm.values()) == 24
+
+
+def test_an_ensemble_trains_saves_and_predicts_through_the_cli(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "run"
+    res = cli("train", "text-rnn", "--out", str(out), "--set", f"dataset.train_file={REVIEWS}",
+              "--set", "model.hidden=8", "--set", "model.emb_dim=8", "--set", "model.members=2",
+              "--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "train.threads=1",
+              "--set", "train.progress=false")
+    assert res.exit_code == 0, res.output
+    loaded = zoo.load(out / "model.safetensors")
+    assert loaded.model.config.members == 2 and len(loaded.model.members) == 2
+    res = cli("predict", str(out), "a great film", "--json")
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.strip().splitlines()[-1])
+    assert sum(p["probability"] for p in row["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert row["label"] in {"negative", "positive"}
 
 
 def test_cli_reports_bad_csv_with_exit_1_and_no_traceback(cli, tmp_path):

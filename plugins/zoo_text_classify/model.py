@@ -5,6 +5,10 @@ so padding never reaches the recurrence of a real token -> pooling over time (th
 the mean or the max over real tokens, or several of them concatenated) ->
 dropout -> a linear head returning logits (the task applies ``F.cross_entropy``).
 
+``members`` > 1 builds that many independently initialised copies of the network (an ensemble
+in one model): training fits each copy to the labels on its own, through the same batches
+(``forward(..., each=True)``), and ``forward`` returns the log of their averaged probabilities.
+
 The embedding can start from pretrained vectors: ``vectors`` names a GloVe or
 word2vec file, or ``"gensim"`` to train Word2Vec on the training texts first.
 The task calls :meth:`RNNClassifier.init_embedding` once, on a fresh model.
@@ -13,8 +17,9 @@ The task calls :meth:`RNNClassifier.init_embedding` once, on a fresh model.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -50,6 +55,8 @@ class RNNClassifierConfig:
     trigrams: Annotated[int, Range(0, 2**24, note="0: none")] = 0
     packed: bool = True  # pack_padded_sequence; false: padded tensors laid out so padding still never reaches a
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
+    # copies of the whole network, each initialised and fitted on its own; predictions average their probabilities
+    members: Annotated[int, Range(1, 64, note="1: one network")] = 1
 
     def validate(self) -> None:
         for name in ("bigrams", "trigrams"):  # declared above too; kept for callers of validate() alone
@@ -98,6 +105,10 @@ class RNNClassifier(Model):
       their length for the backward one, so in both the padding comes after every
       real token and no real token's state depends on it; states are read at each
       text's last real step. Outputs equal the packed ones (tested).
+
+    With ``members`` > 1 the copies are ``members.0``, ``members.1``, ... (each an
+    ``RNNClassifier`` of one member); ``forward(..., each=True)`` gives their logits
+    (M, B, K), plain ``forward`` the log of their mean softmax (B, K).
     """
 
     Config = RNNClassifierConfig
@@ -108,6 +119,11 @@ class RNNClassifier(Model):
         super().__init__(config, vocab_size=vocab_size, n_classes=n_classes, pad_id=pad_id, **sizes)
         cfg = self.config
         self.pad_id = pad_id
+        if cfg.members > 1:
+            one = replace(cfg, members=1)
+            self.members = nn.ModuleList(RNNClassifier(one, vocab_size=vocab_size, n_classes=n_classes,
+                                                       pad_id=pad_id, **sizes) for _ in range(cfg.members))
+            return
         self.pooling = cfg.pooling.split("+")
         self.dirs = ("fwd", "bwd") if cfg.bidirectional else ("fwd",)
         self.embedding = nn.Embedding(vocab_size, cfg.emb_dim, padding_idx=pad_id)
@@ -140,6 +156,12 @@ class RNNClassifier(Model):
         cfg = self.config
         if not cfg.vectors:
             return
+        if cfg.members > 1:  # the vectors are made (or read) once; every member starts from them
+            self.members[0].init_embedding(tokens, sentences, data_dir)
+            for member in self.members[1:]:
+                with torch.no_grad():
+                    member.embedding.weight.copy_(self.members[0].embedding.weight)
+            return
         if cfg.vectors == "gensim":
             vectors = zoo.train_vectors(sentences(), cfg.emb_dim, epochs=cfg.gensim_epochs, min_count=1)
         else:
@@ -157,7 +179,27 @@ class RNNClassifier(Model):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.shape[1])[0]
 
-    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Freeze groups by part (``embedding``, ``rnn``, ``head``...), across the members of an ensemble."""
+        if self.config.members == 1:
+            return super().param_groups()
+        groups: dict[str, list[nn.Parameter]] = {}
+        for member in self.members:
+            for name, params in member.param_groups().items():
+                groups.setdefault(name, []).extend(params)
+        return groups
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, each: bool = False) -> torch.Tensor:
+        if self.config.members > 1:
+            logits = torch.stack([member(ids, lengths) for member in self.members])  # (M, B, K)
+            if each:
+                return logits
+            return torch.logsumexp(logits.float().log_softmax(-1), dim=0) - math.log(len(self.members))
+        if each:
+            return self._forward(ids, lengths)[None]  # (1, B, K)
+        return self._forward(ids, lengths)
+
+    def _forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, T = ids.shape
         lengths = lengths.to(ids.device)
         rev = reverse_index(lengths, T) if "bwd" in self.dirs else None

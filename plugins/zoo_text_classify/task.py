@@ -57,6 +57,13 @@ class ClassificationConfig:
     label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
 
 
+def ensemble_size(model: Any) -> int:
+    """``config.members`` of ``model`` (through a DDP or torch.compile wrapper); 1 for a model without it."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    return int(getattr(getattr(inner, "config", None), "members", 1) or 1)
+
+
 class ClassificationTask(Task):
     Config = ClassificationConfig
     tokenizer_roles = ("text", "labels")
@@ -68,7 +75,10 @@ class ClassificationTask(Task):
         returns="logits (B, K), no softmax (the task applies cross-entropy)",
         optional={"init_embedding(tokens, sentences, data_dir=None)": "called once before training (not on resume): "
                   "tokens is the text vocabulary in id order, sentences() returns the training texts as token "
-                  "lists, data_dir the run's data dir (passed when the method takes it); for pretrained vectors"})
+                  "lists, data_dir the run's data dir (passed when the method takes it); for pretrained vectors",
+                  "forward(ids, lengths, each=True)": "an ensemble (config.members > 1): logits (M, B, K) of each "
+                  "member; the training loss is the mean of the members' own losses, and plain forward returns "
+                  "the log of their mean softmax"})
     example_fields = {"text": "str: the text", "label": "str: its class (one unseen in training counts as an error, "
                       "unknown_labels, and takes no part in the loss)", "id": "optional: the example's key"}
 
@@ -148,9 +158,13 @@ class ClassificationTask(Task):
         return model(batch["ids"], batch["lengths"])  # (B, K)
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        logits = self.logits(model, batch)
-        return F.cross_entropy(logits.float(), batch["labels"], ignore_index=UNKNOWN,
-                               label_smoothing=self.config.label_smoothing)
+        labels = batch["labels"]
+        if ensemble_size(model) > 1:  # each member fits the labels on its own: the mean of their losses
+            each = model(batch["ids"], batch["lengths"], each=True).float()  # (M, B, K)
+            logits, labels = each.flatten(0, 1), labels.repeat(each.size(0))
+        else:
+            logits = self.logits(model, batch).float()
+        return F.cross_entropy(logits, labels, ignore_index=UNKNOWN, label_smoothing=self.config.label_smoothing)
 
     def batch_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
         """DDP: the loss is a mean over examples with a known label."""
