@@ -4,7 +4,7 @@
     ZOO_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/seq2py.py eval RUN_DIR
     ZOO_DATA_DIR=/work/shared/data .venv/bin/python benchmarks/seq2py.py ablation [ROW ...]
 
-``main`` trains the ``seq2py`` entry as registered (30 epochs, bf16, a weight average) and evaluates it on the 500
+``main`` trains the ``seq2py`` entry as registered (its entries.toml) and evaluates it on the 500
 test intents (RUN_DIR keeps its run folder); ``eval RUN_DIR`` decodes the test intents again
 with the current code, for a change to decoding that does not need training again.
 ``ablation`` trains the same recipe at a reduced budget (smaller model, fewer epochs: see
@@ -118,7 +118,7 @@ def main() -> None:
             save()
     cols = ["row", "bleu", "bleu_smooth", "exact_match", "test_loss", "train_time_s", "load_after"]
     if main_row:
-        print(_common.table([{"row": "seq2py (30 epochs, d_model 256)", **main_row}], cols))
+        print(_common.table([{"row": "seq2py (the entry as registered)", **main_row}], cols))
         print()
     if ablation:
         base = ablation.get("full recipe", {}).get("bleu")
