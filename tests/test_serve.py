@@ -57,8 +57,11 @@ def served(runs):
     return load_models([str(runs["reviews"]), f"lm={runs['lm']}"], zoo.load)
 
 
-def make_client(served, **limits) -> TestClient:
-    return TestClient(create_app(served, Limits(**limits)))
+JSON = {"Content-Type": "application/json"}
+
+
+def make_client(served, access=None, **limits) -> TestClient:
+    return TestClient(create_app(served, Limits(**limits), access), base_url="http://127.0.0.1:8000")
 
 
 @pytest.fixture
@@ -160,7 +163,7 @@ BAD_PREDICT = [
 
 @pytest.mark.parametrize(("body", "status", "says"), BAD_PREDICT)
 def test_bad_predict_requests_get_a_json_error(client, body, status, says):
-    resp = client.post("/api/models/reviews/predict", content=body)
+    resp = client.post("/api/models/reviews/predict", content=body, headers=JSON)
     assert resp.status_code == status, resp.text
     assert says in resp.json()["error"]
 
@@ -172,7 +175,7 @@ def test_a_body_without_content_length_is_cut_at_the_limit(client):
             yield b"x" * 1000
         yield b'"]}'
 
-    resp = client.post("/api/models/reviews/predict", content=chunks())
+    resp = client.post("/api/models/reviews/predict", content=chunks(), headers=JSON)
     assert resp.status_code == 413 and "--max-body-bytes" in resp.json()["error"]
 
 
@@ -210,7 +213,7 @@ def test_unknown_models_routes_and_methods_get_json_errors(client):
     assert resp.status_code == 405 and "GET is not allowed" in resp.json()["error"]
     resp = client.post("/api/models/reviews/generate", json={"prompt": "x"})
     assert resp.status_code == 422 and "does not generate text" in resp.json()["error"]
-    resp = client.post("/api/models/lm/predict", content=b'{"inputs": ["a"], "seed": NaN}')
+    resp = client.post("/api/models/lm/predict", content=b'{"inputs": ["a"], "seed": NaN}', headers=JSON)
     assert resp.status_code == 422 and "finite" in resp.json()["error"]
 
 
@@ -223,7 +226,7 @@ def test_unknown_models_routes_and_methods_get_json_errors(client):
                                                         st.lists(st.text(max_size=5), max_size=3)), max_size=4)})))
 def test_no_json_body_makes_a_server_error(client, body):
     for url in ("/api/models/reviews/predict", "/api/models/lm/generate"):
-        resp = client.post(url, content=json.dumps(body).encode())
+        resp = client.post(url, content=json.dumps(body).encode(), headers=JSON)
         assert resp.status_code < 500, resp.text
         assert resp.status_code == 200 or "error" in resp.json()
 
@@ -396,7 +399,7 @@ def test_zoo_serve_runs_under_uvicorn_and_a_dropped_stream_frees_its_slot(runs):
             first = next(stream.iter_lines())
             assert first == "event: start"
         _wait_for(lambda: httpx.get(f"{url}/health").json()["pending"] == 0)  # the client left: slot given back
-        resp = httpx.post(f"{url}/api/models/reviews/predict", content=b"{oops", timeout=30)
+        resp = httpx.post(f"{url}/api/models/reviews/predict", content=b"{oops", headers=JSON, timeout=30)
         assert resp.status_code == 400 and "malformed JSON" in resp.json()["error"]
     finally:
         log = stop_server(proc)

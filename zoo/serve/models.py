@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class ServedModel:
     name: str
     loaded: Any  # zoo.api.LoadedModel
     card: str | None = None  # the README.md beside the artifact (the run's model card)
+    source: str = ""  # the path it was served from, as given (a file or a run folder)
 
     @property
     def generates(self) -> bool:
@@ -39,12 +41,19 @@ class ServedModel:
         """Records of ``inputs`` (:meth:`zoo.api.LoadedModel.predict`), ``batch_size`` per forward pass."""
         return self.loaded.predict(inputs, batch_size=batch_size, **options)
 
-    def describe(self) -> dict[str, Any]:
-        """The JSON that GET /api/models lists for this model."""
+    def describe(self, show_paths: bool = False) -> dict[str, Any]:
+        """The JSON that GET /api/models lists for this model; local paths only with ``show_paths``."""
         meta = self.loaded.metadata
-        out: dict[str, Any] = {"name": self.name, "path": str(self.loaded.path)}
+        out: dict[str, Any] = {"name": self.name, "path": str(self.loaded.path) if show_paths else self.shown_path()}
         out.update({k: meta[k] for k in INFO_KEYS if k in meta})
         out.update({k: meta[k] for k in DETAIL_KEYS if k in meta})
+        card = self.card
+        if not show_paths:
+            found: list[str] = []
+            out = {k: (_hide_paths(v, found) if k == "config" else v) for k, v in out.items()}
+            found.append(str(Path(self.loaded.path).resolve().parent) + os.sep)
+            for path in sorted(found, key=len, reverse=True):  # longest first: a folder's files before it
+                card = card.replace(path, "" if path.endswith(os.sep) else Path(path).name) if card else card
         out["parameters"] = sum(p.numel() for p in self.loaded.model.parameters())
         task = self.loaded.task
         out["predicts"] = bool(getattr(task, "supports_predict", False))
@@ -52,8 +61,27 @@ class ServedModel:
         out["input"] = getattr(task, "predict_input", "")
         out["record"] = getattr(task, "predict_record", "")
         out["options"] = self.options
-        out["card"] = self.card
+        out["card"] = card
         return out
+
+    def shown_path(self) -> str:
+        """The artifact's path relative to the folder of what was served: ``run/model.safetensors``, ``x.safetensors``."""
+        path = Path(self.loaded.path).resolve()
+        base = Path(self.source).resolve().parent if self.source else path.parent
+        rel = os.path.relpath(path, base)
+        return rel if not rel.startswith("..") else path.name
+
+
+def _hide_paths(value: Any, found: list[str]) -> Any:
+    """``value`` with every string that names a local path cut to its last part; the paths go to ``found``."""
+    if isinstance(value, dict):
+        return {k: _hide_paths(v, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide_paths(v, found) for v in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith(("~", "./", "../"))):
+        found.append(value)
+        return Path(value).name
+    return value
 
 
 def split_spec(arg: str) -> tuple[str | None, str]:
@@ -85,7 +113,7 @@ def load_models(args: Iterable[str], load: Callable[[str], Any]) -> dict[str, Se
             name, k = f"{base}-{k}", k + 1
         readme = Path(loaded.path).parent / "README.md"
         card = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else None
-        served[name] = ServedModel(name, loaded, card)
+        served[name] = ServedModel(name, loaded, card, path)
     if not served:
         raise ZooUsageError("no model to serve: give at least one model file or run folder")
     return served

@@ -27,6 +27,10 @@ class Busy(Exception):
     """The server already holds as many requests as it admits."""
 
 
+class Abandoned(Exception):
+    """Every request of the running call has been abandoned by its client: the call stops."""
+
+
 class Admission:
     """At most ``limit`` requests at once, over every model."""
 
@@ -59,11 +63,17 @@ class Admission:
             self.release()
 
 
+class Ticket(Future):
+    """The future of one request's records; ``abandoned`` once its client has left."""
+
+    abandoned = False
+
+
 @dataclass
 class _Job:
     inputs: list[Any]
     options: dict[str, Any]
-    future: Future = field(default_factory=Future)
+    future: Ticket = field(default_factory=Ticket)
 
 
 class BatchRunner:
@@ -81,6 +91,24 @@ class BatchRunner:
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self.calls = 0  # predict calls made (fewer than requests when requests were merged)
+        self.on_batch: Callable[[int], None] = lambda size: None  # told the inputs of each call
+        self._current: list[_Job] = []  # the jobs of the call running now
+        self._ident: int | None = None  # the thread's id
+
+    @staticmethod
+    def abandon(future: Future) -> None:
+        """The client of ``future`` left: its job is dropped if queued; a running call stops once all its are gone."""
+        future.abandoned = True  # type: ignore[attr-defined]
+        future.cancel()  # a queued job is then skipped when its turn comes
+
+    def check(self) -> None:
+        """Raise :class:`Abandoned` in this runner's thread when every job of its running call is abandoned.
+
+        Called between decoding steps (a forward hook on the model), so a call stops at its next token.
+        """
+        current = self._current
+        if current and threading.get_ident() == self._ident and all(j.future.abandoned for j in current):
+            raise Abandoned(f"{self.name}: every client of this call left")
 
     def submit(self, inputs: list[Any], options: dict[str, Any]) -> Future:
         """A future of the records of ``inputs``, or of the exception predict raised for them."""
@@ -100,6 +128,7 @@ class BatchRunner:
             self._thread = None
 
     def _loop(self) -> None:
+        self._ident = threading.get_ident()
         while True:
             job = self._carry or self._queue.get()
             self._carry = None
@@ -128,17 +157,23 @@ class BatchRunner:
             return
         inputs = [x for j in group for x in j.inputs]
         self.calls += 1
+        self.on_batch(len(inputs))
+        self._current = group
         try:
             records = self._predict(inputs, group[0].options)
             if len(records) != len(inputs):
                 raise RuntimeError(f"{self.name}: predict returned {len(records)} records for {len(inputs)} inputs")
         except BaseException as exc:  # noqa: BLE001 - handed to the request that caused it
-            if len(group) == 1:
-                group[0].future.set_exception(exc)
+            if len(group) == 1 or isinstance(exc, Abandoned):
+                for job in group:
+                    job.future.set_exception(exc)
                 return
             for job in group:  # one bad input must fail only its own request: run them one by one
+                self._current = [job]
                 self._run_alone(job)
             return
+        finally:
+            self._current = []
         start = 0
         for job in group:
             job.future.set_result(records[start:start + len(job.inputs)])
