@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -109,7 +110,8 @@ class Server:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "models": list(self.models), "pending": self.admission.held,
+        return JSONResponse({"status": "ok", "models": list(self.models), "pid": os.getpid(),
+                             "pending": self.admission.held,
                              "max_pending": self.limits.max_pending,
                              "uptime_s": round(time.monotonic() - self.started, 3)})
 
