@@ -79,7 +79,7 @@ class GuardedH11Protocol(H11Protocol):
 
     def _arm(self, phase: str, extra: float = 0.0) -> None:
         self._disarm()
-        seconds = getattr(self.config, f"{phase}_timeout", 10.0) + extra
+        seconds = getattr(self.config, "header_timeout" if phase == "head" else "body_timeout", 10.0) + extra
         self._phase, self._deadline = phase, self.loop.call_later(seconds, self._expired)
 
     def _disarm(self) -> None:
