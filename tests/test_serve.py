@@ -136,9 +136,9 @@ def test_health_page_static_files_and_openapi(client):
     schema = client.get("/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert set(schema["paths"]) == {"/health", "/api/models", "/api/models/{name}", "/api/models/{name}/predict",
-                                    "/api/models/{name}/generate"}
+                                    "/api/models/{name}/generate", "/health/live", "/health/ready", "/metrics"}
     predict = schema["paths"]["/api/models/{name}/predict"]["post"]
-    assert {"200", "400", "404", "413", "422", "503"} <= set(predict["responses"])
+    assert {"200", "400", "401", "403", "404", "413", "415", "422", "503"} <= set(predict["responses"])
     assert schema["components"]["schemas"]["Model"]["properties"]["name"]["enum"] == ["reviews", "lm"]
 
 

@@ -46,42 +46,53 @@ def allowed_hosts(host: str, extra: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+OPTIONS = [  # zoo serve's options, applied in this order (--help lists them so)
+    click.option("--host", default="127.0.0.1", show_default=True,
+                  help="Address to listen on; beyond loopback it needs --api-key (or --insecure)."),
+    click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True),
+    click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    click.option("--api-key", envvar="ZOO_SERVE_API_KEY", help="Require 'Authorization: Bearer KEY' on the API and "
+                  "/metrics (the page and /health/live, /health/ready stay open) [env: ZOO_SERVE_API_KEY]."),
+    click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without an API key."),
+    click.option("--allow-host", multiple=True, metavar="NAME", help="Also answer requests whose Host header is NAME "
+                  "(repeatable; '*' answers any, e.g. behind a proxy that checks it). Default: loopback names only."),
+    click.option("--cors-origin", multiple=True, metavar="ORIGIN", help="Let pages from ORIGIN (scheme://host[:port]) "
+                  "call the API (repeatable). Default: no CORS, only the server's own page."),
+    click.option("--show-paths", is_flag=True, help="Show local paths (artifact, dataset files) in /api/models."),
+    _limit("--max-body-bytes", 1, "Largest request body accepted (413 beyond)."),
+    _limit("--max-input-chars", 1, "Longest input (or prompt) accepted, in characters (422 beyond)."),
+    _limit("--max-total-chars", 1, "Characters of all the inputs of one request together (422 beyond)."),
+    _limit("--max-inputs", 1, "Most inputs in one predict request (422 beyond)."),
+    _limit("--max-work", 1, "Work one request may ask for: inputs x new tokens x beam (422 beyond)."),
+    _limit("--max-pending", 0, "Requests worked on or queued at once, over all models (503 beyond)."),
+    _limit("--max-batch", 1, "Inputs of queued requests merged into one forward pass."),
+    _limit("--max-new-tokens", 1, "Most tokens one generate request may ask for."),
+    click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+                  help="Seconds a client has to send a request's headers (408 and closed beyond)."),
+    click.option("--body-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
+                  help="Seconds a client has to send a request's body once its headers are in (closed beyond)."),
+    click.option("--keep-alive-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+                  help="Seconds an idle connection stays open after a response."),
+    click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
+                  help="Open connections per worker; one beyond is answered 503 and closed."),
+    click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                  help="Worker processes, each loading the models; torch threads are split among them."),
+    click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads per worker "
+                  "[default: torch's choice; with --workers N, the cores / N]."),
+    click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
+                  show_default=True, help="info logs one line per request (method, path, status, ms, model, inputs)."),
+]
+
+
+def _options(func):  # noqa: ANN001, ANN202 - a click decorator
+    for option in reversed(OPTIONS):
+        func = option(func)
+    return func
+
+
 @click.command("serve")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; beyond loopback it needs --api-key (or --insecure).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--api-key", envvar="ZOO_SERVE_API_KEY", help="Require 'Authorization: Bearer KEY' on the API and "
-              "/metrics (the page and /health/live, /health/ready stay open) [env: ZOO_SERVE_API_KEY].")
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without an API key.")
-@click.option("--allow-host", multiple=True, metavar="NAME", help="Also answer requests whose Host header is NAME "
-              "(repeatable; '*' answers any, e.g. behind a proxy that checks it). Default: loopback names only.")
-@click.option("--cors-origin", multiple=True, metavar="ORIGIN", help="Let pages from ORIGIN (scheme://host[:port]) "
-              "call the API (repeatable). Default: no CORS, only the server's own page.")
-@click.option("--show-paths", is_flag=True, help="Show local paths (artifact, dataset files) in /api/models.")
-@_limit("--max-body-bytes", 1, "Largest request body accepted (413 beyond).")
-@_limit("--max-input-chars", 1, "Longest input (or prompt) accepted, in characters (422 beyond).")
-@_limit("--max-total-chars", 1, "Characters of all the inputs of one request together (422 beyond).")
-@_limit("--max-inputs", 1, "Most inputs in one predict request (422 beyond).")
-@_limit("--max-work", 1, "Work one request may ask for: inputs x new tokens x beam (422 beyond).")
-@_limit("--max-pending", 0, "Requests worked on or queued at once, over all models (503 beyond).")
-@_limit("--max-batch", 1, "Inputs of queued requests merged into one forward pass.")
-@_limit("--max-new-tokens", 1, "Most tokens one generate request may ask for.")
-@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
-              help="Seconds a client has to send a request's headers (408 and closed beyond).")
-@click.option("--body-timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
-              help="Seconds a client has to send a request's body once its headers are in (closed beyond).")
-@click.option("--keep-alive-timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds an idle connection stays open after a response.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Open connections per worker; one beyond is answered 503 and closed.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Worker processes, each loading the models; torch threads are split among them.")
-@click.option("--threads", type=click.IntRange(min=1), help="Torch CPU threads per worker "
-              "[default: torch's choice; with --workers N, the cores / N].")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
-              show_default=True, help="info logs one line per request (method, path, status, ms, model, inputs).")
+@_options
 def serve_cmd(models: tuple[str, ...], host: str, port: int, device: str, api_key: str | None, insecure: bool,
               allow_host: tuple[str, ...], cors_origin: tuple[str, ...], show_paths: bool, header_timeout: float,
               body_timeout: float, keep_alive_timeout: float, max_connections: int, workers: int,

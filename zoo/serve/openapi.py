@@ -16,9 +16,15 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    says = {400: "the body is not JSON", 404: "no model of that name", 413: "the body is over --max-body-bytes",
-            422: "a field is missing, unknown or of the wrong type, an input is empty or over --max-input-chars, "
-                 "or the model refused an input", 503: "more requests are pending than --max-pending"}
+    says = {400: "the body is not strict JSON (malformed, nested deeper than 32, a lone surrogate) or the Host "
+                 "header is not one this server answers",
+            401: "the server needs an API key (Authorization: Bearer KEY)",
+            403: "a request from another site's page (its Origin is not named by --cors-origin)",
+            404: "no model of that name", 413: "the body is over --max-body-bytes",
+            415: "the body is not sent as Content-Type: application/json",
+            422: "a field is missing, unknown or of the wrong type or range, an input is empty or over "
+                 "--max-input-chars, the request is over --max-work or --max-total-chars, or the model refused an "
+                 "input", 503: "more requests are pending than --max-pending"}
     return {str(c): _json(_ref("Error"), says[c]) for c in codes}
 
 
@@ -73,12 +79,20 @@ def schema(names: list[str], limits: Limits, version: str) -> dict[str, Any]:
                 "summary": "One record per input", "parameters": name_param,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PredictRequest")}}},
                 "responses": {"200": _json(_ref("PredictResponse"), "the records"),
-                              **_errors(400, 404, 413, 422, 503)}}},
+                              **_errors(400, 401, 403, 404, 413, 415, 422, 503)}}},
             "/api/models/{name}/generate": {"post": {
                 "summary": "Stream a language model's continuation of a prompt", "parameters": name_param,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("GenerateRequest")}}},
                 "responses": {"200": {"description": sse, "content": stream},
-                              **_errors(400, 404, 413, 422, 503)}}},
+                              **_errors(400, 401, 403, 404, 413, 415, 422, 503)}}},
+            "/health/live": {"get": {"summary": "Liveness: the process answers (no key needed)",
+                                     "responses": {"200": _json({"type": "object"}, "live")}}},
+            "/health/ready": {"get": {"summary": "Readiness: models loaded and room for a request (no key needed)",
+                                      "responses": {"200": _json({"type": "object"}, "ready"),
+                                                    "503": _json({"type": "object"}, "full or shutting down")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics of this worker", "responses": {
+                "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {
+                    "type": "string"}}}}}}},
         },
         "components": {"schemas": _schemas(names, limits)},
     }
