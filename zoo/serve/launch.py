@@ -89,4 +89,10 @@ def run(plan: Plan, app: Any, *, workers: int, log_level: str, **server: Any) ->
     os.environ[PLAN_ENV] = json.dumps(asdict(plan))  # this process only serves from here on: the workers read it
     config = ServeConfig("zoo.serve.launch:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=60,
                          **common)
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    sockets = [config.bind_socket()]
+    import inspect
+
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.36 names the worker's entry
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=sockets).run()
+    else:
+        Multiprocess(config, sockets=sockets).run()

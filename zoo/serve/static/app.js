@@ -25,9 +25,27 @@ function fmt(v) {
   return String(v);
 }
 
+// -- the API key (zoo serve --api-key): asked once, kept for this tab only ---------------------------
+function keyHeaders() {
+  const key = sessionStorage.getItem("zoo-serve-key");
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function api(url, options = {}) {
+  let resp = await fetch(url, { ...options, headers: { ...(options.headers || {}), ...keyHeaders() } });
+  if (resp.status === 401) {
+    const key = prompt("This server needs an API key (zoo serve --api-key):");
+    if (key) {
+      sessionStorage.setItem("zoo-serve-key", key);
+      resp = await fetch(url, { ...options, headers: { ...(options.headers || {}), ...keyHeaders() } });
+    }
+  }
+  return resp;
+}
+
 // -- loading the models -------------------------------------------------------------------------
 async function loadModels() {
-  const resp = await fetch("/api/models");
+  const resp = await api("/api/models");
   const body = await resp.json();
   state.models = body.models;
   const select = $("model");
@@ -142,7 +160,7 @@ async function* events(resp) {  // server-sent events read from a fetch body: yi
 
 function post(url, body) {
   state.abort = new AbortController();
-  return fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+  return api(url, { method: "POST", headers: { "Content-Type": "application/json" },
                       body: JSON.stringify(body), signal: state.abort.signal });
 }
 
@@ -282,7 +300,7 @@ function inline(text) {  // `code` spans; the rest stays text
 // -- wiring ----------------------------------------------------------------------------------------
 async function health() {
   try {
-    const resp = await fetch("/health");
+    const resp = await fetch("/health", { headers: keyHeaders() });
     const body = await resp.json();
     $("health").className = "badge ok";
     $("health").textContent = `${body.models.length} model${body.models.length > 1 ? "s" : ""} · ` +
