@@ -92,7 +92,7 @@ def run(plan: Plan, app: Any, *, workers: int, log_level: str, **server: Any) ->
     sockets = [config.bind_socket()]
     import inspect
 
-    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn before 0.36 names the worker's entry
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn takes the worker's entry point too
         Multiprocess(config, target=uvicorn.Server(config).run, sockets=sockets).run()
     else:
         Multiprocess(config, sockets=sockets).run()
