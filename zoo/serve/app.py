@@ -92,9 +92,10 @@ class Server:
         self._hooks = []
         for name, runner in self.runners.items():
             runner.on_batch = self.metrics.batch.labels(name).observe
-            # every module's forward checks whether the clients of the running call are still there
+            # the model and its parts check, before each forward, whether the running call still has a client
             check = functools.partial(lambda runner, module, args: runner.check(), runner)
-            self._hooks += [m.register_forward_pre_hook(check) for m in models[name].loaded.model.modules()]
+            model = models[name].loaded.model
+            self._hooks += [m.register_forward_pre_hook(check) for m in (model, *model.children())]
         self.started = time.monotonic()
         self.closing = False
 
