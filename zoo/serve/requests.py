@@ -18,6 +18,7 @@ BOUNDED_OPTIONS: dict[str, int | None] = {"max_new_tokens": None, "max_len": Non
 GENERATE_OPTIONS: dict[str, Any] = {"max_new_tokens": 200, "temperature": 0.8, "top_k": None, "seed": None}
 MAX_DEPTH = 32  # nesting of arrays and objects in a body; no request needs more than a few
 MAX_INT_DIGITS = 30  # digits of an integer in a body (a seed fits in 20)
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
 TEMPERATURE = (1e-3, 100.0)  # a sampling temperature is 0 (greedy) or in this range: below it logits overflow
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -162,6 +163,8 @@ def predict_request(body: Any, options: Iterable[str], limits: Limits) -> tuple[
             raise RequestError(422, f'"{key}" is {value}, over the limit of {high or limits.max_new_tokens}{flag}')
     if isinstance(opts.get("temperature"), int | float) and not isinstance(opts["temperature"], bool):
         check_temperature(opts["temperature"])
+    if isinstance(opts.get("seed"), int) and not isinstance(opts["seed"], bool):
+        _whole(opts, "seed", *SEED_RANGE)  # torch's generator takes a 64-bit seed
     return inputs, opts
 
 
@@ -178,7 +181,7 @@ def generate_request(body: Any, limits: Limits) -> tuple[str, dict[str, Any]]:
     opts = {**GENERATE_OPTIONS, **opts}
     _whole(opts, "max_new_tokens", 0, limits.max_new_tokens)
     _whole(opts, "top_k", 1, nullable=True)
-    _whole(opts, "seed", -(2**63), 2**64 - 1, nullable=True)
+    _whole(opts, "seed", *SEED_RANGE, nullable=True)
     check_temperature(opts["temperature"])
     return prompt, opts
 
