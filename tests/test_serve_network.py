@@ -402,3 +402,24 @@ def test_several_workers_serve_one_port(runs):  # noqa: F811
     finally:
         log = stop_server(proc)
     assert "Traceback" not in log, log
+
+
+def test_work_counts_tokens_and_beam_at_each_tasks_defaults():
+    from zoo_seq2py.task import CodeGenTask
+    from zoo_seq2seq.task import Seq2SeqTask
+    from zoo_tagging.task import TaggingTask
+
+    from zoo.serve.budget import request_work
+
+    def task(cls):  # the task's own predict signature and default config, without tokenizers
+        made = object.__new__(cls)
+        made.config = cls.Config()
+        return made
+
+    seq2py = task(CodeGenTask)
+    beam, steps = seq2py.config.beam, seq2py.config.max_decode_len
+    assert request_work(seq2py, 10, {})[0] == 10 * steps * beam
+    work, how = request_work(seq2py, 10, {"n_best": beam + 3, "max_len": 50})
+    assert work == 10 * 50 * (beam + 3) and "hypotheses (beam, n_best)" in how
+    assert request_work(task(Seq2SeqTask), 4, {})[0] == 4 * Seq2SeqTask.Config().max_tgt_len
+    assert request_work(task(TaggingTask), 7, {}) == (7, "7 inputs")
