@@ -368,12 +368,12 @@ def start_server(models: list[str], *extra: str) -> tuple[subprocess.Popen, str]
         if proc.poll() is not None:
             raise AssertionError(f"zoo serve exited {proc.returncode}: {proc.stdout.read()}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.2)
     proc.kill()
-    raise AssertionError("zoo serve did not answer /health within 60 s")
+    raise AssertionError("zoo serve did not answer /health/live within 60 s")
 
 
 def stop_server(proc: subprocess.Popen) -> str:

@@ -385,20 +385,24 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_several_workers_serve_one_port(runs):  # noqa: F811
+def test_several_workers_serve_one_port_with_the_key_from_the_environment(runs, monkeypatch):  # noqa: F811
     import httpx
 
+    monkeypatch.setenv("ZOO_SERVE_API_KEY", "k3y-from-env")
     proc, url = start_server([str(runs["reviews"])], "--workers", "2")
+    key = {"Authorization": "Bearer k3y-from-env"}
     try:
+        assert httpx.get(f"{url}/health", timeout=30).status_code == 401
         workers = [p for p in _children(proc.pid) if "zoo" in Path(f"/proc/{p}/cmdline").read_text()
                    or "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text()]
         assert len(workers) >= 2, workers
+        assert httpx.post(f"{url}{PREDICT}", json={"inputs": ["fine"]}, headers=key, timeout=30).status_code == 200
         pids = set()
-        for _ in range(40):
-            resp = httpx.get(f"{url}/health", timeout=30)
-            pids.add(resp.json()["pid"])
-            assert httpx.post(f"{url}{PREDICT}", json={"inputs": ["fine"]}, timeout=30).status_code == 200
-        assert pids <= set(workers) and pids
+        for _ in range(200):  # a new connection each time: the kernel hands them to either worker
+            pids.add(httpx.get(f"{url}/health", headers=key, timeout=30).json()["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2 and pids <= set(workers), (pids, workers)
     finally:
         log = stop_server(proc)
     assert "Traceback" not in log, log
