@@ -133,3 +133,29 @@ def test_a_refused_input_shows_the_servers_error(server, browser):
     error = wait_for(browser, "#error:not([hidden])")[0]
     assert "inputs[0] has 250 characters" in error.text and "--max-input-chars" in error.text
     assert not browser.find_elements(By.CSS_SELECTOR, "[data-view=bars]")
+
+
+def test_a_server_with_a_key_asks_for_it_once(tmp_path_factory, browser, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    out = tmp_path_factory.mktemp("keyed")
+    api.reset()
+    zoo.train("text-rnn", TINY_RNN, out=out / "reviews")
+    api.reset()
+    monkeypatch.setenv("ZOO_SERVE_API_KEY", "page-key")
+    proc, url = start_server([str(out / "reviews")])
+    try:
+        browser.get(f"{url}/")
+        alert = WebDriverWait(browser, 30).until(lambda d: d.switch_to.alert)
+        assert "API key" in alert.text
+        alert.send_keys("page-key")
+        alert.accept()
+        wait_for(browser, "#model option")  # the models listed once the key was given
+        box = browser.find_element(By.ID, "input")
+        box.clear()
+        box.send_keys(REVIEWS[0])
+        browser.find_element(By.ID, "run").click()
+        assert len(wait_for(browser, "[data-view=bars]")) == 1  # the predict carried the key too
+    finally:
+        stop_server(proc)
