@@ -427,3 +427,4 @@ def test_work_counts_tokens_and_beam_at_each_tasks_defaults():
     assert work == 10 * 50 * (beam + 3) and "hypotheses (beam, n_best)" in how
     assert request_work(task(Seq2SeqTask), 4, {})[0] == 4 * Seq2SeqTask.Config().max_tgt_len
     assert request_work(task(TaggingTask), 7, {}) == (7, "7 inputs")
+    assert request_work(seq2py, 2, {"max_len": 0, "beam": 1})[0] == 2  # none asked: still a pass an input

@@ -35,7 +35,8 @@ def request_work(task: Any, n_inputs: int, options: dict[str, Any]) -> tuple[int
     steps, hypotheses, parts = 1, 1, [f"{n_inputs:,} inputs"]
     for option in STEP_OPTIONS:
         if option in known:
-            steps = options.get(option) or _default(task, option) or 1
+            given = options.get(option)
+            steps = max(given if given is not None else (_default(task, option) or 1), 1)  # 0 tokens: one pass
             parts.append(f"{steps:,} tokens ({option})")
             break
     if "beam" in known:
