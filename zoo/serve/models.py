@@ -65,7 +65,7 @@ class ServedModel:
         return out
 
     def shown_path(self) -> str:
-        """The artifact's path relative to the folder of what was served: ``run/model.safetensors``, ``x.safetensors``."""
+        """The artifact's path relative to the folder of what was served (``run/model.safetensors``)."""
         path = Path(self.loaded.path).resolve()
         base = Path(self.source).resolve().parent if self.source else path.parent
         rel = os.path.relpath(path, base)

@@ -91,7 +91,8 @@ class GuardedH11Protocol(H11Protocol):
         phase, self._deadline, self._phase = self._phase, None, ""
         if self.transport.is_closing():
             return
-        if phase == "head" and self.conn.their_state is h11.IDLE and (self.cycle is None or self.cycle.response_complete):
+        between_requests = self.cycle is None or self.cycle.response_complete
+        if phase == "head" and self.conn.their_state is h11.IDLE and between_requests:
             self.transport.write(TOO_SLOW)
         self.logger.info("closing a connection whose request %s came too slowly", phase)
         self.transport.close()

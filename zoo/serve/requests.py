@@ -192,7 +192,8 @@ def check_temperature(temperature: Any) -> None:
     if not isinstance(temperature, int | float) or isinstance(temperature, bool) or temperature < 0:
         raise RequestError(422, f'"temperature" must be a number >= 0 (0 is greedy), got {json.dumps(temperature)}')
     if temperature != 0 and not low <= temperature <= high:
-        raise RequestError(422, f'"temperature" must be 0 (greedy) or between {low:g} and {high:g}, got {temperature:g}')
+        raise RequestError(422, f'"temperature" must be 0 (greedy) or between {low:g} and {high:g}, '
+                                f"got {temperature:g}")
 
 
 def check_options(given: Mapping[str, Any], known: Iterable[str], main: str) -> dict[str, Any]:
