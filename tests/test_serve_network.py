@@ -329,6 +329,7 @@ def test_a_client_that_leaves_frees_the_worker_within_a_step(runs):  # noqa: F81
         resp = httpx.post(f"{url}/api/models/lm/predict", json={"inputs": ["b"], "max_new_tokens": 2}, timeout=60)
         waited = time.monotonic() - t0
         assert resp.status_code == 200 and len(resp.json()["records"][0]["text"]) == 2
+        print(f"the next request was answered in {waited:.2f} s")
         assert waited < 5, f"the next request waited {waited:.1f} s behind an abandoned one"
         text = httpx.get(f"{url}/metrics").text
         assert metric(text, "zoo_serve_requests_abandoned_total", model="lm") == 1
