@@ -165,7 +165,9 @@ def info(name: str, resolved: bool) -> None:
     if foreign is not None:
         click.echo("\n".join(foreign))
         return
-    path = Path(name)
+    from .loading import find_artifact
+
+    path = find_artifact(name) if "://" in name else Path(name)  # a URL: its cached, verified copy
     if path.is_dir() and (path / ARTIFACT).is_file():
         path = path / ARTIFACT
     if path.is_file() or name.endswith(".safetensors"):
