@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..errors import ArtifactError, ZooUsageError
+from ..errors import ArtifactError, ZooUsageError, first_line
 from ..files import cache_dir
 
 log = logging.getLogger(__name__)
@@ -212,10 +212,10 @@ def _fsspec(url: str, part: Path, show: bool) -> None:
             _copy(src, part, have, total, show, url)
     except FileNotFoundError:
         raise ArtifactError(f"{url}: no such file; check the URL") from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, PermissionError):
-            raise ArtifactError(f"{url}: access denied ({exc}); check your credentials") from None
-        raise _Incomplete(f"cannot read it ({type(exc).__name__}: {exc})") from None
+    except PermissionError as exc:
+        raise ArtifactError(f"{url}: access denied ({exc}); check your credentials") from None
+    except Exception as exc:  # noqa: BLE001 - s3fs/botocore raise their own types for network trouble
+        raise _Incomplete(f"cannot read it ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def filesystem(url: str) -> tuple[Any, str]:
@@ -223,8 +223,7 @@ def filesystem(url: str) -> tuple[Any, str]:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)  # the endpoint and keys as they are now
     except ImportError as exc:
         raise ArtifactError(f"{url}: reading s3:// URLs needs s3fs: pip install 'zoo[s3]' ({exc})") from None
-    fs.invalidate_cache()
     return fs, path

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ArtifactError, RunDirError, ZooError, ZooUsageError
+from ..errors import ArtifactError, RunDirError, ZooError, ZooUsageError, first_line
 from .fetch import check_sha256, fetch, filesystem, is_url
 
 FORMAT = "zoo-index/1"
@@ -207,6 +207,9 @@ class _S3:
             return {"format": FORMAT, "models": {}}
         except ValueError as exc:
             raise ArtifactError(f"{self.url}/{INDEX}: not valid JSON ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - no bucket, no access, no connection
+            raise ZooError(f"{self.url}/{INDEX}: cannot read it ({first_line(exc)}); check the bucket and your "
+                           "credentials") from None
         return _check_index(data, f"{self.url}/{INDEX}")
 
     def put_file(self, rel: str, src: Path) -> None:
@@ -218,8 +221,9 @@ class _S3:
     def _guard(self, write: Any, rel: str) -> None:
         try:
             write()
-        except OSError as exc:
-            raise ZooError(f"{self.url}/{rel}: cannot write it ({exc}); check the bucket and your credentials") from None
+        except Exception as exc:  # noqa: BLE001 - s3fs/botocore raise their own types
+            raise ZooError(f"{self.url}/{rel}: cannot write it ({first_line(exc)}); check the bucket and your "
+                           "credentials") from None
 
 
 def _store(dest: str) -> Any:
