@@ -257,7 +257,8 @@ def test_an_entry_with_published_weights_loads_pretrained(use_plugins, http, run
 def test_entry_weights_are_checked_when_registered(use_plugins):
     loaded = use_plugins(("pub", weights_plugin(url="ftp://x/model.safetensors", sha256="0" * 64)))
     assert loaded.plugins["pub"].status == "failed"
-    assert "entry 'subseq-pub': weights.url 'ftp://x/model.safetensors' is not an https://" in loaded.plugins["pub"].error
+    error = loaded.plugins["pub"].error
+    assert "entry 'subseq-pub': weights.url 'ftp://x/model.safetensors' is not an https://" in error
 
 
 # --- publish, pull, list --index -----------------------------------------------------------------------
@@ -388,7 +389,8 @@ def test_package_install_and_predict_in_a_fresh_environment(run, cli, tmp_path):
                           text=True, env=env, cwd=elsewhere, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["output"] for line in proc.stdout.splitlines()] == [p["output"] for p in predictions(run)]
-    code = "import zoo, importlib.metadata as md; print(zoo.load('tiny-subseq').path); print(md.requires('tiny-subseq'))"
+    code = ("import zoo, importlib.metadata as md\n"
+            "print(zoo.load('tiny-subseq').path)\nprint(md.requires('tiny-subseq'))")
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env, cwd=elsewhere,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -398,8 +400,9 @@ def test_package_install_and_predict_in_a_fresh_environment(run, cli, tmp_path):
 def test_a_packaged_model_whose_plugin_is_missing_names_the_package(cli, tmp_path):
     """A model trained with the example third-party plugin, installed where that plugin is not."""
     out = tmp_path / "lstm-run"
-    zoo.train("subseq-lstm", {"dataset": {"train_size": 500, "val_size": 50, "test_size": 50},
-                              "model": {"hidden": 16, "emb_dim": 8}, "train": {"epochs": 1, "progress": False}}, out=out)
+    tiny = {"dataset": {"train_size": 500, "val_size": 50, "test_size": 50}, "model": {"hidden": 16, "emb_dim": 8},
+            "train": {"epochs": 1, "progress": False}}
+    zoo.train("subseq-lstm", tiny, out=out)
     result = cli("package", str(out), "--name", "lstm-model", "--out", str(tmp_path / "dist"), "--version", "2.0")
     assert result.exit_code == 0, result.output
     wheel = next((tmp_path / "dist").glob("lstm_model-2.0-*.whl"))

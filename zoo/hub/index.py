@@ -140,7 +140,8 @@ def _record(meta: dict[str, Any], name: str, version: str, sha256: str, size: in
         "entry": meta.get("entry", ""), "version": version, "sha256": sha256, "size": size,
         "file": f"{name}/{version}/model.safetensors", "card": f"{name}/{version}/README.md",
         "metrics": {k: v for k, v in (meta.get("metrics") or {}).items() if k in ("val", "test")},
-        "task": meta.get("task", ""), "plugin": meta.get("plugin", ""), "plugin_version": meta.get("plugin_version", ""),
+        "task": meta.get("task", ""), "plugin": meta.get("plugin", ""),
+        "plugin_version": meta.get("plugin_version", ""),
         "zoo_version": meta.get("zoo_version", ""),
         "published": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
