@@ -416,3 +416,13 @@ def test_a_packaged_model_whose_plugin_is_missing_names_the_package(cli, tmp_pat
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == ("Error: lstm-model: this model needs plugin lstm from package zoo-lstm-seq2seq "
                                    "0.2.0, which is not installed; pip install 'zoo-lstm-seq2seq==0.2.0'")
+
+
+def test_the_progress_bar_counts_bytes(http, artifact, capsys):
+    from zoo.hub.fetch import fetch
+
+    data, sha = artifact
+    fetch(f"{http.base}/model.safetensors#sha256={sha}", progress=True)
+    bar = capsys.readouterr().err
+    total = f"/{len(data) / 1024:.1f}k"  # the file's size in bytes (scaled by 1024), speed in B/s
+    assert "model.safetensors:" in bar and total in bar and "B/s" in bar

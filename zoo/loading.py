@@ -255,7 +255,7 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force:
 
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype}: use float32, float16 or bfloat16")
-    lm = load(Path(src))
+    lm = load(src)  # a str keeps a URL's '//' (Path would fold it)
     out = Path(out)
     if out.resolve() == lm.path.resolve():
         raise ConfigError(f"out={out} is the source file; choose another path")

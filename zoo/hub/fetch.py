@@ -19,7 +19,8 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -105,11 +106,24 @@ def fetch(url: str, sha256: str | None = None, *, check: Callable[[Path], None] 
                             "downloading; unset ZOO_OFFLINE to fetch it once")
     dest.parent.mkdir(parents=True, exist_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
-    return _download(base, dest, expected, check, show)
+    with _locked(dest):  # one process downloads a file at a time; the others then find it cached
+        if dest.is_file() and not refresh:
+            return dest
+        return _download(base, dest, expected, check, show)
+
+
+@contextmanager
+def _locked(dest: Path) -> Iterator[None]:
+    import fcntl
+
+    with open(dest.parent.parent / f".{dest.parent.name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield
 
 
 def _download(url: str, dest: Path, sha256: str | None, check: Callable[[Path], None] | None, show: bool) -> Path:
     part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
     problem, resumable = "", False
     for attempt in range(1, ATTEMPTS + 1):
         try:
@@ -174,6 +188,8 @@ def _http(url: str, part: Path, show: bool) -> None:
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and have:  # nothing after what we have: the .part file is whole (or wrong)
             return
+        if exc.code >= 500:  # the server's trouble, maybe passing: try again
+            raise _Incomplete(f"the server answered {exc.code} {exc.reason}") from None
         raise ArtifactError(f"{url}: the server answered {exc.code} {exc.reason}; check the URL") from None
     except (urllib.error.URLError, OSError) as exc:
         raise _Incomplete(f"cannot connect ({getattr(exc, 'reason', exc)})") from None
