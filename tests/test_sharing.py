@@ -231,6 +231,9 @@ def test_file_url_and_eval_by_url(run, artifact, cli, tmp_path):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output[result.output.index("{"):])
     assert metrics["exact_match"] == pytest.approx(zoo.evaluate(run, "val")["exact_match"])
+    exported = cli("export", url, "--out", str(tmp_path / "half.safetensors"), "--dtype", "float16")
+    assert exported.exit_code == 0, exported.output
+    assert zoo.load(tmp_path / "half.safetensors").metadata["entry"] == "seq2seq:subseq-gru"
 
 
 # --- published weights in an entry -----------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_entry_weights_are_checked_when_registered(use_plugins):
 
 # --- publish, pull, list --index -----------------------------------------------------------------------
 
-def test_publish_to_a_folder_served_over_http_then_pull_and_list(run, artifact, cli, tmp_path):
+def test_publish_to_a_folder_served_over_http_then_pull_and_list(run, artifact, cli, tmp_path, monkeypatch):
     data, sha = artifact
     site = tmp_path / "site"
     first = cli("publish", str(run), str(site))
@@ -296,6 +299,12 @@ def test_publish_to_a_folder_served_over_http_then_pull_and_list(run, artifact, 
         assert unknown.exit_code == 2 and "no model 'nope' in the index (it has: copy, subseq-gru)" in unknown.output
     finally:
         stop(server)
+    monkeypatch.setenv("ZOO_OFFLINE", "1")  # the server is gone: the cached index and model still answer
+    again = cli("pull", "subseq-gru", "--index", f"http://127.0.0.1:{port}/index.json")
+    assert again.exit_code == 0 and Path(again.output.strip()) == path
+    assert cli("list", "--index", f"http://127.0.0.1:{port}/index.json").output == listing.output
+    miss = cli("pull", "copy", "--index", f"http://127.0.0.1:{port}/index.json")
+    assert miss.exit_code == 1 and "ZOO_OFFLINE=1 forbids downloading" in miss.output
 
 
 def test_publishing_other_weights_under_a_published_version_needs_force(run, cli, tmp_path):

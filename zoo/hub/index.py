@@ -81,7 +81,10 @@ def pull(name: str, index: str, version: str | None = None) -> Path:
 
     url = index_url(index)
     record = pick(read_index(url), name, version, url)
-    file_url = url.rsplit("/", 1)[0] + "/" + str(record["file"])
+    rel = str(record.get("file", ""))
+    if not rel or rel.startswith("/") or "\\" in rel or ".." in rel.split("/") or "://" in rel:
+        raise ArtifactError(f"{url}: model '{name}' has file {rel!r}; an index names files by a path below it")
+    file_url = url.rsplit("/", 1)[0] + "/" + rel
     path = fetch(file_url, check_sha256(record.get("sha256"), f"{url}: {name}"), check=check_artifact)
     if "size" in record and path.stat().st_size != int(record["size"]):
         raise ArtifactError(f"{file_url}: {path.stat().st_size} bytes, the index says {record['size']}")
