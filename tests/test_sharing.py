@@ -435,3 +435,32 @@ def test_the_progress_bar_counts_bytes(http, artifact, capsys):
     bar = capsys.readouterr().err
     total = f"/{len(data) / 1024:.1f}k"  # the file's size in bytes (scaled by 1024), speed in B/s
     assert "model.safetensors:" in bar and total in bar and "B/s" in bar
+
+
+
+def waiting_for_lock(pid: int) -> bool:
+    """Whether process ``pid`` waits for a file lock (Linux lists blocked requests in /proc/locks with '->')."""
+    return any(line.split()[1] == "->" and line.split()[5] == str(pid)
+               for line in Path("/proc/locks").read_text().splitlines() if len(line.split()) > 5)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").is_file(), reason="needs Linux's /proc/locks to see a waiting process")
+def test_a_publisher_waits_for_another_to_finish_its_index_update(run, cli, tmp_path):
+    """Publishers to one folder take turns: while one holds the index (its lock), another waits, so
+    neither update is lost."""
+    import fcntl
+
+    site = tmp_path / "site"
+    assert cli("publish", str(run), str(site), "--name", "first").exit_code == 0
+    with open(site / ".index.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a publisher in the middle of its update
+        proc = subprocess.Popen([sys.executable, "-m", "zoo", "publish", str(run), str(site), "--name", "second"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while not waiting_for_lock(proc.pid):  # the kernel lists it as blocked on our lock
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.1)
+        assert sorted(json.loads((site / "index.json").read_text())["models"]) == ["first"]
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert sorted(json.loads((site / "index.json").read_text())["models"]) == ["first", "second"]
