@@ -404,6 +404,9 @@ def test_package_install_and_predict_in_a_fresh_environment(run, cli, tmp_path):
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "zoo_model_tiny_subseq/model.safetensors" in proc.stdout and "'zoo==0.1.0'" in proc.stdout
+    proc = subprocess.run([str(python), "-m", "zoo", "info", "tiny-subseq"], capture_output=True, text=True, env=env,
+                          cwd=elsewhere, timeout=300)
+    assert proc.returncode == 0 and "entry: seq2seq:subseq-gru" in proc.stdout, proc.stderr
 
 
 def test_a_packaged_model_whose_plugin_is_missing_names_the_package(cli, tmp_path):

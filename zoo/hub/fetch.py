@@ -109,6 +109,8 @@ def fetch(url: str, sha256: str | None = None, *, check: Callable[[Path], None] 
     with _locked(dest):  # one process downloads a file at a time; the others then find it cached
         if dest.is_file() and not refresh:
             return dest
+        if refresh:  # a file that changes (an index): never resume an older copy
+            dest.with_name(dest.name + ".part").unlink(missing_ok=True)
         return _download(base, dest, expected, check, show)
 
 
