@@ -467,3 +467,13 @@ def test_a_publisher_waits_for_another_to_finish_its_index_update(run, cli, tmp_
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert sorted(json.loads((site / "index.json").read_text())["models"]) == ["first", "second"]
+
+
+def test_serve_takes_a_url(http, run, artifact):
+    from zoo.serve.models import load_models
+
+    _, sha = artifact
+    served = load_models([f"{http.base}/model.safetensors#sha256={sha}", f"tiny={http.base}/model.safetensors"],
+                         zoo.load)
+    assert sorted(served) == ["model", "tiny"]  # named for the URL's file, or as given
+    assert served["tiny"].predict(INPUTS, {}) == predictions(run)

@@ -41,7 +41,8 @@ def index_url(where: str) -> str:
 
 def _check_index(data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("models"), dict):
-        raise ArtifactError(f"{where}: not a zoo model index (expected an object with format={FORMAT!r} and models)")
+        raise ArtifactError(f"{where + ': ' if where else ''}not a zoo model index (expected an object with "
+                            f"format={FORMAT!r} and models)")
     return data
 
 
@@ -49,14 +50,14 @@ def _parse(path: Path, where: str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{where}: not valid JSON ({exc})") from None
+        raise ArtifactError(f"{where + ': ' if where else ''}not valid JSON ({exc})") from None
     return _check_index(data, where)
 
 
 def read_index(where: str) -> dict[str, Any]:
     """The index at ``where`` (URL, folder or ``.json`` file), fetched fresh (from the cache when offline)."""
     url = index_url(where)
-    path = fetch(url, check=lambda p: _parse(p, url), refresh=True, progress=False)
+    path = fetch(url, check=lambda p: _parse(p, ""), refresh=True, progress=False)
     return _parse(path, url)
 
 
