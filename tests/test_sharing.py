@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from conftest import ROOT, TINY_SUBSEQ
+from conftest import TINY_SUBSEQ
 from zoo import hookimpl
 
 INPUTS = ["3 1 4 1 5 9 2 6 2 3", "2 7 1 8 2 8 1 8 0 4"]
@@ -364,21 +364,25 @@ def test_s3_url_to_a_missing_object_is_one_line(s3, cli):
 # --- package: a pip wheel ------------------------------------------------------------------------------
 
 def fresh_env(tmp_path: Path) -> Path:
-    """A throwaway venv that sees zoo (with its built-in plugins) and its dependencies, and nothing else
-    installed here (in particular not the example plugin zoo-lstm-seq2seq)."""
+    """A throwaway venv that sees this environment's packages (zoo, its built-in plugins, torch...) except
+    the example third-party plugin zoo-lstm-seq2seq; returns its python."""
+    import importlib.metadata as md
     import sysconfig
     import venv
 
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env)
-    site = Path(subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
-                                "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    ours = Path(sysconfig.get_paths()["purelib"])
-    zoo_info = next(ours.glob("zoo-*.dist-info"))  # zoo's metadata: its entry points find the built-ins
-    shutil.copytree(zoo_info, site / zoo_info.name)
-    shared = [p for p in sys.path if p.endswith("site-packages") and Path(p) != ours]  # torch & co.
-    (site / "zoo-deps.pth").write_text("\n".join([str(ROOT), str(ROOT / "plugins"), *shared]) + "\n")
-    return env / "bin" / "python"
+    python = env / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    hidden = {Path(str(f)).parts[0] for f in md.distribution("zoo-lstm-seq2seq").files or []}
+    view = tmp_path / "packages"  # this environment's site-packages, less the example plugin
+    view.mkdir()
+    for item in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if item.name not in hidden:
+            (view / item.name).symlink_to(item)
+    (site / "zoo-view.pth").write_text(f"import site; site.addsitedir({str(view)!r})\n")  # its .pth files too
+    return python
 
 
 def test_package_install_and_predict_in_a_fresh_environment(run, cli, tmp_path):
