@@ -15,6 +15,7 @@ import click
 from . import __version__, api
 from .cli_predict import predict_cmd
 from .cli_info import info
+from .cli_hub import HUB_COMMANDS, with_index
 from .cli_plugins import plugins_cmd, warn_about_filter
 from .cli_types import FINITE_NONNEGATIVE
 from .interop.commands import FORMATS, export_other, import_cmd
@@ -24,7 +25,6 @@ from .scaffold import new_plugin_cmd
 from .serve.cli import serve_cmd
 
 KIND_CHOICES = ("all", *KINDS)
-
 
 # library errors name the parameters of zoo.train / zoo.export ...; on the command line they are flags
 _PARAM_FLAGS = re.compile(r"(?<![\w.])(resume|nproc|out|dtype|device)=(?=\S)")
@@ -265,8 +265,8 @@ def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, to
     click.echo()
 
 
-COMMANDS = (list_cmd, info, train, eval_cmd, export, import_cmd, generate, predict_cmd, serve_cmd, plugins_cmd,
-            new_plugin_cmd)
+COMMANDS = (with_index(list_cmd), info, train, eval_cmd, export, import_cmd, generate, predict_cmd, serve_cmd,
+            plugins_cmd, new_plugin_cmd, *HUB_COMMANDS)
 
 
 def build_cli() -> click.Group:

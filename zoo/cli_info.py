@@ -155,7 +155,7 @@ def _info_config(cls: type, kind: str) -> None:
 def info(name: str, resolved: bool) -> None:
     """Describe NAME: an entry, a model, tokenizer, dataset or task (a task's model contract, a component's
     config keys with defaults, ranges and meanings), 'train' or 'optim' (the trainer's keys), a model FILE
-    (read without loading its tensors), a Hugging Face folder or an ONNX file."""
+    (read without loading its tensors) or URL, a packaged model, a Hugging Face folder or an ONNX file."""
     if resolved:
         info_resolved(name)
         return
@@ -165,10 +165,20 @@ def info(name: str, resolved: bool) -> None:
     if foreign is not None:
         click.echo("\n".join(foreign))
         return
-    path = Path(name)
+    from .loading import find_artifact
+
+    path = find_artifact(name) if "://" in name else Path(name)  # a URL: its cached, verified copy
     if path.is_dir() and (path / ARTIFACT).is_file():
         path = path / ARTIFACT
     if path.is_file() or name.endswith(".safetensors"):
         info_file(path)
+    elif not _specs_named(name) and name not in TRAINER and (packaged := _packaged(name)) is not None:
+        info_file(packaged)  # a model installed with its wheel (zoo package)
     else:
         info_name(name)
+
+
+def _packaged(name: str) -> Path | None:
+    from .hub.resolve import packaged
+
+    return packaged(name)

@@ -212,7 +212,8 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
 @click.option("--max-len", type=click.IntRange(min=1), help="seq2seq, code generation: tokens to generate at most.")
 def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt: str, output: str | None,
                 as_json: bool, batch_size: int, device: str, **sampling: Any) -> None:
-    """Run MODEL (a model file, run folder or trained entry name) on INPUT texts or an --input file.
+    """Run MODEL (a model file, run folder, trained entry name, URL or packaged model) on INPUT texts or an
+    --input file.
 
     \b
     zoo predict runs/imdb-rnn "I loved every minute of it" "Dull."

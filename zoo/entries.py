@@ -29,9 +29,10 @@ ENTRY_KEYS = {
     "tiny",  # overrides that make it train in seconds (the tests and the conformance kit)
     "tune",  # the default search space of `zoo tune`
     "base",  # the entry this one varies
+    "weights",  # published trained weights, {url = ..., sha256 = ...}: zoo.load(NAME, pretrained=True)
 }
 REQUIRED = ("model", "task", "dataset")
-OWN_KEYS = ("summary", "command", "reference", "notes")  # never inherited from a base
+OWN_KEYS = ("summary", "command", "reference", "notes", "weights")  # never inherited from a base
 WHOLE_KEYS = ("tiny", "tune")  # a variant's own replaces the base's whole
 COMPONENTS = ("model", "task", "dataset", "tokenizer")
 
@@ -84,6 +85,10 @@ class EntryRegister:
         unknown = sorted(set(entry) - ENTRY_KEYS)
         if unknown:
             raise ZooError(f"{where}: entry '{name}' has unknown key(s) {unknown}; allowed: {sorted(ENTRY_KEYS)}")
+        if "weights" in entry:
+            from .hub.resolve import check_weights
+
+            entry = {**entry, "weights": check_weights(entry["weights"], f"{where}: entry '{name}'")}
         data = self._with_base(name, entry, where)
         missing = [k for k in REQUIRED if k not in data]
         if missing:

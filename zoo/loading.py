@@ -40,17 +40,28 @@ class LoadedModel:
 
 
 def artifact_path(path: str | Path) -> Path:
-    """A model file, or the ``model.safetensors`` of a run folder."""
+    """A model file, or the ``model.safetensors`` of a run folder (a URL: its cached copy)."""
+    if isinstance(path, str) and "://" in path:
+        return find_artifact(path)
     path = Path(path)
     return path / ARTIFACT if path.is_dir() else path
 
 
-def find_artifact(name: str | Path) -> Path:
-    """The model file that ``name`` means: a file, a run folder, or an entry trained under ``runs/``.
+def find_artifact(name: str | Path, *, pretrained: bool = False) -> Path:
+    """The model file that ``name`` means: a URL, a file, a run folder, an entry trained under ``runs/``,
+    or a model installed with its wheel (``zoo package``).
 
-    An entry name (``imdb-rnn`` or ``plugin:imdb-rnn``) that is not an existing path means
-    ``runs/<short name>/model.safetensors``, where ``zoo train`` writes it.
+    A URL (``https://``, ``http://``, ``file://``, ``s3://``; ``#sha256=HEX`` pins it) is fetched into the
+    cache (:mod:`zoo.hub.fetch`). An entry name (``imdb-rnn`` or ``plugin:imdb-rnn``) that is not an
+    existing path means ``runs/<short name>/model.safetensors``, where ``zoo train`` writes it; with
+    ``pretrained``, the weights the entry publishes (its ``weights`` table) instead.
     """
+    from .hub import resolve as hub
+
+    if hub.is_url(str(name)):
+        return hub.fetch_artifact(str(name))
+    if pretrained:
+        return hub.entry_weights(str(name))
     path = Path(name)
     if path.exists() or str(name).endswith(".safetensors") or len(path.parts) > 1:
         return path / ARTIFACT if path.is_dir() else path
@@ -58,13 +69,17 @@ def find_artifact(name: str | Path) -> Path:
     candidate = Path("runs") / short / ARTIFACT
     if candidate.is_file():
         return candidate
+    installed = hub.packaged(str(name))
+    if installed is not None:
+        return installed
     try:
         entry = get_registry().get("entry", str(name)).id
     except ZooError:
-        raise ArtifactError(f"{name}: no such model file or run folder, and no entry of that name "
-                            "(see 'zoo list')") from None
+        raise ArtifactError(f"{name}: no such model file, URL, run folder or packaged model, and no entry of "
+                            "that name (see 'zoo list')") from None
+    hint = " or load its published weights (pretrained=True)" if hub.has_weights(str(name)) else ""
     raise ArtifactError(f"{name}: entry {entry} has no trained model in {candidate.parent}; "
-                        f"train it first: zoo train {short}")
+                        f"train it first: zoo train {short}{hint}")
 
 
 def default_split(path: str | Path, *, dataset: dict[str, Any] | None = None,
@@ -157,10 +172,12 @@ def _missing_plugin(meta: dict[str, Any]) -> str:
     return ""
 
 
-def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None = None) -> LoadedModel:
+def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None = None,
+         pretrained: bool = False) -> LoadedModel:
     """Rebuild the model, tokenizers and task of an artifact; refuses incompatible versions.
 
-    ``task`` overrides the task's config (checked as training checks it), e.g. ``{"decode": "bio"}``:
+    ``path`` is anything :func:`find_artifact` takes (a file, run folder, URL, entry or packaged model);
+    ``pretrained``: an entry's published weights, downloaded and verified. ``task`` overrides the task's config (checked as training checks it), e.g. ``{"decode": "bio"}``:
     the same weights read out another way.
     """
     from safetensors.torch import load_model
@@ -168,7 +185,7 @@ def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None =
     from .artifact import check_compatible, read_metadata
     from .device import resolve_device
 
-    path = find_artifact(path)  # a file, a run folder, or an entry trained under runs/
+    path = find_artifact(path, pretrained=pretrained)  # a file, run folder, URL, trained entry or packaged model
     meta = read_metadata(path)
     check_compatible(path, meta, zoo_version())
     if task:
@@ -238,7 +255,7 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force:
 
     if dtype is not None and dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype}: use float32, float16 or bfloat16")
-    lm = load(Path(src))
+    lm = load(src)  # a str keeps a URL's '//' (Path would fold it)
     out = Path(out)
     if out.resolve() == lm.path.resolve():
         raise ConfigError(f"out={out} is the source file; choose another path")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any
 
 from ..errors import ZooUsageError
@@ -107,7 +108,7 @@ def load_models(args: Iterable[str], load: Callable[[str], Any]) -> dict[str, Se
         loaded = load(path)
         if name is not None and name in served:
             raise ZooUsageError(f"two models are named '{name}'; give each NAME=PATH a different NAME")
-        base = name or default_name(Path(loaded.path))
+        base = name or default_name(Path(urlsplit(path).path if "://" in path else loaded.path))
         name, k = base, 2
         while name in served:
             name, k = f"{base}-{k}", k + 1
