@@ -40,7 +40,8 @@ def import_cmd() -> None:
 @import_cmd.command("hf")
 @click.argument("src", type=click.Path(file_okay=False))
 @click.option("--entry", default="text-gpt", show_default=True,
-              help="The GPT entry whose dataset, training and optimizer settings the run gets.")
+              help="The GPT entry whose training and optimizer settings the run gets (they matter only to "
+                   "fine-tune it).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The zoo run folder to write.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. dataset.files=[\"corpus.txt\"] or task.block_size=256.")
@@ -48,11 +49,15 @@ def import_cmd() -> None:
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 def import_hf_cmd(src: str, entry: str, out: str, sets: tuple[str, ...], config_file: str | None,
                   force: bool) -> None:
-    """Read a local GPT-2-layout folder SRC into a zoo run folder (eval, generate, train --resume)."""
+    """Read a local GPT-2-layout folder SRC into a zoo run folder (generate, predict, serve, eval, train --resume).
+
+    No dataset is needed to use the model; give one (--set dataset.files=[...]) here or on
+    'zoo train --resume' to fine-tune it."""
     from .. import config as _config
     from . import import_hf
 
     base = _config.load_toml(Path(config_file)) if config_file else {}
     run = import_hf(src, entry, out, overrides=_config.merge(base, _config.parse_sets(sets)), force=force)
-    click.echo(f"wrote {run}: try 'zoo eval {run}', 'zoo generate {run} --prompt ...' or "
-               f"'zoo train --resume {run} --set train.epochs=N'")
+    click.echo(f"wrote {run}: try 'zoo generate {run} --prompt ...', 'zoo predict {run} TEXT', 'zoo serve {run}', "
+               f"'zoo eval {run} --set dataset.files=[...]' or "
+               f"'zoo train --resume {run} --set dataset.files=[...] --set train.epochs=N'")

@@ -52,6 +52,10 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     banned = sorted(set(specials.values()))  # zoo generate never produces a special id; neither does this
     generation = {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"], "pad_token_id": specials["pad"],
                   "suppress_tokens": banned, "do_sample": True, "temperature": 0.8, "top_k": 0}
+    source = meta.get("hf_source") or {}
+    if source.get("id_shift") and tok_name == hf_tokenizer.BPE:  # imported: give the folder back with its own ids
+        files = hf_tokenizer.source_files(meta["tokenizers"]["text"]["state"], source, sizes["block_size"])
+        generation = source_ids(config, tensors, source, generation)
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     files["generation_config.json"] = json.dumps(generation, indent=2) + "\n"
     files["README.md"] = model_card(loaded, config, tok_name)
@@ -71,8 +75,8 @@ def hf_tensors(model: Any, config: dict[str, Any], where: Any) -> dict[str, Any]
     if extra:
         raise ZooError(f"{where}: parameter {extra[0]} has no place in the GPT-2 layout; cannot export")
     eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)}
-    if eps != {gpt2.LAYER_NORM_EPS}:
-        raise ZooError(f"{where}: LayerNorm eps {sorted(eps)} differs from GPT-2's {gpt2.LAYER_NORM_EPS}")
+    if eps != {config["layer_norm_epsilon"]}:
+        raise ZooError(f"{where}: LayerNorm eps {sorted(eps)} differs from the config's {config['layer_norm_epsilon']}")
     out: dict[str, torch.Tensor] = {}
     for name in names:
         value = state.get(f"transformer.{name}")
@@ -83,6 +87,24 @@ def hf_tensors(model: Any, config: dict[str, Any], where: Any) -> dict[str, Any]
             value = value.t()  # nn.Linear (out, in) -> Conv1D (in, out)
         out[f"transformer.{name}"] = value.detach().to("cpu").contiguous().clone()
     return out
+
+
+def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str, Any],
+               generation: dict[str, Any]) -> dict[str, Any]:
+    """Turn a zoo-layout export of an imported model back into its source's ids (in place); the generation config.
+
+    zoo's four special rows in front of the embedding go (the source has its own end-of-text token);
+    every other row is the source's, in its order, so the folder computes the source's logits.
+    """
+    shift = int(source["id_shift"])
+    tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"][shift:].contiguous()
+    config["vocab_size"] -= shift
+    gen = {"do_sample": generation["do_sample"], "temperature": generation["temperature"], "top_k": 0}
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        config[key] = source.get(key)
+        if source.get(key) is not None:
+            gen[key] = source[key]
+    return gen
 
 
 def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], force: bool) -> Path:
@@ -130,8 +152,10 @@ def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
              'tok = AutoTokenizer.from_pretrained("THIS_FOLDER")',
              'ids = tok("Once upon a time", return_tensors="pt").input_ids',
              "print(tok.decode(model.generate(ids, max_new_tokens=50)[0]))", "```", "",
-             ("Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
-              "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). "
+             (("Ids are those of the folder this model was imported from (zoo's four special ids taken out). "
+               if (meta.get("hf_source") or {}).get("id_shift") else
+               "Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
+               "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). ") +
               f"Prompts plus generated tokens must fit in the {config['n_positions']}-token context."), ""]
     metrics = meta.get("metrics") or {}
     rows = [(s, k, v) for s in ("val", "test") for k, v in (metrics.get(s) or {}).items() if isinstance(v, float)]

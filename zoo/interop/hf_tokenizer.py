@@ -127,6 +127,37 @@ def shift_ids(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def unshift_ids(data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`shift_ids`: zoo's specials at ids 0-3 removed, every other id moved down by 4."""
+    n = len(SPECIALS)
+    out = json.loads(json.dumps(data))
+    model = out["model"]
+    model["vocab"] = {t: i - n for t, i in model["vocab"].items() if i >= n}
+    out["added_tokens"] = [{**t, "id": t["id"] - n} for t in out.get("added_tokens") or [] if t["id"] >= n]
+    return out
+
+
+def source_files(state: dict[str, Any], source: dict[str, Any], block_size: int) -> dict[str, str]:
+    """The tokenizer files of an imported BPE in its source's id layout (zoo's four specials taken out)."""
+    text = json.dumps(unshift_ids(json.loads(state["tokenizer_json"])), ensure_ascii=False)
+    config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": block_size,
+                              "clean_up_tokenization_spaces": False, "add_prefix_space": False}
+    config.update({k: v for k, v in (source.get("special_tokens") or {}).items() if isinstance(v, str)})
+    return {"tokenizer.json": text, "tokenizer_config.json": json.dumps(config, indent=2) + "\n"}
+
+
+def special_tokens(data: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
+    """``bos_token`` / ``eos_token`` / ``pad_token`` of a source folder: its config's ids looked up in its vocabulary."""
+    names = {i: t for t, i in (data.get("model") or {}).get("vocab", {}).items()}
+    names.update({t["id"]: t["content"] for t in data.get("added_tokens") or []})
+    out = {}
+    for key in ("bos", "eos", "pad"):
+        i = cfg.get(f"{key}_token_id")
+        if isinstance(i, int) and i in names:
+            out[f"{key}_token"] = names[i]
+    return out
+
+
 def read_bpe(src: Path) -> tuple[str, int]:
     """(zoo bpe ``tokenizer_json``, how far ids moved: 0 or 4) of a folder; :class:`ValueError` when impossible."""
     from tokenizers import Tokenizer
