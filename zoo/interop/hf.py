@@ -53,8 +53,10 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     generation = {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"], "pad_token_id": specials["pad"],
                   "suppress_tokens": banned, "do_sample": True, "temperature": 0.8, "top_k": 0}
     source = meta.get("hf_source") or {}
-    if source.get("id_shift") and tok_name == hf_tokenizer.BPE:  # imported: give the folder back with its own ids
-        files = hf_tokenizer.source_files(meta["tokenizers"]["text"]["state"], source, sizes["block_size"])
+    state = meta["tokenizers"]["text"]["state"]
+    if tok_name == hf_tokenizer.BPE and (source.get("id_shift") or "specials" in state):
+        # imported: give the folder back with its own ids and special tokens
+        files = hf_tokenizer.source_files(state, source, sizes["block_size"])
         generation = source_ids(config, tensors, source, generation)
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     files["generation_config.json"] = json.dumps(generation, indent=2) + "\n"
@@ -96,9 +98,10 @@ def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str
     zoo's four special rows in front of the embedding go (the source has its own end-of-text token);
     every other row is the source's, in its order, so the folder computes the source's logits.
     """
-    shift = int(source["id_shift"])
-    tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"][shift:].contiguous()
-    config["vocab_size"] -= shift
+    shift = int(source.get("id_shift") or 0)
+    if shift:
+        tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"][shift:].contiguous()
+        config["vocab_size"] -= shift
     gen = {"do_sample": generation["do_sample"], "temperature": generation["temperature"], "top_k": 0}
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         config[key] = source.get(key)
@@ -140,6 +143,7 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
 def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
     """README.md: what the folder holds, how to load it, and the zoo metadata it came with."""
     meta = loaded.metadata
+    source_layout = (meta.get("hf_source") or {}).get("id_shift") or "specials" in meta["tokenizers"]["text"]["state"]
     keep = {k: v for k, v in meta.items() if k in ("entry", "model", "plugin", "plugin_version", "arch_version",
                                                     "task", "dataset", "zoo_version", "created", "config", "sizes")}
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [zoo, gpt2]", "---", "",
@@ -153,7 +157,7 @@ def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
              'ids = tok("Once upon a time", return_tensors="pt").input_ids',
              "print(tok.decode(model.generate(ids, max_new_tokens=50)[0]))", "```", "",
              (("Ids are those of the folder this model was imported from (zoo's four special ids taken out). "
-               if (meta.get("hf_source") or {}).get("id_shift") else
+               if source_layout else
                "Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
                "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). ") +
               f"Prompts plus generated tokens must fit in the {config['n_positions']}-token context."), ""]

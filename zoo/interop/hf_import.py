@@ -99,7 +99,7 @@ def zoo_state(w: dict[str, Any], n_layer: int, shift: int, eos: int | None, bloc
 
 
 def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
-    """(resolved config, GPT-2 config.json, tokenizer json, id shift); every size checked against the weights."""
+    """(resolved config, GPT-2 config.json, tokenizer state, id shift); every size checked against the weights."""
     import zoo
 
     cfg = read_config(src)
@@ -109,7 +109,7 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
         problems.append(f"entry {spec_model.entry} trains {spec_model.specs['model'].id} on "
                         f"{spec_model.specs['task'].id}; import into a GPT language-model entry (text-gpt, gpt-lm)")
     try:
-        tok_json, shift = hf_tokenizer.read_bpe(src)
+        tok_state, shift = hf_tokenizer.read_bpe(src, cfg.get("eos_token_id"))
     except ValueError as exc:
         problems.append(str(exc))
     if problems:
@@ -126,11 +126,11 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
     if not isinstance(block, int) or not 1 <= block <= n_positions:
         raise ConfigError(f"task.block_size={block!r} does not fit: the weights in {src} hold {n_positions} "
                           f"positions; give 1..{n_positions}")
-    vocab = hf_tokenizer.vocab_size(json.loads(tok_json))
+    vocab = hf_tokenizer.vocab_size(json.loads(tok_state["tokenizer_json"]))
     merged = merge(overrides, {"model": {**model, **{k: v for k, v in given.items() if k not in SHAPE_KEYS}},
                                "task": {"block_size": block},
                                "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
-    return zoo.resolve_entry(entry, merged), cfg, tok_json, shift
+    return zoo.resolve_entry(entry, merged), cfg, tok_state, shift
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
@@ -145,7 +145,7 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     src = Path(src_dir)
     if not src.is_dir():
         raise ZooError(f"{src}: no such folder (zoo imports a local folder only; nothing is downloaded)")
-    resolved, cfg, tok_json, shift = plan(src, entry, overrides or {})
+    resolved, cfg, tok_state, shift = plan(src, entry, overrides or {})
     out = Path(out) if out is not None else Path("runs") / src.name
     present = [f for f in RUN_FILES if (out / f).exists()]
     if out.exists() and not out.is_dir():
@@ -153,7 +153,7 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     if present and not force:
         raise ZooError(f"{out} already holds a run ({', '.join(present)}); use force=True to replace it, or another out=")
     tok = resolved.cls("tokenizer.text")(resolved.configs["tokenizer.text"])
-    tok.set_state({"tokenizer_json": tok_json})
+    tok.set_state(tok_state)
     task = resolved.cls("task")(resolved.configs["task"], {"text": tok})
     sizes = task.model_sizes()
     mcfg = resolved.configs["model"]
@@ -221,7 +221,8 @@ def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> N
 def run_card(resolved: Any, src: Path, shift: int, sizes: dict[str, int]) -> str:
     moved = ("Token ids are the folder's ids + 4: ids 0-3 are zoo's `<pad> <unk> <bos> <eos>` (`<bos>` and "
              "`<eos>` start as the folder's end-of-text embedding, the others at zero)." if shift else
-             "Token ids are the folder's own (it already had zoo's specials at ids 0-3).")
+             "Token ids are the folder's own; its end-of-text token stands for zoo's `<pad> <unk> <bos> <eos>` "
+             "(or it already had zoo's specials at ids 0-3).")
     return "\n".join([
         f"# {resolved.entry}: imported from {src.name}", "",
         (f"GPT-2 weights read from `{src.resolve()}` into zoo's `{resolved.specs['model'].id}` "

@@ -84,10 +84,14 @@ def describe_hf(path: Path) -> list[str]:
     tok_problems = hf_tokenizer.bpe_problems(data, where)
     problems += tok_problems
     if data is not None and not tok_problems:
-        shift = 0 if hf_tokenizer.zoo_layout(data) else len(hf_tokenizer.SPECIALS)
         ids = hf_tokenizer.vocab_size(data)
-        lines.append(f"tokenizer: byte-level BPE, {ids} ids ({where})"
-                     + ("; zoo's <pad> <unk> <bos> <eos> at 0-3" if not shift else "; zoo adds its 4 specials in front"))
+        if hf_tokenizer.zoo_layout(data):
+            layout = "; zoo's <pad> <unk> <bos> <eos> at 0-3"
+        elif hf_tokenizer.has_id(data, cfg.get("eos_token_id")):
+            layout = f"; ids kept, end-of-text id {cfg.get('eos_token_id')} serves as zoo's specials"
+        else:
+            layout = "; no end-of-text id: zoo adds its 4 specials in front"
+        lines.append(f"tokenizer: byte-level BPE, {ids} ids ({where}){layout}")
         wte = (header.get("transformer.wte.weight") or header.get("wte.weight") or {}).get("shape")
         if wte and wte[0] != ids:
             problems.append(f"the embedding has {wte[0]} rows but the tokenizer has {ids} ids")
