@@ -52,7 +52,7 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     banned = sorted(set(specials.values()))  # zoo generate never produces a special id; neither does this
     generation = {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"], "pad_token_id": specials["pad"],
                   "suppress_tokens": banned, "do_sample": True, "temperature": 0.8, "top_k": 0}
-    source = meta.get("hf_source") or {}
+    source = hf_source(meta)
     state = meta["tokenizers"]["text"]["state"]
     if tok_name == hf_tokenizer.BPE and (source.get("id_shift") or "specials" in state):
         # imported: give the folder back with its own ids and special tokens
@@ -91,6 +91,15 @@ def hf_tensors(model: Any, config: dict[str, Any], where: Any) -> dict[str, Any]
     return out
 
 
+def hf_source(meta: dict[str, Any]) -> dict[str, Any]:
+    """What an imported artifact records of its source folder's ids (JSON text in its metadata); {} if none."""
+    try:
+        value = json.loads(meta.get("hf_source") or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str, Any],
                generation: dict[str, Any]) -> dict[str, Any]:
     """Turn a zoo-layout export of an imported model back into its source's ids (in place); the generation config.
@@ -102,6 +111,9 @@ def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str
     if shift:
         tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"][shift:].contiguous()
         config["vocab_size"] -= shift
+    act = source.get("activation_function")  # e.g. gelu_new: the same function as gelu_pytorch_tanh, written so
+    if gpt2.FROM_HF_ACTIVATION.get(act) == gpt2.FROM_HF_ACTIVATION.get(config["activation_function"]):
+        config["activation_function"] = act
     gen = {"do_sample": generation["do_sample"], "temperature": generation["temperature"], "top_k": 0}
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         config[key] = source.get(key)
@@ -143,7 +155,7 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
 def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
     """README.md: what the folder holds, how to load it, and the zoo metadata it came with."""
     meta = loaded.metadata
-    source_layout = (meta.get("hf_source") or {}).get("id_shift") or "specials" in meta["tokenizers"]["text"]["state"]
+    source_layout = hf_source(meta).get("id_shift") or "specials" in meta["tokenizers"]["text"]["state"]
     keep = {k: v for k, v in meta.items() if k in ("entry", "model", "plugin", "plugin_version", "arch_version",
                                                     "task", "dataset", "zoo_version", "created", "config", "sizes")}
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [zoo, gpt2]", "---", "",

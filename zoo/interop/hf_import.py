@@ -177,7 +177,8 @@ def source_layout(src: Path, cfg: dict[str, Any], shift: int) -> dict[str, Any]:
     """What ``zoo export --format hf`` needs to give the folder back with its own ids (artifact metadata)."""
     data, _ = hf_tokenizer.source_json(src)
     ids = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if isinstance(cfg.get(k), int)}
-    return {"id_shift": shift, **ids, "special_tokens": hf_tokenizer.special_tokens(data or {}, cfg)}
+    return {"id_shift": shift, **ids, "special_tokens": hf_tokenizer.special_tokens(data or {}, cfg),
+            "activation_function": cfg.get("activation_function", "gelu_new")}
 
 
 def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source: dict[str, Any]) -> None:
@@ -195,7 +196,8 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source
             "task": resolved.specs["task"].id, "dataset": resolved.specs["dataset"].id, "config": resolved.data,
             "sizes": task.model_sizes(), "tokenizers": tokenizers, "metrics": {}, "reference": {},
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "imported_from": str(src.resolve()), "hf_source": source}
+            "imported_from": str(src.resolve()),
+            "hf_source": json.dumps(source, sort_keys=True)}  # a string: only zoo's own keys are decoded as JSON
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # --force: nothing of an earlier run may mix with this one
         (out / name).unlink(missing_ok=True)
