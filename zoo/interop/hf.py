@@ -57,7 +57,9 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     if tok_name == hf_tokenizer.BPE and (source.get("id_shift") or "specials" in state):
         # imported: give the folder back with its own ids and special tokens
         files = hf_tokenizer.source_files(state, source, sizes["block_size"])
-        generation = source_ids(config, tensors, source, generation)
+        own = {} if source.get("id_shift") else {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"],
+                                                 "pad_token_id": specials["pad"]}  # the kept ids' specials
+        generation = source_ids(config, tensors, {**own, **source}, generation)
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     files["generation_config.json"] = json.dumps(generation, indent=2) + "\n"
     files["README.md"] = model_card(loaded, config, tok_name)
