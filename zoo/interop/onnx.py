@@ -105,8 +105,9 @@ def _prepare(loaded: Any) -> tuple[str, Any]:
     task_id = loaded.metadata.get("task", "")
     family = FAMILIES.get(task_id)
     if family is None:
-        raise ZooError(f"{loaded.path}: task {task_id} has no ONNX export (exported: classification, tagging, and "
-                       "the encoder of seq2seq); GPT language models export with --format hf")
+        raise ZooError(f"{loaded.path}: task {task_id} has no ONNX export (exported: classification, tagging, "
+                       "the encoder of seq2seq, zoo's GPT, the seq2py Transformer); GPT language models also export with "
+                       "--format hf")
     model = copy.deepcopy(loaded.model).float().cpu().eval()
     if dataclasses.is_dataclass(model.config) and getattr(model.config, "packed", False):
         # the padded layout computes the same outputs (zoo_text_classify tests it) with plain tensor ops
@@ -129,6 +130,10 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
         raise ZooError(f"out={out}: give a file name ending in .onnx")
     if out.exists() and not force:
         raise ZooError(f"{out} exists; choose another out=, or force=True to replace it")
+    from .onnx_generative import export_generative, family as generative
+
+    if generative(loaded):  # zoo's GPT, the seq2py encoder-decoder: graphs with a key/value cache
+        return export_generative(loaded, out)
     family, graph = _prepare(loaded)
     sidecar = onnx_sidecar.sidecar(loaded, family, out.name, opset)  # refuses tokenizers it cannot describe
     names = list(sidecar["inputs"])
