@@ -214,17 +214,23 @@ class GPT(Model):
         for i, block in enumerate(tr.h):
             ln1, attn, ln2, mlp = block.ln_1, block.attn, block.ln_2, block.mlp
             h = F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps)
-            qkv = F.linear(h, attn.c_attn.weight, attn.c_attn.bias)  # (B, 1, 3C)
+            qkv = _linear(attn.c_attn, h)  # (B, 1, 3C)
             q, k, v = qkv.view(B, 3, nh, 1, C // nh).unbind(1)  # each (B, nh, 1, hs)
             cache.keys[i][:, :, pos : pos + 1] = k
             cache.values[i][:, :, pos : pos + 1] = v
             y = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : pos + 1], cache.values[i][:, :, : pos + 1],
                                                scale=attn.scale)
-            x = x + F.linear(y.reshape(B, 1, C), attn.c_proj.weight, attn.c_proj.bias)  # (B, 1, C)
+            x = x + _linear(attn.c_proj, y.reshape(B, 1, C))  # (B, 1, C)
             h = F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps)
-            x = x + F.linear(act(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias)), mlp.c_proj.weight, mlp.c_proj.bias)
+            x = x + _linear(mlp.c_proj, act(_linear(mlp.c_fc, h)))
         cache.length = pos + 1
         return self._logits(x[:, 0])  # (B, V), the forward's own head
+
+
+def _linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` without the module call for a plain ``nn.Linear``; any other layer (e.g. an int8
+    dynamically quantized one, see zoo.int8) is called."""
+    return F.linear(x, layer.weight, layer.bias) if type(layer) is nn.Linear else layer(x)
 
 
 class StaticCache:

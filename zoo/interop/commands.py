@@ -19,17 +19,22 @@ import click
 FORMATS = ("safetensors", "hf", "onnx")  # zoo export --format
 
 
-def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False) -> Path:
+def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False,
+                 quantize: str | None = None) -> Path:
     """``zoo export SRC --format hf|onnx --out OUT``: the written folder (hf) or .onnx file."""
     import zoo
 
     from . import export_hf, export_onnx
     from ..errors import ZooUsageError
 
+    if quantize and fmt != "onnx":
+        raise ZooUsageError(f"--quantize applies to --format onnx only, not {fmt}"
+                            + ("; a zoo artifact takes --dtype int8" if fmt == "safetensors" else ""))
     if fmt not in ("hf", "onnx"):
         raise ZooUsageError(f"--format {fmt}: interop exports hf or onnx")
     loaded = zoo.load(src)
-    return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force)
+    return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force,
+                                                                                quantize=quantize)
 
 
 @click.group("import")

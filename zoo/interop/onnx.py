@@ -117,11 +117,21 @@ def _prepare(loaded: Any) -> tuple[str, Any]:
     return family, _graphs()[family](model).eval()
 
 
-def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force: bool = False) -> Path:
+def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force: bool = False,
+                quantize: str | None = None) -> Path:
     """Write ``out_file`` (.onnx), its ``.json`` sidecar and :data:`PREPROCESS` beside it; return the .onnx path.
 
     ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
+    ``quantize="int8"``: the verified float32 graph rewritten by onnxruntime's dynamic quantization.
     """
+    from . import onnx_int8
+
+    onnx_int8.check(quantize)
+    path = _export_float(loaded, out_file, opset, force)
+    return onnx_int8.quantize_export(path) if quantize else path
+
+
+def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) -> Path:
     from .._io import atomic_path, atomic_write
     from . import onnx_sidecar
 
