@@ -151,3 +151,30 @@ def test_an_import_without_a_dataset_predicts_serves_evaluates_and_fine_tunes(cl
     assert zoo.evaluate(run, device="cpu")["loss"] < before  # the dataset is now the run's own
     with pytest.raises(zoo.ConfigError, match="only train"):  # after an epoch the data is fixed
         zoo.train(resume=run, overrides={"dataset": {"files": [str(corpus), str(corpus)]}})
+
+
+def test_a_gpt_artifact_written_before_these_options_loads_and_computes_as_before(tmp_path):
+    """An artifact whose config predates activation gelu_tanh, layer_norm_epsilon and scale_attn_weights."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    api.reset()
+    zoo.train("text-gpt", {"dataset": {"files": [str(corpus)]}, "model": {"n_layer": 1, "n_head": 2, "n_embd": 16},
+                           "task": {"block_size": 16, "eval_blocks": 4},
+                           "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 4, "progress": False,
+                                     "threads": 1}}, out=tmp_path / "run")
+    path = tmp_path / "run" / "model.safetensors"
+    with safe_open(str(path), "pt") as fh:
+        meta, tensors = fh.metadata(), {k: fh.get_tensor(k) for k in fh.keys()}
+    config = json.loads(meta["config"])
+    for key in ("layer_norm_epsilon", "scale_attn_weights"):
+        del config["model"][key]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={**meta, "config": json.dumps(config)})
+    new, before = zoo.load(path), zoo.load(old)
+    assert before.model.config.layer_norm_epsilon == 1e-5 and before.model.config.scale_attn_weights
+    x = torch.tensor([new.tokenizers["text"].encode("Whan that April")])
+    with torch.no_grad():
+        assert torch.equal(before.model(x), new.model(x))
