@@ -86,6 +86,11 @@ def test_seq2py_encoder_and_decoder_step_decode_as_zoo(tmp_path):
     assert (tmp_path / "s2p.decoder.onnx").is_file()
     side = json.loads((tmp_path / "s2p.json").read_text())
     assert side["family"] == "seq2seq-transformer" and side["max_abs_diff"] <= TOL
+    from zoo.interop import describe
+
+    lines = describe(path)  # zoo info FILE.onnx
+    assert "input decoder_step.past_keys: float32 (2 layers, batch, 2 heads, steps, 8): zeros of 0 steps first" in lines
+    assert any(line.startswith("graphs: encoder s2p.onnx, decoder_step s2p.decoder.onnx") for line in lines)
     encoder, step = session(path), session(tmp_path / "s2p.decoder.onnx")
     src = torch.tensor([[5, 6, 7, 8, 9], [6, 5, 4, 0, 0]])
     src_ext = src.clone()
