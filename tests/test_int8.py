@@ -87,6 +87,10 @@ def test_int8_refusals(gpt_run, lstm_run, tmp_path, cli):
     out = api.export(run, tmp_path / "gpt.int8.safetensors", "int8")
     with pytest.raises(zoo.ConfigError, match="int8 weights already"):
         api.export(out, tmp_path / "again.safetensors", "int8")
+    from zoo.interop import export_hf
+
+    with pytest.raises(zoo.ZooError, match="holds int8 weights"):
+        export_hf(zoo.load(out), tmp_path / "hf")
     done = cli("export", str(run), "--out", str(tmp_path / "x.safetensors"), "--quantize", "int8")
     assert done.exit_code == 2 and "--dtype int8" in done.output
     done = cli("export", str(run), "--out", str(tmp_path / "hf"), "--format", "hf", "--quantize", "int8")

@@ -37,6 +37,8 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     if meta.get("model") != GPT_MODEL:
         raise ZooError(f"{loaded.path}: model {meta.get('model')} is not zoo's GPT ({GPT_MODEL}); only GPT "
                        "language models export to Hugging Face (classifiers and taggers: --format onnx)")
+    if meta.get("weights") == "int8":
+        raise ZooError(f"{loaded.path} holds int8 weights; export its float32 artifact to Hugging Face")
     sizes = meta["sizes"]
     tok_name = meta["tokenizers"]["text"]["name"]
     tok = loaded.tokenizers["text"]

@@ -127,6 +127,8 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
     from . import onnx_int8
 
     onnx_int8.check(quantize)
+    if loaded.metadata.get("weights") == "int8":
+        raise ZooError(f"{loaded.path} holds int8 weights; export its float32 artifact (--quantize int8 for ONNX)")
     path = _export_float(loaded, out_file, opset, force)
     return onnx_int8.quantize_export(path) if quantize else path
 
