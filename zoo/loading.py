@@ -252,7 +252,8 @@ def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, t
 
 
 def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force: bool = False) -> Path:
-    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16.
+    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16 or
+    stored as int8 (Linear / LSTM / GRU weights, see :mod:`zoo.int8`).
 
     An existing ``out`` is replaced only with ``force``; a file of a run folder (its checkpoint,
     artifact, config...) never is.

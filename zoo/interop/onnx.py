@@ -12,6 +12,9 @@ The graphs, all with dynamic batch and length axes:
 - tagging: ``words`` (B, T) [, ``chars`` (B, T, W): each token's character ids] -> ``logits`` (B, T, K), ``tags`` (B, T)
 - seq2seq encoder: ``src`` (B, S), ``src_lengths`` (B,) -> ``outputs`` (B, S, H), ``hidden`` (L, B, H)
 
+zoo's GPT and the seq2py encoder-decoder go through :mod:`zoo.interop.onnx_generative`
+(graphs with a key/value cache); ``quantize="int8"`` through :mod:`zoo.interop.onnx_int8`.
+
 Exported with the TorchScript-based ``torch.onnx.export(..., dynamo=False)``, which
 needs the ``onnx`` package only; when ``onnxruntime`` is installed the file is run
 once on other shapes than the traced ones and refused unless it matches zoo.
