@@ -98,6 +98,8 @@ def test_int8_refusals(gpt_run, lstm_run, tmp_path, cli):
     done = cli("export", str(lstm_run), "--out", str(tmp_path / "cli.int8.safetensors"), "--dtype", "int8")
     assert done.exit_code == 0, done.output
     assert zoo.load(tmp_path / "cli.int8.safetensors").predict(["great"])[0]["label"]
+    done = cli("info", str(tmp_path / "cli.int8.safetensors"))
+    assert done.exit_code == 0 and "weights: int8" in done.output
 
 
 def test_onnx_int8_classifier_and_gpt(lstm_run, gpt_run, tmp_path):
