@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -51,19 +52,47 @@ def test_gpt_block_logits_and_cached_greedy_decoding_match_zoo(gpt_run, tmp_path
     with torch.no_grad():
         assert float((torch.from_numpy(logits) - lm.model(ids)).abs().max()) <= TOL
     assert keys.shape[3] == ids.shape[1]
-    # greedy decoding one token at a time through the cache, as zoo generate --temperature 0 does
-    prompt = "the dog"
-    p = np.array([lm.tokenizers["text"].encode(prompt)])
-    pk = pv = empty[:, :1]
-    out = []
-    banned = [0, 1, 2, 3]  # zoo never writes a special id
+    # greedy decoding one token at a time through the cache, with the shipped preprocessing (no zoo needed)
+    pre = preprocessor(tmp_path)
+    feeds, out = pre.gpt("the dog"), []
     for _ in range(12):
-        logits, pk, pv = run.run(None, {"ids": p, "past_keys": pk, "past_values": pv})
+        logits, pk, pv = run.run(None, feeds)
         step = logits[0, -1].copy()
-        step[banned] = -np.inf
+        step[pre.tok["text"].specials] = -np.inf  # zoo never writes a special id
         out.append(int(step.argmax()))
-        p = np.array([[out[-1]]])
-    assert lm.tokenizers["text"].decode(out) == lm.predict(prompt, temperature=0, max_new_tokens=12)["text"]
+        feeds = {"ids": np.array([[out[-1]]]), "past_keys": pk, "past_values": pv}
+    assert pre.tok["text"].decode(out) == lm.predict("the dog", temperature=0, max_new_tokens=12)["text"]
+
+
+def preprocessor(folder):
+    spec = importlib.util.spec_from_file_location("zoo_onnx_preprocess_gen", folder / "zoo_onnx_preprocess.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Preprocessor(next(folder.glob("*.json")))
+
+
+def test_gpt_with_an_imported_bpe_generates_through_the_preprocessing(tmp_path):
+    pytest.importorskip("transformers", reason="the hf extra is not installed")
+    from test_interop_gpt2 import gpt2_folder
+
+    from zoo.interop import import_hf
+
+    src, _ = gpt2_folder(tmp_path / "gpt2", activation_function="gelu_new")
+    lm = zoo.load(import_hf(src, out=tmp_path / "run"))
+    path = export_onnx(lm, tmp_path / "onnx" / "gpt2.onnx")
+    pre, run = preprocessor(tmp_path / "onnx"), session(path)
+    assert pre.tok["text"].specials == [0]  # the folder's <|endoftext|> stands for zoo's specials
+    prompt = "The droghte of"
+    feeds = pre.gpt(prompt)
+    assert feeds["ids"][0].tolist() == lm.tokenizers["text"].encode(prompt)
+    out = []
+    for _ in range(10):
+        logits, pk, pv = run.run(None, feeds)
+        step = logits[0, -1].copy()
+        step[pre.tok["text"].specials] = -np.inf
+        out.append(int(step.argmax()))
+        feeds = {"ids": np.array([[out[-1]]]), "past_keys": pk, "past_values": pv}
+    assert pre.tok["text"].decode(out) == lm.predict(prompt, temperature=0, max_new_tokens=10)["text"]
 
 
 def pairs(tmp_path):

@@ -186,7 +186,8 @@ def export_gpt(loaded: Any, out: Path) -> dict[str, Any]:
     with atomic_path(out) as tmp:
         _export(graph, example, tmp, *names, axes, loaded.path)
         diff = _verified(lambda: _check_gpt(model, tmp, loaded.path), loaded.path, tmp)
-    return {"graphs": {"model": out.name}, "max_abs_diff": diff, "inputs": {
+    return {"graphs": {"model": out.name}, "max_abs_diff": diff, "cache_shape": [cfg.n_layer, cfg.n_head, hs],
+            "inputs": {
         "ids": "int64 (batch, length): token ids continuing after the cached positions",
         "past_keys": f"float32 ({cfg.n_layer} layers, batch, {cfg.n_head} heads, past, {hs}): zeros of past 0 "
                      "for a fresh start", "past_values": "float32, as past_keys"},
@@ -277,7 +278,8 @@ def export_seq2seq(loaded: Any, out: Path) -> dict[str, Any]:
 def export_generative(loaded: Any, out: Path) -> Path:
     """Write the graph(s) of a GPT or seq2py model and ``FILE.json`` beside them; return ``out``."""
     from .._io import atomic_write
-    from .onnx_sidecar import FORMAT, VERSION
+    from .onnx import PREPROCESS
+    from .onnx_sidecar import FORMAT, VERSION, preprocess_source
 
     kind = family(loaded)
     graphs = export_gpt(loaded, out) if kind == "gpt" else export_seq2seq(loaded, out)
@@ -288,4 +290,5 @@ def export_generative(loaded: Any, out: Path) -> Path:
             "task_config": {k: v for k, v in loaded.resolved.data["task"].items() if k != "name"},
             "sizes": meta.get("sizes", {}), "tokenizers": meta["tokenizers"], "tolerance": TOLERANCE}
     atomic_write(out.with_suffix(".json"), json.dumps(side, indent=1, ensure_ascii=False) + "\n")
+    atomic_write(out.parent / PREPROCESS, preprocess_source())  # encodes and decodes a GPT's text
     return out
