@@ -5,8 +5,13 @@
 - ``--onnx RUN`` (a classifier or tagger): ``zoo export --format onnx``, then onnxruntime on inputs
   of mixed lengths (fed by the shipped ``zoo_onnx_preprocess.py``) against ``zoo.load(RUN).predict``.
 
+- ``--gpt2-124m``: a randomly initialised ``GPT2LMHeadModel`` of GPT-2 124M's size (768 wide, 12 layers,
+  12 heads, 1024 positions, 50,257 ids, ``gelu_new``) with a byte-level BPE of as many ids, built and
+  saved locally (nothing is downloaded), then ``zoo import hf`` without a dataset: the largest
+  difference of per-token log-likelihoods against transformers, and whether greedy text agrees.
+
     .venv/bin/python benchmarks/interop_check.py --hf runs/shakespeare-char-gpt --onnx runs/imdb-rnn \\
-        --onnx runs/pos-transformer-char
+        --onnx runs/pos-transformer-char --gpt2-124m
 
 Results: a table, and benchmarks/results/interop_check.json.
 """
@@ -74,10 +79,65 @@ def check_onnx(run: Path, tmp: Path) -> dict[str, Any]:
             "inputs": len(SENTENCES)}
 
 
+def gpt2_124m_folder(path: Path) -> Path:
+    """GPT-2 124M's shapes, random weights, and a 50,257-id byte-level BPE (vocab.json + merges.txt)."""
+    import json
+
+    from tokenizers import pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    path.mkdir(parents=True)
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    merges = []
+    for a in alphabet:  # pairs of byte symbols, in a fixed order, up to 50,000 merges
+        for b in alphabet:
+            if len(vocab) == 50256:
+                break
+            merges.append(f"{a} {b}")
+            vocab[a + b] = len(vocab)
+    vocab["<|endoftext|>"] = 50256
+    (path / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config()).save_pretrained(path)  # GPT2Config's defaults are GPT-2 124M's
+    return path
+
+
+def check_gpt2_124m(tmp: Path) -> dict[str, Any]:
+    import time
+
+    from transformers import GPT2LMHeadModel
+
+    from zoo.interop import import_hf
+
+    src = gpt2_124m_folder(tmp / "gpt2-124m")
+    hf = GPT2LMHeadModel.from_pretrained(src).eval()
+    start = time.perf_counter()
+    run = import_hf(src, out=tmp / "gpt2-124m-run")
+    seconds = time.perf_counter() - start
+    m = zoo.load(run)
+    text = TEXTS[2]
+    ids = m.tokenizers["text"].encode(text)
+    with torch.no_grad():
+        def loglik(logits):
+            return torch.log_softmax(logits[0, :-1].double(), -1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+        diff = (loglik(m.model(torch.tensor([ids]))) - loglik(hf(torch.tensor([ids])).logits)).abs().max().item()
+        p = torch.tensor([ids[:8]])
+        greedy_hf = hf.generate(p, do_sample=False, max_new_tokens=16, suppress_tokens=[50256],
+                                pad_token_id=50256)[0, 8:].tolist()
+    greedy_zoo = m.predict(m.tokenizers["text"].decode(ids[:8]), temperature=0, max_new_tokens=16)["text"]
+    return {"entry": "gpt2-124m (random init)", "path": "transformers -> zoo", "inputs": len(ids),
+            "max_abs_diff": diff, "same_output": m.tokenizers["text"].decode(greedy_hf) == greedy_zoo,
+            "parameters": sum(p.numel() for p in m.model.parameters()), "import_seconds": round(seconds, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hf", type=Path, action="append", default=[], help="a GPT run folder")
     ap.add_argument("--onnx", type=Path, action="append", default=[], help="a classifier or tagger run folder")
+    ap.add_argument("--gpt2-124m", action="store_true", help="import a random GPT-2 124M-sized folder")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,6 +145,8 @@ def main() -> None:
             rows.append(check_hf(run, Path(tmp)))
         for run in args.onnx:
             rows.append(check_onnx(run, Path(tmp)))
+        if args.gpt2_124m:
+            rows.append(check_gpt2_124m(Path(tmp)))
     print(table(rows, ["entry", "path", "inputs", "max_abs_diff", "same_output"]))
     print(f"wrote {write('interop_check', {'rows': rows})}")
 

@@ -41,7 +41,7 @@ CASES = [
     (["generate", "{run}", "--temperature", "-1"], ["--temperature"], 2),
     (["generate", "{run}", "--max-new-tokens", "-1"], ["--max-new-tokens"], 2),
     (["generate", "{run}", "--top-k", "0"], ["--top-k"], 2),
-    (["export", "{run}", "--out", "{tmp}/x.safetensors", "--dtype", "int8"], ["--dtype"], 2),
+    (["export", "{run}", "--out", "{tmp}/x.safetensors", "--dtype", "int4"], ["--dtype"], 2),
     (["export", "{run}", "--out", "{tmp}/x", "--format", "zip"], ["--format"], 2),
     (["export", "{run}", "--out", "{run}/checkpoint.safetensors", "--force"], ["checkpoint.safetensors"], 1),
     (["export", "{run}", "--out", "{run}/config.toml", "--force"], ["config.toml"], 1),

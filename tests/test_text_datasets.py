@@ -149,8 +149,9 @@ def test_text_files_missing_file_and_empty_glob_are_data_errors(tmp_path):
 
 
 def test_text_files_config_errors():
-    with pytest.raises(zoo.ConfigError, match=r"\[dataset\] files is empty"):
-        config.build(TextFiles.Config, {}, "dataset")
+    empty = config.build(TextFiles.Config, {}, "dataset")  # valid: a model imported for inference has no text
+    with pytest.raises(zoo.DataError, match=r"dataset.files is empty: .*--set 'dataset.files="):
+        TextFiles(empty).load("val")
     with pytest.raises(zoo.ConfigError, match="val_fraction must be in"):
         config.build(TextFiles.Config, {"files": ["a.txt"], "val_fraction": 1.0}, "dataset")
     with pytest.raises(zoo.ConfigError, match="unknown encoding"):

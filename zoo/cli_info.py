@@ -27,7 +27,7 @@ def info_file(path: Path) -> None:
     n_params = sum(math.prod(t["shape"]) for t in header.values())
     click.echo(f"file: {path}")
     for key in ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset",
-                "zoo_version", "created"):
+                "zoo_version", "created", "weights", "imported_from"):
         if key in meta:
             click.echo(f"{key}: {meta[key]}")
     click.echo(f"tensors: {len(header)} ({n_params:,} values)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from .resolve import Resolved, resolve
 from .rundir import ARTIFACT
 from .zoo_state import default as _default_zoo, get_registry
 
-DTYPES = ("float32", "float16", "bfloat16")
+log = logging.getLogger(__name__)
+DTYPES = ("float32", "float16", "bfloat16", "int8")  # int8: see zoo.int8
 
 
 @dataclass
@@ -129,6 +131,10 @@ def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any =
         "reference": reference(resolved),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if dtype == "int8":
+        from .int8 import save_int8
+
+        return save_int8(path, built.model, meta)
     return save(path, built.model, meta, dtype=dtype)
 
 
@@ -194,12 +200,29 @@ def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None =
     task, toks = make_task(resolved, meta["tokenizers"])
     model = make_model(resolved, meta["sizes"])
     dev = resolve_device(device)
-    try:
-        load_model(model, str(path), strict=True, device=str(dev))
-    except (RuntimeError, ValueError, OSError) as exc:
-        raise ArtifactError(f"{path}: weights do not fit model {meta.get('model')}: {first_line(exc)}") from exc
+    if meta.get("weights") == "int8":
+        model, resolved, dev = _load_int8(model, resolved, path, dev)
+    else:
+        try:
+            load_model(model, str(path), strict=True, device=str(dev))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ArtifactError(f"{path}: weights do not fit model {meta.get('model')}: {first_line(exc)}") from exc
     model.to(dev).eval()
     return LoadedModel(model, task, toks, resolved, meta, path)
+
+
+def _load_int8(model: Any, resolved: Resolved, path: Path, dev: Any) -> tuple[Any, Resolved, Any]:
+    """An int8 artifact: torch's dynamic int8 kernels, which run on the CPU, in float32 activations (no autocast)."""
+    import dataclasses
+
+    import torch
+
+    from .int8 import load_int8
+
+    if dev.type != "cpu":
+        log.warning("%s holds int8 weights, which run on the CPU; loading it there instead of %s", path, dev)
+    configs = {**resolved.configs, "train": dataclasses.replace(resolved.configs["train"], amp="off")}
+    return load_int8(model, path), Resolved(resolved.data, resolved.specs, configs), torch.device("cpu")
 
 
 def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:
@@ -246,7 +269,8 @@ def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, t
 
 
 def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force: bool = False) -> Path:
-    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16.
+    """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16 or
+    stored as int8 (Linear / LSTM / GRU weights, see :mod:`zoo.int8`).
 
     An existing ``out`` is replaced only with ``force``; a file of a run folder (its checkpoint,
     artifact, config...) never is.
@@ -254,14 +278,16 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force:
     import torch
 
     if dtype is not None and dtype not in DTYPES:
-        raise ConfigError(f"dtype={dtype}: use float32, float16 or bfloat16")
+        raise ConfigError(f"dtype={dtype}: use float32, float16, bfloat16 or int8")
     lm = load(src)  # a str keeps a URL's '//' (Path would fold it)
+    if lm.metadata.get("weights") == "int8":
+        raise ConfigError(f"{lm.path} holds int8 weights already; export from its float32 artifact")
     out = Path(out)
     if out.resolve() == lm.path.resolve():
         raise ConfigError(f"out={out} is the source file; choose another path")
     check_export_target(out, force)
     built = Built(lm.resolved, None, lm.tokenizers, lm.task, lm.model)
-    cast = getattr(torch, dtype) if dtype is not None else None
+    cast = getattr(torch, dtype) if dtype not in (None, "int8") else dtype
     return export_built(built, out, lm.metadata.get("metrics", {}), dtype=cast)
 
 

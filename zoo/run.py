@@ -76,10 +76,25 @@ def _check_resumable(run_dir: Path) -> None:
 def _resume_config(run_dir: Path, overrides: dict[str, Any]) -> Resolved:
     cfg_path = run_dir / "config.toml"
     _check_resumable(run_dir)
-    fixed = sorted(set(overrides) - {"train"})
+    # before the first epoch (an imported model's run) nothing was trained on yet: the data may still be chosen
+    free = {"train", "dataset"} if _epochs_done(run_dir / CHECKPOINT) == 0 else {"train"}
+    fixed = sorted(set(overrides) - free)
     if fixed:
-        raise ConfigError(f"resume={run_dir}: only train.* settings may change, not '{fixed[0]}'")
+        raise ConfigError(f"resume={run_dir}: only {' and '.join(f'{k}.*' for k in sorted(free))} settings may "
+                          f"change, not '{fixed[0]}'")
     return resolve(_config.merge(_config.load_toml(cfg_path), overrides))
+
+
+def _epochs_done(path: Path) -> int | None:
+    """Epochs completed according to a checkpoint's header (its tensors are not read); None if unknown."""
+    from .artifact import read_header
+
+    try:
+        skeleton = json.loads(read_header(path)[1]["state"])
+        trainer = dict((k, v) for k, v in skeleton["__dict__"])["trainer"]
+        return int(dict((k, v) for k, v in trainer["__dict__"])["epoch"])
+    except (ZooError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _entry_of(cfg_path: Path) -> str:

@@ -30,8 +30,11 @@ class GPTConfig:
     n_embd: Annotated[int, Range(1, 65536)] = 128
     dropout: Annotated[float, Range(0, lt=1)] = 0.0
     bias: bool = True  # biases in Linear and LayerNorm, as GPT-2
-    activation: Literal["gelu", "relu"] = "gelu"
+    # gelu: exact (erf); gelu_tanh: the tanh approximation, GPT-2's "gelu_new" (F.gelu(approximate="tanh"))
+    activation: Literal["gelu", "relu", "gelu_tanh"] = "gelu"
     mlp_ratio: Annotated[int, Range(1, 64)] = 4  # MLP hidden width = mlp_ratio * n_embd
+    layer_norm_epsilon: Annotated[float, Range(gt=0, lt=1)] = 1e-5  # every LayerNorm's eps (GPT-2's name)
+    scale_attn_weights: bool = True  # attention scores divided by sqrt(head size); GPT-2 lets a config turn it off
 
     def validate(self) -> None:
         if self.n_embd % self.n_head:
@@ -42,6 +45,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head, self.dropout = cfg.n_head, cfg.dropout
+        self.scale = None if cfg.scale_attn_weights else 1.0  # None: SDPA's 1 / sqrt(head size)
         self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=cfg.bias)
         self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.resid_dropout = nn.Dropout(cfg.dropout)
@@ -58,18 +62,21 @@ class CausalSelfAttention(nn.Module):
         if past is not None and T > 1:  # several new queries after a cache: explicit offset mask
             P = k.size(2) - T
             mask = torch.ones(T, P + T, dtype=torch.bool, device=x.device).tril(diagonal=P)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
         else:
-            y = attention(q, k, v, is_causal=causal, dropout_p=self.dropout if self.training else 0.0)
+            y = attention(q, k, v, is_causal=causal, dropout_p=self.dropout if self.training else 0.0, scale=self.scale)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y)), (k, v)
+
+
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "gelu_tanh": lambda: nn.GELU(approximate="tanh")}
 
 
 class MLP(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, cfg.mlp_ratio * cfg.n_embd, bias=cfg.bias)
-        self.act = nn.GELU() if cfg.activation == "gelu" else nn.ReLU()
+        self.act = ACTIVATIONS[cfg.activation]()
         self.c_proj = nn.Linear(cfg.mlp_ratio * cfg.n_embd, cfg.n_embd, bias=cfg.bias)
         self.dropout = nn.Dropout(cfg.dropout)
 
@@ -80,9 +87,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
         self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon, bias=cfg.bias)
         self.mlp = MLP(cfg)
 
     def forward(self, x: torch.Tensor, past=None):
@@ -105,7 +112,7 @@ class GPT(Model):
             wpe=nn.Embedding(block_size, config.n_embd),
             drop=nn.Dropout(config.dropout),
             h=nn.ModuleList(Block(config) for _ in range(config.n_layer)),
-            ln_f=nn.LayerNorm(config.n_embd, bias=config.bias),
+            ln_f=nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias),
         ))
         self.lm_head = nn.Linear(config.n_embd, vocab_size, bias=False)
         self.lm_head.weight = self.transformer.wte.weight  # weight tying
@@ -202,21 +209,28 @@ class GPT(Model):
         cfg, tr = self.config, self.transformer
         pos = cache.length
         B, C, nh = token.size(0), cfg.n_embd, cfg.n_head
-        act = F.gelu if cfg.activation == "gelu" else F.relu
+        act = tr.h[0].mlp.act  # the MLP's own activation module (n_layer >= 1)
         x = (tr.wte.weight[token] + tr.wpe.weight[pos])[:, None, :]  # (B, 1, C)
         for i, block in enumerate(tr.h):
             ln1, attn, ln2, mlp = block.ln_1, block.attn, block.ln_2, block.mlp
             h = F.layer_norm(x, (C,), ln1.weight, ln1.bias, ln1.eps)
-            qkv = F.linear(h, attn.c_attn.weight, attn.c_attn.bias)  # (B, 1, 3C)
+            qkv = _linear(attn.c_attn, h)  # (B, 1, 3C)
             q, k, v = qkv.view(B, 3, nh, 1, C // nh).unbind(1)  # each (B, nh, 1, hs)
             cache.keys[i][:, :, pos : pos + 1] = k
             cache.values[i][:, :, pos : pos + 1] = v
-            y = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : pos + 1], cache.values[i][:, :, : pos + 1])
-            x = x + F.linear(y.reshape(B, 1, C), attn.c_proj.weight, attn.c_proj.bias)  # (B, 1, C)
+            y = F.scaled_dot_product_attention(q, cache.keys[i][:, :, : pos + 1], cache.values[i][:, :, : pos + 1],
+                                               scale=attn.scale)
+            x = x + _linear(attn.c_proj, y.reshape(B, 1, C))  # (B, 1, C)
             h = F.layer_norm(x, (C,), ln2.weight, ln2.bias, ln2.eps)
-            x = x + F.linear(act(F.linear(h, mlp.c_fc.weight, mlp.c_fc.bias)), mlp.c_proj.weight, mlp.c_proj.bias)
+            x = x + _linear(mlp.c_proj, act(_linear(mlp.c_fc, h)))
         cache.length = pos + 1
         return self._logits(x[:, 0])  # (B, V), the forward's own head
+
+
+def _linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` without the module call for a plain ``nn.Linear``; any other layer (e.g. an int8
+    dynamically quantized one, see zoo.int8) is called."""
+    return F.linear(x, layer.weight, layer.bias) if type(layer) is nn.Linear else layer(x)
 
 
 class StaticCache:

@@ -83,8 +83,8 @@ class TextFilesConfig:
     normalize_text: bool = False
 
     def validate(self) -> None:
-        if not self.files:
-            raise ValueError("files is empty: give the text files to train on, e.g. --set 'dataset.files=[\"corpus.txt\"]'")
+        # an empty files list is a valid config (a model imported for inference has no training text);
+        # reading a split then fails, naming dataset.files
         if not self.val_files and not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1) when no val_files are given, got {self.val_fraction}")
         try:
@@ -181,7 +181,8 @@ class TextFiles(Dataset):
     def _split_texts(self, split: str) -> list[str]:
         cfg = self.config
         if not cfg.files:  # validate() says so too; a Config built by hand may skip it
-            raise DataError("dataset.files is empty: give the text files to train on")
+            raise DataError("dataset.files is empty: give the text files to read, e.g. "
+                            "--set 'dataset.files=[\"corpus.txt\"]'")
         if cfg.val_files:
             train, val = self.paths("files"), self.paths("val_files")
             both = sorted({p.resolve() for p in train} & {p.resolve() for p in val})

@@ -5,7 +5,9 @@ Text is split into UTF-8 bytes, each byte mapped to one of 256 printable symbols
 symbols are in every vocabulary, so any string encodes without <unk> and
 ``decode(encode(s)) == s`` exactly.
 
-The specials <pad> <unk> <bos> <eos> are ids 0-3. They are never matched in the
+The specials <pad> <unk> <bos> <eos> are ids 0-3 (a tokenizer imported from a GPT-2
+folder instead keeps the folder's ids and names one of its own tokens, e.g.
+``<|endoftext|>``, for each role: the state's ``specials``). They are never matched in the
 input: text that contains the literal string "<eos>" encodes as the bytes
 ``<``, ``eos``, ``>``, not as the <eos> id (``encode_special_tokens``). Only the
 task adds special ids.
@@ -68,14 +70,28 @@ def _check(tok: hf.Tokenizer, where: str) -> hf.Tokenizer:
     return tok
 
 
+def _roles(tok: hf.Tokenizer, specials: Any) -> dict[str, int]:
+    """The state's ``specials`` ({"pad": id, "unk": id, "bos": id, "eos": id}), each an id of ``tok``."""
+    roles = ("pad", "unk", "bos", "eos")
+    if not isinstance(specials, dict) or sorted(specials) != sorted(roles):
+        raise ZooError(f"bpe tokenizer state: specials must give an id for each of {', '.join(roles)}")
+    n = tok.get_vocab_size(with_added_tokens=True)
+    bad = [r for r in roles if not isinstance(specials[r], int) or not 0 <= specials[r] < n]
+    if bad:
+        raise ZooError(f"bpe tokenizer state: specials.{bad[0]} = {specials[bad[0]]!r} is not an id below {n}")
+    tok.encode_special_tokens = True  # as in _check: text is never read as a special id
+    return {r: specials[r] for r in roles}
+
+
 class BPETokenizer(Tokenizer):
-    """Byte-level BPE; ids 0-3 are <pad> <unk> <bos> <eos>. Decoding skips special ids."""
+    """Byte-level BPE; ids 0-3 are <pad> <unk> <bos> <eos> (or the state's ``specials``). Decoding skips them."""
 
     Config = BPEConfig
 
     def __init__(self, config: Any = None):
         super().__init__(config)
         self._tok: hf.Tokenizer | None = None
+        self._specials: dict[str, int] | None = None  # None: zoo's own layout, ids 0-3
 
     @property
     def tok(self) -> hf.Tokenizer:
@@ -103,27 +119,36 @@ class BPETokenizer(Tokenizer):
         tok.train_from_iterator(counted(), trainer=trainer)
         if chars == 0:
             raise DataError("bpe tokenizer: no text to fit on (the training split is empty or holds only empty texts)")
-        self._tok = _check(tok, "after training")
+        self._tok, self._specials = _check(tok, "after training"), None
         log.info("bpe: trained on %d characters, %d ids", chars, self.vocab_size)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
 
     def decode(self, ids: Sequence[int]) -> str:
-        n, first = self.vocab_size, len(SPECIALS)
-        return self.tok.decode([i for i in ids if first <= i < n], skip_special_tokens=True)
+        n = self.vocab_size
+        if self._specials is None:
+            return self.tok.decode([i for i in ids if len(SPECIALS) <= i < n], skip_special_tokens=True)
+        skip = set(self._specials.values())
+        return self.tok.decode([i for i in ids if 0 <= i < n and i not in skip], skip_special_tokens=True)
 
     @property
     def vocab_size(self) -> int:
         return self.tok.get_vocab_size(with_added_tokens=True)
 
-    pad_id = property(lambda self: 0)
-    unk_id = property(lambda self: 1)
-    bos_id = property(lambda self: 2)
-    eos_id = property(lambda self: 3)
+    def _id(self, role: str, default: int) -> int:
+        return default if self._specials is None else self._specials[role]
+
+    pad_id = property(lambda self: self._id("pad", 0))
+    unk_id = property(lambda self: self._id("unk", 1))
+    bos_id = property(lambda self: self._id("bos", 2))
+    eos_id = property(lambda self: self._id("eos", 3))
 
     def get_state(self) -> dict[str, Any]:
-        return {"tokenizer_json": self.tok.to_str()}  # the whole trained pipeline, as JSON text
+        state = {"tokenizer_json": self.tok.to_str()}  # the whole trained pipeline, as JSON text
+        if self._specials is not None:
+            state["specials"] = dict(self._specials)
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         text = state.get("tokenizer_json") if isinstance(state, dict) else None
@@ -133,4 +158,7 @@ class BPETokenizer(Tokenizer):
             tok = hf.Tokenizer.from_str(text)
         except Exception as exc:  # the library raises plain Exception on bad JSON
             raise ZooError(f"bpe tokenizer state is not a valid tokenizers JSON: {exc}") from exc
-        self._tok = _check(tok, "state")
+        if "specials" in state:  # an imported vocabulary: the specials are ids of its own
+            self._specials, self._tok = _roles(tok, state["specials"]), tok
+        else:
+            self._specials, self._tok = None, _check(tok, "state")

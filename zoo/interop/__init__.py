@@ -3,7 +3,9 @@
 Light at import (no torch): the functions load their modules on first call.
 
 - :func:`export_hf` / :func:`import_hf`: a zoo GPT out as a GPT-2 folder; a local GPT-2 folder in as a run.
-- :func:`export_onnx`: a classifier, tagger or seq2seq encoder out as an ONNX file plus a JSON sidecar.
+- :func:`export_onnx`: a classifier, tagger or seq2seq encoder out as an ONNX file plus a JSON sidecar;
+  a GPT (with a key/value cache) or the seq2py encoder-decoder as graphs with a cache
+  (:mod:`.onnx_generative`); ``quantize="int8"`` rewrites them with onnxruntime's dynamic quantization.
 - :func:`describe`: what ``zoo info`` says about an HF folder or an ONNX file.
 """
 

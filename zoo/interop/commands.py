@@ -19,17 +19,22 @@ import click
 FORMATS = ("safetensors", "hf", "onnx")  # zoo export --format
 
 
-def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False) -> Path:
+def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False,
+                 quantize: str | None = None) -> Path:
     """``zoo export SRC --format hf|onnx --out OUT``: the written folder (hf) or .onnx file."""
     import zoo
 
     from . import export_hf, export_onnx
     from ..errors import ZooUsageError
 
+    if quantize and fmt != "onnx":
+        raise ZooUsageError(f"--quantize applies to --format onnx only, not {fmt}"
+                            + ("; a zoo artifact takes --dtype int8" if fmt == "safetensors" else ""))
     if fmt not in ("hf", "onnx"):
         raise ZooUsageError(f"--format {fmt}: interop exports hf or onnx")
     loaded = zoo.load(src)
-    return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force)
+    return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force,
+                                                                                quantize=quantize)
 
 
 @click.group("import")
@@ -40,7 +45,8 @@ def import_cmd() -> None:
 @import_cmd.command("hf")
 @click.argument("src", type=click.Path(file_okay=False))
 @click.option("--entry", default="text-gpt", show_default=True,
-              help="The GPT entry whose dataset, training and optimizer settings the run gets.")
+              help="The GPT entry whose training and optimizer settings the run gets (they matter only to "
+                   "fine-tune it).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The zoo run folder to write.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. dataset.files=[\"corpus.txt\"] or task.block_size=256.")
@@ -48,11 +54,15 @@ def import_cmd() -> None:
 @click.option("--force", is_flag=True, help="Replace a run already in --out.")
 def import_hf_cmd(src: str, entry: str, out: str, sets: tuple[str, ...], config_file: str | None,
                   force: bool) -> None:
-    """Read a local GPT-2-layout folder SRC into a zoo run folder (eval, generate, train --resume)."""
+    """Read a local GPT-2-layout folder SRC into a zoo run folder (generate, predict, serve, eval, train --resume).
+
+    No dataset is needed to use the model; give one (--set dataset.files=[...]) here or on
+    'zoo train --resume' to fine-tune it."""
     from .. import config as _config
     from . import import_hf
 
     base = _config.load_toml(Path(config_file)) if config_file else {}
     run = import_hf(src, entry, out, overrides=_config.merge(base, _config.parse_sets(sets)), force=force)
-    click.echo(f"wrote {run}: try 'zoo eval {run}', 'zoo generate {run} --prompt ...' or "
-               f"'zoo train --resume {run} --set train.epochs=N'")
+    click.echo(f"wrote {run}: try 'zoo generate {run} --prompt ...', 'zoo predict {run} TEXT', 'zoo serve {run}', "
+               f"'zoo eval {run} --set dataset.files=[...]' or "
+               f"'zoo train --resume {run} --set dataset.files=[...] --set train.epochs=N'")

@@ -15,8 +15,9 @@ import typing
 from typing import Any
 
 # zoo gpt config fields this mapping knows; any other field is refused (it could change the maths)
-ZOO_FIELDS = ("n_layer", "n_head", "n_embd", "dropout", "bias", "activation", "mlp_ratio")
-LAYER_NORM_EPS = 1e-5  # torch's nn.LayerNorm default, which zoo's gpt uses, and GPT-2's layer_norm_epsilon
+ZOO_FIELDS = ("n_layer", "n_head", "n_embd", "dropout", "bias", "activation", "mlp_ratio", "layer_norm_epsilon",
+              "scale_attn_weights")
+LAYER_NORM_EPS = 1e-5  # zoo gpt's default layer_norm_epsilon (torch's nn.LayerNorm default) and GPT-2's
 # zoo activation -> the transformers activation_function that computes the same function
 TO_HF_ACTIVATION = {"gelu": "gelu", "relu": "relu", "gelu_tanh": "gelu_pytorch_tanh"}
 # transformers activation_function -> zoo activation ("gelu_new" is GPT-2's tanh approximation of GELU)
@@ -58,8 +59,8 @@ def hf_config(model: dict[str, Any], vocab_size: int, block_size: int, specials:
         "n_embd": n_embd, "n_layer": int(model["n_layer"]), "n_head": int(model["n_head"]),
         "n_inner": int(model.get("mlp_ratio", 4)) * n_embd, "activation_function": TO_HF_ACTIVATION[act],
         "resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout,
-        "layer_norm_epsilon": LAYER_NORM_EPS, "initializer_range": 0.02,
-        "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+        "layer_norm_epsilon": float(model.get("layer_norm_epsilon", LAYER_NORM_EPS)), "initializer_range": 0.02,
+        "scale_attn_weights": bool(model.get("scale_attn_weights", True)), "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
         "add_cross_attention": False, "tie_word_embeddings": True, "use_cache": True,
         "bos_token_id": specials["bos"], "eos_token_id": specials["eos"], "pad_token_id": specials["pad"],
     }
@@ -86,13 +87,16 @@ def zoo_model_config(cfg: dict[str, Any], activations: tuple[str, ...]) -> tuple
     if zoo_act not in activations:
         problems.append(f"activation_function={act!r}: zoo's gpt computes {', '.join(activations)} "
                         f"exactly, and {act!r} is none of them")
-    eps = float(cfg.get("layer_norm_epsilon", LAYER_NORM_EPS))
-    if not math.isclose(eps, LAYER_NORM_EPS, rel_tol=0, abs_tol=1e-12):
-        problems.append(f"layer_norm_epsilon={eps} (zoo's gpt uses {LAYER_NORM_EPS})")
-    for key, want in (("scale_attn_weights", True), ("scale_attn_by_inverse_layer_idx", False),
-                      ("add_cross_attention", False)):
+    try:
+        eps = float(cfg.get("layer_norm_epsilon", LAYER_NORM_EPS))
+    except (TypeError, ValueError):
+        eps = math.nan
+    if not 0 < eps < 1:
+        problems.append(f"layer_norm_epsilon={cfg.get('layer_norm_epsilon')!r} (zoo's gpt takes a number in (0, 1))")
+    for key, want in (("scale_attn_by_inverse_layer_idx", False), ("add_cross_attention", False)):
         if bool(cfg.get(key, want)) != want:
             problems.append(f"{key}={cfg.get(key)!r} (zoo's gpt has {key}={want})")
     model = {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd, "bias": True, "activation": zoo_act or act,
-             "mlp_ratio": n_inner // n_embd if n_embd else 4, "dropout": float(cfg.get("resid_pdrop", 0.1))}
+             "mlp_ratio": n_inner // n_embd if n_embd else 4, "dropout": float(cfg.get("resid_pdrop", 0.1)),
+             "layer_norm_epsilon": eps, "scale_attn_weights": bool(cfg.get("scale_attn_weights", True))}
     return model, problems

@@ -37,6 +37,8 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     if meta.get("model") != GPT_MODEL:
         raise ZooError(f"{loaded.path}: model {meta.get('model')} is not zoo's GPT ({GPT_MODEL}); only GPT "
                        "language models export to Hugging Face (classifiers and taggers: --format onnx)")
+    if meta.get("weights") == "int8":
+        raise ZooError(f"{loaded.path} holds int8 weights; export its float32 artifact to Hugging Face")
     sizes = meta["sizes"]
     tok_name = meta["tokenizers"]["text"]["name"]
     tok = loaded.tokenizers["text"]
@@ -52,6 +54,14 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     banned = sorted(set(specials.values()))  # zoo generate never produces a special id; neither does this
     generation = {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"], "pad_token_id": specials["pad"],
                   "suppress_tokens": banned, "do_sample": True, "temperature": 0.8, "top_k": 0}
+    source = hf_source(meta)
+    state = meta["tokenizers"]["text"]["state"]
+    if tok_name == hf_tokenizer.BPE and (source.get("id_shift") or "specials" in state):
+        # imported: give the folder back with its own ids and special tokens
+        files = hf_tokenizer.source_files(state, source, sizes["block_size"])
+        own = {} if source.get("id_shift") else {"bos_token_id": specials["bos"], "eos_token_id": specials["eos"],
+                                                 "pad_token_id": specials["pad"]}  # the kept ids' specials
+        generation = source_ids(config, tensors, {**own, **source}, generation)
     files["config.json"] = json.dumps(config, indent=2) + "\n"
     files["generation_config.json"] = json.dumps(generation, indent=2) + "\n"
     files["README.md"] = model_card(loaded, config, tok_name)
@@ -71,8 +81,8 @@ def hf_tensors(model: Any, config: dict[str, Any], where: Any) -> dict[str, Any]
     if extra:
         raise ZooError(f"{where}: parameter {extra[0]} has no place in the GPT-2 layout; cannot export")
     eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)}
-    if eps != {gpt2.LAYER_NORM_EPS}:
-        raise ZooError(f"{where}: LayerNorm eps {sorted(eps)} differs from GPT-2's {gpt2.LAYER_NORM_EPS}")
+    if eps != {config["layer_norm_epsilon"]}:
+        raise ZooError(f"{where}: LayerNorm eps {sorted(eps)} differs from the config's {config['layer_norm_epsilon']}")
     out: dict[str, torch.Tensor] = {}
     for name in names:
         value = state.get(f"transformer.{name}")
@@ -83,6 +93,37 @@ def hf_tensors(model: Any, config: dict[str, Any], where: Any) -> dict[str, Any]
             value = value.t()  # nn.Linear (out, in) -> Conv1D (in, out)
         out[f"transformer.{name}"] = value.detach().to("cpu").contiguous().clone()
     return out
+
+
+def hf_source(meta: dict[str, Any]) -> dict[str, Any]:
+    """What an imported artifact records of its source folder's ids (JSON text in its metadata); {} if none."""
+    try:
+        value = json.loads(meta.get("hf_source") or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str, Any],
+               generation: dict[str, Any]) -> dict[str, Any]:
+    """Turn a zoo-layout export of an imported model back into its source's ids (in place); the generation config.
+
+    zoo's four special rows in front of the embedding go (the source has its own end-of-text token);
+    every other row is the source's, in its order, so the folder computes the source's logits.
+    """
+    shift = int(source.get("id_shift") or 0)
+    if shift:
+        tensors["transformer.wte.weight"] = tensors["transformer.wte.weight"][shift:].contiguous()
+        config["vocab_size"] -= shift
+    act = source.get("activation_function")  # e.g. gelu_new: the same function as gelu_pytorch_tanh, written so
+    if gpt2.FROM_HF_ACTIVATION.get(act) == gpt2.FROM_HF_ACTIVATION.get(config["activation_function"]):
+        config["activation_function"] = act
+    gen = {"do_sample": generation["do_sample"], "temperature": generation["temperature"], "top_k": 0}
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        config[key] = source.get(key)
+        if source.get(key) is not None:
+            gen[key] = source[key]
+    return gen
 
 
 def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], force: bool) -> Path:
@@ -118,6 +159,7 @@ def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], forc
 def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
     """README.md: what the folder holds, how to load it, and the zoo metadata it came with."""
     meta = loaded.metadata
+    source_layout = hf_source(meta).get("id_shift") or "specials" in meta["tokenizers"]["text"]["state"]
     keep = {k: v for k, v in meta.items() if k in ("entry", "model", "plugin", "plugin_version", "arch_version",
                                                     "task", "dataset", "zoo_version", "created", "config", "sizes")}
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation", "tags: [zoo, gpt2]", "---", "",
@@ -130,8 +172,10 @@ def model_card(loaded: Any, config: dict[str, Any], tok_name: str) -> str:
              'tok = AutoTokenizer.from_pretrained("THIS_FOLDER")',
              'ids = tok("Once upon a time", return_tensors="pt").input_ids',
              "print(tok.decode(model.generate(ids, max_new_tokens=50)[0]))", "```", "",
-             ("Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
-              "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). "
+             (("Ids are those of the folder this model was imported from (zoo's four special ids taken out). "
+               if source_layout else
+               "Ids 0-3 are `<pad> <unk> <bos> <eos>`; `generation_config.json` suppresses them, as `zoo generate` "
+               "does, and the tokenizer reads text such as `<eos>` as characters (`split_special_tokens`). ") +
               f"Prompts plus generated tokens must fit in the {config['n_positions']}-token context."), ""]
     metrics = meta.get("metrics") or {}
     rows = [(s, k, v) for s in ("val", "test") for k, v in (metrics.get(s) or {}).items() if isinstance(v, float)]

@@ -1,12 +1,14 @@
-"""A local GPT-2-layout folder in as a zoo run folder (``zoo import hf DIR --entry text-gpt --out RUN``).
+"""A local GPT-2-layout folder in as a zoo run folder (``zoo import hf DIR --out RUN``).
 
 The run folder holds what ``zoo train`` would leave after zero epochs:
 ``config.toml``, ``tokenizers.json``, ``model.safetensors`` (a zoo artifact, so
-``zoo eval``, ``zoo generate`` and ``zoo.load`` work on it), ``checkpoint.safetensors``
-(so ``zoo train --resume RUN --set train.epochs=N`` fine-tunes it) and a ``README.md``.
-The entry supplies the dataset, training and optimizer settings; the folder
-supplies the model sizes and the tokenizer. Only ``model.safetensors`` weights are
-read (never a pickled ``pytorch_model.bin``), and nothing is downloaded.
+``zoo generate``, ``zoo predict``, ``zoo serve``, ``zoo eval --set dataset.files=...`` and
+``zoo.load`` work on it), ``checkpoint.safetensors`` (so ``zoo train --resume RUN
+--set dataset.files=...`` fine-tunes it) and a ``README.md``. No dataset is needed
+to import: the entry (``text-gpt`` unless told) supplies the training and optimizer
+settings, the folder the model sizes, its maths (activation, LayerNorm epsilon,
+attention scaling) and the tokenizer. Only ``model.safetensors`` weights are read
+(never a pickled ``pytorch_model.bin``), and nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ..errors import ConfigError, ZooError, first_line
 from . import gpt2, hf_tokenizer
 
 RUN_FILES = ("config.toml", "tokenizers.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl")
-SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation")  # fixed by the weights
+SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation", "layer_norm_epsilon",
+              "scale_attn_weights")  # fixed by the folder: its weights and its maths
 
 
 def read_config(src: Path) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def zoo_state(w: dict[str, Any], n_layer: int, shift: int, eos: int | None, bloc
 
 
 def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
-    """(resolved config, GPT-2 config.json, tokenizer json, id shift); every size checked against the weights."""
+    """(resolved config, GPT-2 config.json, tokenizer state, id shift); every size checked against the weights."""
     import zoo
 
     cfg = read_config(src)
@@ -106,7 +109,7 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
         problems.append(f"entry {spec_model.entry} trains {spec_model.specs['model'].id} on "
                         f"{spec_model.specs['task'].id}; import into a GPT language-model entry (text-gpt, gpt-lm)")
     try:
-        tok_json, shift = hf_tokenizer.read_bpe(src)
+        tok_state, shift = hf_tokenizer.read_bpe(src, cfg.get("eos_token_id"))
     except ValueError as exc:
         problems.append(str(exc))
     if problems:
@@ -123,11 +126,11 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
     if not isinstance(block, int) or not 1 <= block <= n_positions:
         raise ConfigError(f"task.block_size={block!r} does not fit: the weights in {src} hold {n_positions} "
                           f"positions; give 1..{n_positions}")
-    vocab = hf_tokenizer.vocab_size(json.loads(tok_json))
+    vocab = hf_tokenizer.vocab_size(json.loads(tok_state["tokenizer_json"]))
     merged = merge(overrides, {"model": {**model, **{k: v for k, v in given.items() if k not in SHAPE_KEYS}},
                                "task": {"block_size": block},
                                "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
-    return zoo.resolve_entry(entry, merged), cfg, tok_json, shift
+    return zoo.resolve_entry(entry, merged), cfg, tok_state, shift
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
@@ -142,7 +145,7 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     src = Path(src_dir)
     if not src.is_dir():
         raise ZooError(f"{src}: no such folder (zoo imports a local folder only; nothing is downloaded)")
-    resolved, cfg, tok_json, shift = plan(src, entry, overrides or {})
+    resolved, cfg, tok_state, shift = plan(src, entry, overrides or {})
     out = Path(out) if out is not None else Path("runs") / src.name
     present = [f for f in RUN_FILES if (out / f).exists()]
     if out.exists() and not out.is_dir():
@@ -150,7 +153,7 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     if present and not force:
         raise ZooError(f"{out} already holds a run ({', '.join(present)}); use force=True to replace it, or another out=")
     tok = resolved.cls("tokenizer.text")(resolved.configs["tokenizer.text"])
-    tok.set_state({"tokenizer_json": tok_json})
+    tok.set_state(tok_state)
     task = resolved.cls("task")(resolved.configs["task"], {"text": tok})
     sizes = task.model_sizes()
     mcfg = resolved.configs["model"]
@@ -166,11 +169,19 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     except RuntimeError as exc:
         raise ZooError(f"{src}: the weights do not fit zoo's gpt with config.json's sizes: "
                        f"{first_line(exc, limit=10_000)}") from exc
-    write_run(out, resolved, model, task, src, shift)
+    write_run(out, resolved, model, task, src, source_layout(src, cfg, shift))
     return out
 
 
-def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift: int) -> None:
+def source_layout(src: Path, cfg: dict[str, Any], shift: int) -> dict[str, Any]:
+    """What ``zoo export --format hf`` needs to give the folder back with its own ids (artifact metadata)."""
+    data, _ = hf_tokenizer.source_json(src)
+    ids = {k: cfg[k] for k in ("bos_token_id", "eos_token_id", "pad_token_id") if isinstance(cfg.get(k), int)}
+    return {"id_shift": shift, **ids, "special_tokens": hf_tokenizer.special_tokens(data or {}, cfg),
+            "activation_function": cfg.get("activation_function", "gelu_new")}
+
+
+def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source: dict[str, Any]) -> None:
     """config.toml, tokenizers.json, the artifact, a zero-epoch checkpoint and README.md, each atomically."""
     import zoo
     from zoo._io import atomic_write
@@ -185,7 +196,8 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift:
             "task": resolved.specs["task"].id, "dataset": resolved.specs["dataset"].id, "config": resolved.data,
             "sizes": task.model_sizes(), "tokenizers": tokenizers, "metrics": {}, "reference": {},
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            "imported_from": str(src.resolve())}
+            "imported_from": str(src.resolve()),
+            "hf_source": json.dumps(source, sort_keys=True)}  # a string: only zoo's own keys are decoded as JSON
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # --force: nothing of an earlier run may mix with this one
         (out / name).unlink(missing_ok=True)
@@ -193,7 +205,7 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift:
     atomic_write(out / "tokenizers.json", json.dumps(tokenizers, indent=1))
     save_start_checkpoint(out / "checkpoint.safetensors", model, task, resolved)
     save(out / "model.safetensors", model, meta)
-    atomic_write(out / "README.md", run_card(resolved, src, shift, meta["sizes"]))
+    atomic_write(out / "README.md", run_card(resolved, src, source["id_shift"], meta["sizes"]))
 
 
 def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> None:
@@ -211,11 +223,15 @@ def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> N
 def run_card(resolved: Any, src: Path, shift: int, sizes: dict[str, int]) -> str:
     moved = ("Token ids are the folder's ids + 4: ids 0-3 are zoo's `<pad> <unk> <bos> <eos>` (`<bos>` and "
              "`<eos>` start as the folder's end-of-text embedding, the others at zero)." if shift else
-             "Token ids are the folder's own (it already had zoo's specials at ids 0-3).")
+             "Token ids are the folder's own; its end-of-text token stands for zoo's `<pad> <unk> <bos> <eos>` "
+             "(or it already had zoo's specials at ids 0-3).")
     return "\n".join([
         f"# {resolved.entry}: imported from {src.name}", "",
         (f"GPT-2 weights read from `{src.resolve()}` into zoo's `{resolved.specs['model'].id}` "
          f"({sizes['vocab_size']} ids, context {sizes['block_size']}). {moved}"), "",
-        "- evaluate: `zoo eval THIS_FOLDER`", "- generate: `zoo generate THIS_FOLDER --prompt '...'`",
-        ("- fine-tune: `zoo train --resume THIS_FOLDER --set train.epochs=N` (the dataset and training settings "
-         "are the ones in config.toml)"), ""])
+        "- generate: `zoo generate THIS_FOLDER --prompt '...'`; predict: `zoo predict THIS_FOLDER 'text'`; "
+        "serve: `zoo serve THIS_FOLDER`",
+        "- evaluate: `zoo eval THIS_FOLDER --set 'dataset.files=[\"my.txt\"]'`",
+        ("- fine-tune: `zoo train --resume THIS_FOLDER --set 'dataset.files=[\"my.txt\"]' --set train.epochs=N` "
+         "(the dataset may be chosen until the first epoch; the training settings are the ones in config.toml)"),
+        "- back to transformers: `zoo export THIS_FOLDER --format hf --out DIR` (the folder's own ids)", ""])

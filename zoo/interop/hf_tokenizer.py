@@ -7,10 +7,10 @@ spaces), which gives the same ids. Both are configured with
 ``split_special_tokens``, so that, as in zoo, text such as ``"<eos>"`` is read as
 characters and never as a special id.
 
-In: a byte-level BPE (``tokenizer.json``, or GPT-2's ``vocab.json`` + ``merges.txt``).
-zoo's tokenizers keep ``<pad> <unk> <bos> <eos>`` at ids 0-3; a GPT-2 vocabulary
-has ordinary tokens there, so every id is moved up by 4 and the four specials are
-put in front (:func:`read_bpe` says by how much it moved them).
+In: a byte-level BPE (``tokenizer.json``, or GPT-2's ``vocab.json`` + ``merges.txt``)
+keeps the folder's ids, its end-of-text token standing for zoo's four specials;
+only a folder without one gets zoo's specials in front, every id moved up by 4
+(:func:`read_bpe`).
 """
 
 from __future__ import annotations
@@ -127,23 +127,75 @@ def shift_ids(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_bpe(src: Path) -> tuple[str, int]:
-    """(zoo bpe ``tokenizer_json``, how far ids moved: 0 or 4) of a folder; :class:`ValueError` when impossible."""
+def unshift_ids(data: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`shift_ids`: zoo's specials at ids 0-3 removed, every other id moved down by 4."""
+    n = len(SPECIALS)
+    out = json.loads(json.dumps(data))
+    model = out["model"]
+    model["vocab"] = {t: i - n for t, i in model["vocab"].items() if i >= n}
+    out["added_tokens"] = [{**t, "id": t["id"] - n} for t in out.get("added_tokens") or [] if t["id"] >= n]
+    return out
+
+
+def source_files(state: dict[str, Any], source: dict[str, Any], block_size: int) -> dict[str, str]:
+    """The tokenizer files of an imported BPE in its source's id layout (zoo's four specials taken out, if any)."""
+    data = json.loads(state["tokenizer_json"])
+    text = json.dumps(unshift_ids(data) if source.get("id_shift") else data, ensure_ascii=False)
+    config: dict[str, Any] = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": block_size,
+                              "clean_up_tokenization_spaces": False, "add_prefix_space": False}
+    config.update({k: v for k, v in (source.get("special_tokens") or {}).items() if isinstance(v, str)})
+    return {"tokenizer.json": text, "tokenizer_config.json": json.dumps(config, indent=2) + "\n"}
+
+
+def special_tokens(data: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
+    """``bos_token`` / ``eos_token`` / ``pad_token`` of a source folder: its config's ids looked up in its vocabulary."""
+    names = {i: t for t, i in (data.get("model") or {}).get("vocab", {}).items()}
+    names.update({t["id"]: t["content"] for t in data.get("added_tokens") or []})
+    out = {}
+    for key in ("bos", "eos", "pad"):
+        i = cfg.get(f"{key}_token_id")
+        if isinstance(i, int) and i in names:
+            out[f"{key}_token"] = names[i]
+    return out
+
+
+def has_id(data: dict[str, Any], token_id: Any) -> bool:
+    """Whether ``token_id`` is an id of the tokenizer.json ``data`` (its vocabulary or an added token)."""
+    ids = set((data.get("model") or {}).get("vocab", {}).values()) | {t.get("id") for t in data.get("added_tokens") or []}
+    return isinstance(token_id, int) and not isinstance(token_id, bool) and token_id in ids
+
+
+def read_bpe(src: Path, eos_id: Any = None) -> tuple[dict[str, Any], int]:
+    """(zoo bpe tokenizer state, how far ids moved: 0 or 4) of a folder; :class:`ValueError` when impossible.
+
+    A folder zoo exported already has zoo's specials at ids 0-3. Any other keeps its own ids when
+    its config names an end-of-text id (``eos_token_id``, GPT-2's ``<|endoftext|>``): that token
+    serves as zoo's <pad> <unk> <bos> <eos> (the state's ``specials``), so the vocabulary, the
+    logits and the probabilities are exactly the folder's. Without one, every id moves up by 4
+    and zoo's specials go in front.
+    """
     from tokenizers import Tokenizer
 
     data, where = source_json(src)
     problems = bpe_problems(data, where)
     if problems or data is None:
         raise ValueError(problems[0] if problems else where)
-    shift = 0 if zoo_layout(data) else len(SPECIALS)
-    out = data if shift == 0 else shift_ids(data)
-    text = json.dumps(out, ensure_ascii=False)
-    if shift:  # the moved vocabulary encodes exactly as the source, ids + 4
-        sample = "Hello, world! Ünïcödé 123\n\ttabs  and   spaces <eos> <|endoftext|>"
-        before, after = Tokenizer.from_str(json.dumps(data)), Tokenizer.from_str(text)
-        before.encode_special_tokens = after.encode_special_tokens = True
-        got = after.encode(sample, add_special_tokens=False).ids
-        if got != [i + shift for i in before.encode(sample, add_special_tokens=False).ids]:
-            raise ValueError(f"{where}: moving the ids up by {shift} changed how text is encoded; "
-                             "this tokenizer cannot be imported")
-    return text, shift
+    if zoo_layout(data):
+        return {"tokenizer_json": json.dumps(data, ensure_ascii=False)}, 0
+    if has_id(data, eos_id):
+        out = json.loads(json.dumps(data))
+        if (out.get("post_processor") or {}).get("type") != "ByteLevel":
+            out["post_processor"] = None  # a template adding the source's specials: zoo adds none
+        return {"tokenizer_json": json.dumps(out, ensure_ascii=False), "specials": dict.fromkeys(
+            ("pad", "unk", "bos", "eos"), eos_id)}, 0
+    shift = len(SPECIALS)
+    text = json.dumps(shift_ids(data), ensure_ascii=False)
+    # the moved vocabulary encodes exactly as the source, ids + 4
+    sample = "Hello, world! Ünïcödé 123\n\ttabs  and   spaces <eos> <|endoftext|>"
+    before, after = Tokenizer.from_str(json.dumps(data)), Tokenizer.from_str(text)
+    before.encode_special_tokens = after.encode_special_tokens = True
+    got = after.encode(sample, add_special_tokens=False).ids
+    if got != [i + shift for i in before.encode(sample, add_special_tokens=False).ids]:
+        raise ValueError(f"{where}: moving the ids up by {shift} changed how text is encoded; "
+                         "this tokenizer cannot be imported")
+    return {"tokenizer_json": text}, shift

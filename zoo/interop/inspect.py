@@ -84,18 +84,22 @@ def describe_hf(path: Path) -> list[str]:
     tok_problems = hf_tokenizer.bpe_problems(data, where)
     problems += tok_problems
     if data is not None and not tok_problems:
-        shift = 0 if hf_tokenizer.zoo_layout(data) else len(hf_tokenizer.SPECIALS)
         ids = hf_tokenizer.vocab_size(data)
-        lines.append(f"tokenizer: byte-level BPE, {ids} ids ({where})"
-                     + ("; zoo's <pad> <unk> <bos> <eos> at 0-3" if not shift else "; zoo adds its 4 specials in front"))
+        if hf_tokenizer.zoo_layout(data):
+            layout = "; zoo's <pad> <unk> <bos> <eos> at 0-3"
+        elif hf_tokenizer.has_id(data, cfg.get("eos_token_id")):
+            layout = f"; ids kept, end-of-text id {cfg.get('eos_token_id')} serves as zoo's specials"
+        else:
+            layout = "; no end-of-text id: zoo adds its 4 specials in front"
+        lines.append(f"tokenizer: byte-level BPE, {ids} ids ({where}){layout}")
         wte = (header.get("transformer.wte.weight") or header.get("wte.weight") or {}).get("shape")
         if wte and wte[0] != ids:
             problems.append(f"the embedding has {wte[0]} rows but the tokenizer has {ids} ids")
     if problems:
         lines.append(f"zoo import: not possible: {'; '.join(problems)}")
     else:
-        lines.append(f"zoo import: possible: zoo import hf {path} --entry text-gpt --out RUN "
-                     "--set 'dataset.files=[\"corpus.txt\"]'")
+        lines.append(f"zoo import: possible: zoo import hf {path} --out RUN (no dataset needed; "
+                     "fine-tune with zoo train --resume RUN --set 'dataset.files=[\"corpus.txt\"]')")
     return lines
 
 
@@ -111,13 +115,21 @@ def describe_onnx(path: Path) -> list[str]:
     if meta.get("format") == "zoo-onnx":
         lines.append(f"exported by zoo {meta.get('zoo_version')} from {meta.get('entry') or meta.get('model')}: "
                      f"{meta.get('family')} (task {meta.get('task')}, opset {meta.get('opset')})")
-        lines += [f"input {k}: {v}" for k, v in meta.get("inputs", {}).items()]
-        lines += [f"output {k}: {v}" for k, v in meta.get("outputs", {}).items()]
+        for kind in ("input", "output"):  # a generative export lists them per graph
+            for k, v in (meta.get(f"{kind}s") or {}).items():
+                pairs = v.items() if isinstance(v, dict) else [("", v)]
+                lines += [f"{kind} {f'{k}.' if n else ''}{n or k}: {d}" for n, d in pairs]
         if meta.get("labels"):
             shown = meta["labels"][:20]
             more = f" and {len(meta['labels']) - len(shown)} more" if len(meta["labels"]) > len(shown) else ""
             lines.append(f"labels: {', '.join(shown)}{more}")
-        lines.append(f"preprocessing: zoo_onnx_preprocess.py with {side.name} (no zoo or torch needed)")
+        if meta.get("graphs"):
+            lines.append(f"graphs: {', '.join(f'{k} {v}' for k, v in meta['graphs'].items())}; tokenizer states in "
+                         f"{side.name} (encode with zoo, or a BPE with the tokenizers library)")
+        else:
+            lines.append(f"preprocessing: zoo_onnx_preprocess.py with {side.name} (no zoo or torch needed)")
+        if meta.get("quantize"):
+            lines.append(f"quantized: {meta['quantize']} (onnxruntime dynamic quantization)")
     else:
         lines.append(f"no zoo sidecar ({side.name}): not exported by zoo, or moved without it")
         lines += _graph_io(path)

@@ -12,6 +12,9 @@ The graphs, all with dynamic batch and length axes:
 - tagging: ``words`` (B, T) [, ``chars`` (B, T, W): each token's character ids] -> ``logits`` (B, T, K), ``tags`` (B, T)
 - seq2seq encoder: ``src`` (B, S), ``src_lengths`` (B,) -> ``outputs`` (B, S, H), ``hidden`` (L, B, H)
 
+zoo's GPT and the seq2py encoder-decoder go through :mod:`zoo.interop.onnx_generative`
+(graphs with a key/value cache); ``quantize="int8"`` through :mod:`zoo.interop.onnx_int8`.
+
 Exported with the TorchScript-based ``torch.onnx.export(..., dynamo=False)``, which
 needs the ``onnx`` package only; when ``onnxruntime`` is installed the file is run
 once on other shapes than the traced ones and refused unless it matches zoo.
@@ -105,8 +108,9 @@ def _prepare(loaded: Any) -> tuple[str, Any]:
     task_id = loaded.metadata.get("task", "")
     family = FAMILIES.get(task_id)
     if family is None:
-        raise ZooError(f"{loaded.path}: task {task_id} has no ONNX export (exported: classification, tagging, and "
-                       "the encoder of seq2seq); GPT language models export with --format hf")
+        raise ZooError(f"{loaded.path}: task {task_id} has no ONNX export (exported: classification, tagging, "
+                       "the encoder of seq2seq, zoo's GPT, the seq2py Transformer); GPT language models also export with "
+                       "--format hf")
     model = copy.deepcopy(loaded.model).float().cpu().eval()
     if dataclasses.is_dataclass(model.config) and getattr(model.config, "packed", False):
         # the padded layout computes the same outputs (zoo_text_classify tests it) with plain tensor ops
@@ -116,11 +120,23 @@ def _prepare(loaded: Any) -> tuple[str, Any]:
     return family, _graphs()[family](model).eval()
 
 
-def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force: bool = False) -> Path:
+def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force: bool = False,
+                quantize: str | None = None) -> Path:
     """Write ``out_file`` (.onnx), its ``.json`` sidecar and :data:`PREPROCESS` beside it; return the .onnx path.
 
     ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
+    ``quantize="int8"``: the verified float32 graph rewritten by onnxruntime's dynamic quantization.
     """
+    from . import onnx_int8
+
+    onnx_int8.check(quantize)
+    if loaded.metadata.get("weights") == "int8":
+        raise ZooError(f"{loaded.path} holds int8 weights; export its float32 artifact (--quantize int8 for ONNX)")
+    path = _export_float(loaded, out_file, opset, force)
+    return onnx_int8.quantize_export(path) if quantize else path
+
+
+def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) -> Path:
     from .._io import atomic_path, atomic_write
     from . import onnx_sidecar
 
@@ -129,6 +145,10 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
         raise ZooError(f"out={out}: give a file name ending in .onnx")
     if out.exists() and not force:
         raise ZooError(f"{out} exists; choose another out=, or force=True to replace it")
+    from .onnx_generative import export_generative, family as generative
+
+    if generative(loaded):  # zoo's GPT, the seq2py encoder-decoder: graphs with a key/value cache
+        return export_generative(loaded, out)
     family, graph = _prepare(loaded)
     sidecar = onnx_sidecar.sidecar(loaded, family, out.name, opset)  # refuses tokenizers it cannot describe
     names = list(sidecar["inputs"])

@@ -35,6 +35,13 @@ class Tokenizer:
 
     def __init__(self, spec: dict[str, Any]):
         self.name, self.config, state = spec["name"], spec.get("config", {}), spec["state"]
+        self.bpe = None
+        self.specials = sorted(set((state.get("specials") or {}).values())) or list(range(len(SPECIALS)))
+        if self.name == "tokenizers:bpe":  # a byte-level BPE needs the tokenizers library (no zoo, no torch)
+            from tokenizers import Tokenizer as BPE
+
+            self.bpe = BPE.from_str(state["tokenizer_json"])
+            self.bpe.encode_special_tokens = True  # as zoo: text is never read as a special id
         self.itos = list(state.get("itos", []))
         self.stoi = {t: i for i, t in enumerate(self.itos)}
         self.stop = frozenset(state.get("stopwords", []))
@@ -65,10 +72,20 @@ class Tokenizer:
         return word
 
     def encode(self, text: str) -> list[int]:
+        if self.bpe is not None:
+            return self.bpe.encode(text, add_special_tokens=False).ids
         ids = [self.stoi.get(t, UNK) for t in self.tokens(text)]
         if self.name in ("classify:word", "tagging:conll-words"):  # a word spelling a special reads as <unk>
             ids = [i if i >= len(SPECIALS) else UNK for i in ids]
         return ids
+
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids, special ids left out (a language model's char or BPE tokenizer)."""
+        ids = [int(i) for i in ids if int(i) not in self.specials]
+        if self.bpe is not None:
+            return self.bpe.decode(ids, skip_special_tokens=True)
+        return "".join(self.itos[i] for i in ids if 0 <= i < len(self.itos))
 
 
 def pad(rows: list[list[int]], width: int | None = None) -> np.ndarray:
@@ -157,3 +174,16 @@ class Preprocessor:
         if empty:
             raise ValueError(f"source {empty[0]} has no tokens")
         return {"src": pad(rows), "src_lengths": np.array([len(r) for r in rows], dtype=np.int64)}
+
+    def gpt(self, prompt: str) -> dict[str, np.ndarray]:
+        """The first feeds of a GPT graph: the prompt's ``ids`` (1, T) and empty ``past_keys`` / ``past_values``.
+
+        Generate by feeding ``present_*`` back as ``past_*`` with the chosen id; zoo never picks the ids
+        in ``self.tok["text"].specials``. Prompt plus new tokens must fit ``sizes.block_size``.
+        """
+        sizes, layers = self.meta["sizes"], self.meta["cache_shape"]
+        ids = self.tok["text"].encode(prompt) or self.tok["text"].encode("\n")
+        empty = np.zeros((layers[0], 1, layers[1], 0, layers[2]), dtype=np.float32)
+        if len(ids) > sizes["block_size"]:
+            ids = ids[-sizes["block_size"]:]
+        return {"ids": np.array([ids], dtype=np.int64), "past_keys": empty, "past_values": empty}
