@@ -11,14 +11,22 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step.
+
+    Only a regular file is ever replaced: a symlink, FIFO, device or folder at ``path`` is refused
+    (:class:`~zoo.errors.TargetError`) before and again just before the rename.
+    """
+    from .targets import check_replaceable
+
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~umask(path.parent))  # mkstemp makes 0600; give the file the usual permissions
+        check_replaceable(path)  # nothing else may have appeared there while the file was written
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
