@@ -1,12 +1,15 @@
-"""Atomic file writes: a temporary file in the same folder, then ``os.replace``."""
+"""Atomic file writes: a temporary file in the same folder, then ``os.replace``; only regular files are replaced."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import TargetError
 
 
 @contextlib.contextmanager
@@ -16,8 +19,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     Only a regular file is ever replaced: a symlink, FIFO, device or folder at ``path`` is refused
     (:class:`~zoo.errors.TargetError`) before and again just before the rename.
     """
-    from .targets import check_replaceable
-
     path = Path(path)
     check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,3 +61,30 @@ def umask(folder: Path) -> int:
         return 0o777 & ~os.stat(probe).st_mode
     finally:
         Path(probe).unlink(missing_ok=True)
+
+
+def kind(path: Path) -> str:
+    """What is at ``path`` itself (a link is not followed): none, file, link, folder, fifo, chardev or other."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "none"
+    except OSError as exc:
+        raise TargetError(f"{path}: cannot look at it ({exc.strerror or exc})") from None
+    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISLNK, "link"), (stat.S_ISDIR, "folder"),
+                       (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "chardev")):
+        if test(mode):
+            return name
+    return "other"
+
+
+WHAT = {"link": "a symbolic link", "folder": "a folder", "fifo": "a FIFO (named pipe)",
+        "chardev": "a character device", "other": "a device or socket"}
+
+
+def check_replaceable(path: Path) -> None:
+    """``path`` is missing or a regular file: what an atomic write (temporary file + rename) may replace."""
+    found = kind(path)
+    if found not in ("none", "file"):
+        raise TargetError(f"{path} is {WHAT[found]}, not a regular file; zoo writes regular files only, "
+                          "and never replaces anything else")

@@ -14,37 +14,11 @@ import os
 import stat
 from pathlib import Path
 
+from ._io import WHAT, check_replaceable, kind  # noqa: F401  (check_replaceable: part of this module's API)
 from .errors import TargetError
 
 STREAM = "stream"  # a character device or FIFO, written through
 FILE = "file"  # a regular file (or none yet), replaced atomically
-
-
-def kind(path: Path) -> str:
-    """What is at ``path`` itself (a link is not followed): none, file, link, folder, fifo, chardev or other."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return "none"
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot look at it ({exc.strerror or exc})") from None
-    for test, name in ((stat.S_ISREG, "file"), (stat.S_ISLNK, "link"), (stat.S_ISDIR, "folder"),
-                       (stat.S_ISFIFO, "fifo"), (stat.S_ISCHR, "chardev")):
-        if test(mode):
-            return name
-    return "other"
-
-
-WHAT = {"link": "a symbolic link", "folder": "a folder", "fifo": "a FIFO (named pipe)",
-        "chardev": "a character device", "other": "a device or socket"}
-
-
-def check_replaceable(path: Path) -> None:
-    """``path`` is missing or a regular file: what an atomic write (temporary file + rename) may replace."""
-    found = kind(path)
-    if found not in ("none", "file"):
-        raise TargetError(f"{path} is {WHAT[found]}, not a regular file; zoo writes regular files only, "
-                          "and never replaces anything else")
 
 
 def check_parent(path: Path) -> None:
