@@ -117,6 +117,36 @@ def test_a_run_zoo_started_that_died_young_is_replaced_without_force_and_keeps_t
     assert (folder / "model.safetensors").is_file() and (folder / ".env").read_text() == "SECRET=1\n"
 
 
+def test_a_swap_killed_midway_gives_back_dotfiles_and_folders(tmp_path):
+    """Killed after the user's entries moved into the new run, before the folders swapped: the next
+    command on the folder (clean_stale, under its lock) moves every one of them back."""
+    from zoo.rundir import Staging, clean_stale, write_marker
+
+    run = tmp_path / "run"
+    run.mkdir()
+    write_marker(run)
+    (run / "config.toml").write_text("old")
+    project(tmp_path / "mine")
+    staging = Staging(run).create()
+    (staging / "config.toml").write_text("new")
+    for name in (".git", ".env", "README.md"):  # README.md is a run file's name: it stays with the run
+        (tmp_path / "mine" / name).rename((staging if name != "README.md" else run) / name)
+    clean_stale(run)
+    assert (run / ".git" / "HEAD").is_file() and (run / ".env").read_text() == "SECRET=1\n"
+    assert (run / "config.toml").read_text() == "old" and not staging.exists()
+
+
+def test_train_refuses_to_swap_a_symlinked_run_folder(cli, tmp_path):
+    real = tmp_path / "real"
+    assert cli(*TRAIN, "--out", str(real)).exit_code == 0
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    before = tree(real)
+    line = error_line(cli(*TRAIN, "--out", str(link), "--force"))
+    assert "symbolic link" in line and str(real) in line
+    assert link.is_symlink() and tree(real) == before
+
+
 def test_out_dot_is_checked_before_training(cli, tmp_path, monkeypatch):
     folder = tmp_path / "here"
     assert cli(*TRAIN, "--out", str(folder)).exit_code == 0

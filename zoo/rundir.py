@@ -219,6 +219,8 @@ def check_replacing(run_dir: Path, state: str, force: bool) -> None:
         found = ", ".join(n for n in sorted(p.name for p in run_dir.iterdir()) if is_run_file(n))
         raise RunDirError(f"{run_dir} holds {found}, which zoo did not write (no {MARKER} marker): choose another "
                           "out=, or force=True to replace those files (everything else in it is kept)")
+    if state != "none" and run_dir.is_symlink():  # a swap would replace the link, not the folder it names
+        raise RunDirError(f"out={run_dir} is a symbolic link; give the folder it points to, {run_dir.resolve()}")
     if state != "none" and (run_dir.resolve() == Path.cwd().resolve() or run_dir.resolve() in Path.cwd().parents):
         raise RunDirError(f"out={run_dir} is the current folder (or holds it), which a new run cannot swap in "
                           f"for the old one; run from its parent folder with out={run_dir.resolve().name}")
