@@ -120,11 +120,10 @@ def test_a_run_zoo_started_that_died_young_is_replaced_without_force_and_keeps_t
 def test_a_swap_killed_midway_gives_back_dotfiles_and_folders(tmp_path):
     """Killed after the user's entries moved into the new run, before the folders swapped: the next
     command on the folder (clean_stale, under its lock) moves every one of them back."""
-    from zoo.rundir import Staging, clean_stale, write_marker
+    from zoo.rundir import Staging, clean_stale
 
     run = tmp_path / "run"
     run.mkdir()
-    write_marker(run)
     (run / "config.toml").write_text("old")
     project(tmp_path / "mine")
     staging = Staging(run).create()
