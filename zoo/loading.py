@@ -250,9 +250,8 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force:
 
 def check_export_target(out: Path, force: bool) -> None:
     """Refuse to overwrite a run's own files, or any existing file without ``force``."""
+    from ._io import check_replaceable
     from .rundir import is_run_file, status
-
-    from .targets import check_replaceable
 
     if out.is_dir():
         raise RunDirError(f"out={out} is a folder; give the path of the .safetensors file to write")

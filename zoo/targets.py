@@ -14,7 +14,7 @@ import os
 import stat
 from pathlib import Path
 
-from ._io import WHAT, check_replaceable, kind  # noqa: F401  (check_replaceable: part of this module's API)
+from ._io import WHAT, kind
 from .errors import TargetError
 
 STREAM = "stream"  # a character device or FIFO, written through
@@ -36,7 +36,7 @@ def protected_run_file(path: Path) -> bool:
     """Whether ``path`` is one of the files of a run folder (which only ``zoo train`` writes)."""
     from .rundir import is_run_file, status
 
-    return is_run_file(path.name) and status(path.parent)[0] != "none"
+    return is_run_file(path.name) and status(path.parent)[0] in ("run", "incomplete")
 
 
 def check_output_file(path: str | Path, force: bool, label: str | None = None, *, streams: bool = False) -> str:

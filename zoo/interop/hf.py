@@ -94,7 +94,7 @@ EXPORT_FILES = ("config.json", "generation_config.json", "README.md", "tokenizer
 def check_folder(out: Path, force: bool) -> None:
     """``out`` may receive an export: missing or empty, or (with ``force``) holding an earlier one (a
     ``config.json``), whose files alone are replaced. A user's folder is never written into."""
-    from ..targets import check_replaceable, kind
+    from .._io import check_replaceable, kind
 
     found = kind(out)
     if found not in ("none", "folder"):
