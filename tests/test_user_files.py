@@ -233,13 +233,20 @@ def test_predict_output_writes_through_a_fifo(classifier, cli, tmp_path):
     assert [json.loads(line)["input"] for line in got[0].decode().splitlines()] == ["great film", "dull"]
 
 
-def test_predict_output_writes_through_a_character_device(classifier, cli):
-    before = os.lstat("/dev/null")
-    assert stat.S_ISCHR(before.st_mode)
-    result = cli("predict", str(classifier), "great film", "--output", "/dev/null")
+def test_predict_output_writes_through_a_character_device(classifier, cli, tmp_path):
+    """/dev/null is written through, never replaced. The write goes through a link in tmp_path (like
+    /dev/stdout, a link to a stream), so that a regression replaces that link, never the system's device."""
+    link = tmp_path / "null"
+    link.symlink_to("/dev/null")
+    before = os.stat("/dev/null")
+    result = cli("predict", str(classifier), "great film", "--output", str(link))
     assert result.exit_code == 0, result.output
-    after = os.lstat("/dev/null")
-    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev and after.st_ino == before.st_ino
+    assert link.is_symlink() and os.readlink(link) == "/dev/null"
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and (after.st_rdev, after.st_ino) == (before.st_rdev, before.st_ino)
+    from zoo.targets import STREAM, check_output_file
+
+    assert check_output_file("/dev/null", force=False, streams=True) == STREAM  # the device itself: the same
 
 
 # --- zoo export --format onnx / hf --------------------------------------------------------------------
