@@ -64,6 +64,14 @@ def cli():
     return run
 
 
+def zoo_on_cores(cores: int) -> list[str]:
+    """``python -m zoo`` as on a machine with ``cores`` CPU cores, whatever this one has: ``zoo train --nproc N``
+    tests run on any CPU (only the launching process counts cores; the ranks it starts are plain ``-m zoo``)."""
+    code = (f"import sys, zoo.device; zoo.device.cpu_cores = lambda: {int(cores)}; sys.argv[0] = 'zoo'; "
+            "from zoo.cli import main; main()")
+    return [sys.executable, "-c", code]
+
+
 def zoo_subprocess(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m zoo ARGS`` in a real process (for import-cost and traceback checks)."""
     full_env = dict(os.environ)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from zoo.build import build as build_run
 from zoo.distributed import World
 from zoo.training import CHECKPOINT, load_checkpoint, shard
 
-from conftest import ROOT
+from conftest import ROOT, zoo_on_cores
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
@@ -47,7 +46,8 @@ def as_sets(overrides: dict, prefix: str = "") -> list[str]:
 
 
 def zoo_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "zoo", *args]
+    """``python -m zoo ARGS`` as on a machine with 2 CPU cores (``--nproc 2`` runs on a 1-core CPU too)."""
+    return [*zoo_on_cores(2), *args]
 
 
 def error_line(result) -> str:
@@ -144,13 +144,17 @@ def test_a_rank_that_dies_stops_the_others_and_leaves_a_checkpoint_to_resume(tmp
 
 # --- bad input -----------------------------------------------------------------------------------
 
-def test_more_processes_than_cores_is_a_usage_error(cli, tmp_path):
+@pytest.mark.parametrize("cores", [1, 3])
+def test_more_processes_than_cores_is_a_usage_error(cli, tmp_path, monkeypatch, cores):
+    from zoo import device
+
+    monkeypatch.setattr(device, "cpu_cores", lambda: cores)  # any machine, not this one
     out = tmp_path / "x"
-    n = (os.cpu_count() or 1) + 1
-    result = cli("train", "subseq-gru", "--nproc", str(n), "--device", "cpu", "--out", str(out))
+    result = cli("train", "subseq-gru", "--nproc", str(cores + 1), "--device", "cpu", "--out", str(out))
     assert result.exit_code == 2
     err = error_line(result)
-    assert f"--nproc {n}" in err and "CPU core" in err and f"--nproc {n - 1} or fewer" in err
+    assert f"--nproc {cores + 1}" in err and f"{cores} CPU core{'s' if cores > 1 else ''} " in err
+    assert f"--nproc {cores} or fewer" in err
     assert not out.exists()
 
 
@@ -257,15 +261,19 @@ def test_split_batch_names_an_entry_with_other_rows(pieces):
 
 # --- the CUDA path's CPU fallbacks ---------------------------------------------------------------
 
-def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces):
+@pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces, monkeypatch, has_bf16):
+    from zoo import device
     from zoo.training import OptimConfig, TrainConfig, Trainer
 
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: has_bf16)  # both kinds of CPU, whatever this one is
     resolved, built = pieces("seq2seq")
+    bf16 = torch.bfloat16 if has_bf16 else None  # without bf16 instructions: float32, and still no scaler
     for amp, scaled in (("fp16", True), ("bf16", False), ("off", False)):
         model = resolved.cls("model")(resolved.configs["model"], **built.task.model_sizes())
         trainer = Trainer(model, built.task, TrainConfig(device="cpu", amp=amp), OptimConfig())
         assert trainer.scaler.is_enabled() is scaled, amp
-        assert trainer.amp_dtype == {"fp16": torch.float16, "bf16": torch.bfloat16, "off": None}[amp]
+        assert trainer.amp_dtype == {"fp16": torch.float16, "bf16": bf16, "off": None}[amp]
 
 
 def test_batches_stay_put_on_the_cpu():

@@ -29,6 +29,8 @@ from safetensors.torch import load_file
 
 from zoo.training import CHECKPOINT, load_checkpoint
 
+from conftest import zoo_on_cores
+
 pytestmark = pytest.mark.slow
 
 # Tiny subseq-gru as tests/test_ddp.py trains it: an odd last batch (241 rows) that two ranks split
@@ -96,7 +98,7 @@ def run_nodes(cwds: list[Path], args_of: list[list[str]], backend: str = "c10d",
 
 
 def run_one_machine(cwd: Path, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "zoo", *args, "--nproc", "2"], cwd=cwd, env=env(), text=True,
+    return subprocess.run([*zoo_on_cores(2), *args, "--nproc", "2"], cwd=cwd, env=env(), text=True,
                           capture_output=True, timeout=TIMEOUT_S)
 
 

@@ -331,7 +331,7 @@ def test_cli_bad_jsonl_line_names_file_and_line_and_keeps_the_old_output(trained
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text('{"input": "good"}\n{"input": "fine"}\n{"text": "no input field"}\n')
     out.write_text("earlier results\n")
-    result = cli("predict", str(run), "--input", str(src), "--output", str(out), "--batch-size", "1")
+    result = cli("predict", str(run), "--input", str(src), "--output", str(out), "--batch-size", "1", "--force")
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert f"{src}:3: expected an object with an 'input' field" in result.output
     assert "Traceback" not in result.output

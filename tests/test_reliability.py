@@ -155,8 +155,11 @@ def test_a_failed_force_keeps_the_earlier_run_whole(straight, tmp_path):
 
 
 def test_a_run_that_died_before_its_first_checkpoint_is_not_stuck(tmp_path):
+    from zoo.rundir import write_marker
+
     out = tmp_path / "run"
     out.mkdir()
+    write_marker(out)  # zoo's own folder: a run it started (a copy without the marker is refused: test_user_files)
     (out / "config.toml").write_text('entry = "zoo:subseq-gru"\n')
     (out / "tokenizers.json").write_text("{}")
     resume = zoo_run("train", "--resume", str(out))

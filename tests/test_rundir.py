@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import RunDirError
-from zoo.rundir import RunLock, Staging, clean_stale, lock_path, status
+from zoo.rundir import RunLock, Staging, clean_stale, lock_path, status, write_marker
 
 HOLD = """
 import sys, time
@@ -65,6 +65,7 @@ def test_lock_under_a_file_is_a_clear_error(tmp_path):
 
 def _run(folder: Path, *, checkpoint: bool = True) -> Path:
     folder.mkdir(parents=True)
+    write_marker(folder)
     (folder / "config.toml").write_text("entry = 'x'\n")
     if checkpoint:
         (folder / "checkpoint.safetensors").write_bytes(b"old weights")
@@ -81,6 +82,8 @@ def test_status_tells_runs_incomplete_runs_and_other_files(tmp_path):
     (other / ".model.safetensors.x.tmp").write_text("debris")  # hidden files do not count
     assert status(other) == ("none", ["notes.md"])
     (other / "outputs.test.jsonl").write_text("{}\n")
+    assert status(other) == ("foreign", ["notes.md"])  # named like a run's files, but nothing says zoo wrote them
+    write_marker(other)
     assert status(other) == ("incomplete", ["notes.md"])
 
 
@@ -106,7 +109,7 @@ def test_clean_stale_removes_debris_and_restores_a_run_cut_mid_swap(tmp_path):
     (dead / "config.toml").write_text("new")
     removed = clean_stale(run)
     assert {p.name for p in removed} == {".checkpoint.safetensors.abc.tmp", ".a.new-999999"}
-    assert not dead.exists() and sorted(p.name for p in run.iterdir()) == ["checkpoint.safetensors", "config.toml"]
+    assert not dead.exists() and sorted(p.name for p in run.iterdir()) == [".zoo-run", "checkpoint.safetensors", "config.toml"]
     run.rename(tmp_path / ".a.old-999999")  # killed after the first rename of a swap
     clean_stale(run)
     assert (run / "checkpoint.safetensors").read_bytes() == b"old weights"

@@ -143,12 +143,13 @@ class Readable:
         return json.dumps(record, ensure_ascii=False)
 
 
-def _writer(stack: ExitStack, loaded: Any, output: str | None, as_json: bool) -> Any:
-    """A function writing one (item, record): JSONL to --output (atomically), JSON lines or readable text."""
+def _writer(stack: ExitStack, loaded: Any, output: str | None, as_json: bool, stream: bool = False) -> Any:
+    """A function writing one (item, record): JSONL to --output (atomically; through it for a ``stream``, a
+    FIFO or character device), JSON lines or readable text."""
     if output and output != "-":
         from ._io import atomic_path
 
-        tmp = stack.enter_context(atomic_path(Path(output)))
+        tmp = output if stream else stack.enter_context(atomic_path(Path(output)))
         fh = stack.enter_context(open(tmp, "w", encoding="utf-8"))
         return lambda item, record: fh.write(json.dumps(output_record(item, record), ensure_ascii=False) + "\n")
     if output == "-" or as_json:
@@ -199,6 +200,7 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
               help="Format of --input; auto: JSONL for .jsonl files and for lines that are JSON objects.")
 @click.option("--output", metavar="FILE|-", help="Write JSONL records to FILE (atomically) or - (stdout).")
+@click.option("--force", is_flag=True, help="Replace an existing --output file (never a run's own files).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records (one a line) instead of readable text.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -211,7 +213,7 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
 @click.option("--beam", type=click.IntRange(min=1), help="code generation: beam width [default: the model's].")
 @click.option("--max-len", type=click.IntRange(min=1), help="seq2seq, code generation: tokens to generate at most.")
 def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt: str, output: str | None,
-                as_json: bool, batch_size: int, device: str, **sampling: Any) -> None:
+                force: bool, as_json: bool, batch_size: int, device: str, **sampling: Any) -> None:
     """Run MODEL (a model file, run folder, trained entry name, URL or packaged model) on INPUT texts or an
     --input file.
 
@@ -227,12 +229,17 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
         raise ZooUsageError("give INPUT arguments or --input FILE, not both")
     if not inputs and not input_file:
         raise ZooUsageError("nothing to predict: give INPUT arguments or --input FILE (- for stdin)")
+    stream = False
+    if output and output != "-":  # before any work: a folder, a link or a run's file is refused now
+        from .targets import STREAM, check_output_file
+
+        stream = check_output_file(output, force, f"--output {output}", streams=True) == STREAM
     options = {k: v for k, v in sampling.items() if v is not None and v is not False}  # unset: the task's default
     loaded = api.load(model, device=str(resolve_device(device)))
     predictor = Predictor(loaded, None, options)
     count = 0
     with ExitStack() as stack:
-        write = _writer(stack, loaded, output, as_json)
+        write = _writer(stack, loaded, output, as_json, stream)
         for batch in _batches(_items(stack, inputs, input_file, fmt), batch_size * SORT_WINDOW):
             for item, record in zip(batch, _run(predictor, batch, batch_size)):
                 write(item, record)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import torch
@@ -24,6 +25,12 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise DeviceError(f"device '{name}' is not supported: use auto, cpu, cuda or cuda:N")
     return device
+
+
+def cpu_cores() -> int:
+    """The CPU cores of this machine: what ``zoo train --nproc`` may start on the CPU. Like
+    :func:`cpu_has_bf16`, a function of its own so that tests can play any machine."""
+    return os.cpu_count() or 1
 
 
 def cpu_has_bf16() -> bool:

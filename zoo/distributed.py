@@ -203,11 +203,10 @@ def max_procs(device: torch.device) -> tuple[int, str]:
     """How many processes this machine can give one device each: GPUs on CUDA, cores on the CPU."""
     import torch
 
-    if device.type == "cuda":
-        n = torch.cuda.device_count()
-        return n, f"{n} CUDA device{'s' if n != 1 else ''}"
-    n = os.cpu_count() or 1
-    return n, f"{n} CPU core{'s' if n != 1 else ''}"
+    from .device import cpu_cores
+
+    n, what = (torch.cuda.device_count(), "CUDA device") if device.type == "cuda" else (cpu_cores(), "CPU core")
+    return n, f"{n} {what}{'s' if n != 1 else ''}"
 
 
 def require_procs(nproc: int) -> None:
@@ -228,9 +227,10 @@ def check_nproc(nproc: int, device: torch.device) -> None:
 @contextlib.contextmanager
 def _launcher_env(nproc: int, quiet: bool) -> Iterator[None]:
     """Threads per rank, unbuffered output and torchrun's own logging, for the time of one launch only."""
+    from .device import cpu_cores
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONUNBUFFERED")}
     if saved["OMP_NUM_THREADS"] is None:  # share the cores out; torchrun would set 1 and print a banner about it
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_cores() // nproc))
     os.environ["PYTHONUNBUFFERED"] = "1"  # a rank that torchrun stops must not take its last lines with it
     loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run",
                                               "torch.distributed.launcher")]

@@ -60,6 +60,11 @@ class RunDirError(ZooError):
     """An output folder that already holds a run, or a run folder that cannot be resumed."""
 
 
+class TargetError(RunDirError):
+    """A path zoo was asked to write that is not its to replace: a folder, a link, a device, a run's own file,
+    or an existing file without ``force``."""
+
+
 class TrainingError(ZooError):
     """Training cannot go on: e.g. the loss is no longer finite. The last good checkpoint is kept."""
 

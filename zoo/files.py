@@ -103,7 +103,10 @@ def download(url: str, dest: str | Path, sha256: str | None = None, *,
 
     if decompress not in (None, "gzip"):
         raise ValueError(f"download: decompress must be None or 'gzip', got {decompress!r}")
+    from ._io import check_replaceable
+
     dest = Path(dest)
+    check_replaceable(dest)  # a link, FIFO or device there is never replaced
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     log.info("downloading %s -> %s", url, dest)

@@ -293,10 +293,12 @@ def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force:
 
 def check_export_target(out: Path, force: bool) -> None:
     """Refuse to overwrite a run's own files, or any existing file without ``force``."""
+    from ._io import check_replaceable
     from .rundir import is_run_file, status
 
     if out.is_dir():
         raise RunDirError(f"out={out} is a folder; give the path of the .safetensors file to write")
+    check_replaceable(out)  # a link, FIFO or device: refused now, not after the work
     if is_run_file(out.name) and status(out.parent)[0] != "none":
         raise RunDirError(f"out={out} is {out.name} of the run in {out.parent}, which export never overwrites; "
                           "choose another path")

@@ -22,7 +22,7 @@ from .card import model_card
 from .errors import ConfigError, RunDirError, ZooError, first_line
 from .loading import export_built, write_outputs
 from .resolve import Resolved, resolve, resolve_entry
-from .rundir import ARTIFACT, CHECKPOINT, RunLock, Staging, clean_stale, status
+from .rundir import ARTIFACT, CHECKPOINT, RunLock, Staging, check_replacing, clean_stale, status, write_marker
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def check_out_dir(out: Path, force: bool) -> bool:
         raise RunDirError(
             f"{out} already holds a run; use resume={out} to continue it, force=True to replace it, or another out="
         )
+    check_replacing(out, state, force)  # zoo's own folder, or force; never the current folder
     if state == "incomplete":
         log.warning("%s holds a run that stopped before its first checkpoint; the new run replaces it", out)
     return state != "none"
@@ -112,16 +113,21 @@ def plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | N
 
     replace = False
     if resume is not None:
-        run_dir = Path(resume)
+        run_dir = _folder(resume)
         resolved = _resume_config(run_dir, overrides)
     else:
         if entry is None:
             raise ConfigError("name an entry to train (see 'zoo list')")
         resolved = resolve_entry(entry, overrides)
-        run_dir = Path(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
+        run_dir = _folder(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
         replace = check_out_dir(run_dir, force)
     resolve_device(resolved.configs["train"].device)
     return _Plan(resolved, run_dir, replace, resume is not None, force)
+
+
+def _folder(path: str | Path) -> Path:
+    """``path``, absolute where it has no name of its own (``.``, ``..``): the lock and staging go beside it."""
+    return Path(os.path.abspath(path)) if Path(path).name in ("", "..") else Path(path)
 
 
 def check_train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
@@ -235,6 +241,7 @@ def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[
     from ._io import atomic_write
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir)  # first: the proof that zoo wrote this folder (see zoo.rundir)
     atomic_write(run_dir / "config.toml", _config.dumps_toml(built.resolved.data))
     atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
     for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings

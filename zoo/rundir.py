@@ -11,11 +11,16 @@ whole until its successor is complete, and no debris left by a killed process.
 - **Debris.** :func:`clean_stale`, called by whoever takes the lock, removes temporary
   files of interrupted atomic writes, staging folders of dead replacements, and puts a
   run back in place if a process died between the two renames of a swap.
+- **Whose folder.** A run folder zoo creates holds a marker, ``.zoo-run`` (:func:`write_marker`).
+  Without it, files named like a run's (``README.md``, ``config.toml``...) are the user's: a folder
+  holding them is replaced only with ``force``, and a replacement keeps every entry that is not a
+  run file, dotfiles (``.git``, ``.env``) included.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import logging
 import os
 import shutil
@@ -32,6 +37,8 @@ OLD_TAG = ".old-"  # .NAME.old-PID: the replaced run, during the swap only
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 ARTIFACT = "model.safetensors"
+MARKER = ".zoo-run"  # written first into every run folder zoo creates: the proof that zoo wrote it
+MARKER_FORMAT = "zoo-run"
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -130,9 +137,10 @@ def clean_stale(run_dir: Path) -> list[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         touched.append(staging)
     if run_dir.is_dir():
-        for tmp in run_dir.glob(".*.tmp"):  # atomic writes cut short (see zoo._io.atomic_path)
-            tmp.unlink(missing_ok=True)
-            touched.append(tmp)
+        for tmp in run_dir.iterdir():  # atomic writes of run files cut short (see zoo._io.atomic_path)
+            if _is_debris(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                touched.append(tmp)
     if touched:
         log.info("cleaned up after an interrupted run of %s: %s", run_dir, ", ".join(p.name for p in touched))
     return touched
@@ -147,10 +155,41 @@ def is_run_file(name: str) -> bool:
     return name in RUN_FILES or any(fnmatch.fnmatch(name, p) for p in RUN_PATTERNS)
 
 
+def _is_debris(name: str) -> bool:
+    """A temporary file of an interrupted atomic write of a run file (``.NAME.XXXXXXXX.tmp``)."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    target = name[1:-len(".tmp")].rsplit(".", 1)[0]
+    return is_run_file(target) or target == MARKER
+
+
+def users_entries(run_dir: Path) -> list[Path]:
+    """Everything in ``run_dir`` that zoo did not write: not a run file, its marker or debris; dotfiles too."""
+    if not run_dir.is_dir():
+        return []
+    return sorted(p for p in run_dir.iterdir()
+                  if not is_run_file(p.name) and p.name != MARKER and not _is_debris(p.name))
+
+
+def write_marker(run_dir: Path) -> None:
+    """Mark ``run_dir`` as a folder zoo wrote (the first file of every run)."""
+    from . import __version__
+    from ._io import atomic_write
+
+    atomic_write(run_dir / MARKER, json.dumps({"format": MARKER_FORMAT, "zoo_version": __version__}) + "\n")
+
+
+def has_marker(run_dir: Path) -> bool:
+    try:
+        return json.loads((run_dir / MARKER).read_text(encoding="utf-8")).get("format") == MARKER_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _rescue_other_files(staging: Path, run_dir: Path) -> None:
-    """Move files that are not run files (the user's, carried over by a swap) back to ``run_dir``."""
-    for item in staging.iterdir():
-        if not item.name.startswith(".") and not is_run_file(item.name) and not (run_dir / item.name).exists():
+    """Move entries that are not run files (the user's, carried over by a swap) back to ``run_dir``."""
+    for item in users_entries(staging):
+        if not (run_dir / item.name).exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             item.rename(run_dir / item.name)
 
@@ -159,8 +198,9 @@ def status(run_dir: Path) -> tuple[str, list[str]]:
     """What ``run_dir`` holds: ``(state, other_files)``.
 
     ``state`` is ``"none"`` (missing, or no run file in it), ``"run"`` (a checkpoint or an
-    artifact: something to resume or to keep) or ``"incomplete"`` (run files, but the run
-    died before its first checkpoint). ``other_files`` are the names that are not run files.
+    artifact: something to resume or to keep), ``"incomplete"`` (zoo's marker and run files,
+    but the run died before its first checkpoint) or ``"foreign"`` (files named like a run's
+    that nothing proves zoo wrote). ``other_files`` are the names that are not run files.
     """
     if not run_dir.is_dir():
         return "none", []
@@ -168,7 +208,22 @@ def status(run_dir: Path) -> tuple[str, list[str]]:
     other = [n for n in names if not is_run_file(n)]
     if (run_dir / CHECKPOINT).is_file() or (run_dir / ARTIFACT).is_file():
         return "run", other
-    return ("incomplete" if len(other) < len(names) else "none"), other
+    if len(other) == len(names):
+        return "none", other
+    return ("incomplete" if has_marker(run_dir) else "foreign"), other
+
+
+def check_replacing(run_dir: Path, state: str, force: bool) -> None:
+    """A folder in ``state`` may be replaced by a new run: zoo's own, or ``force``; never the current folder."""
+    if state == "foreign" and not force:
+        found = ", ".join(n for n in sorted(p.name for p in run_dir.iterdir()) if is_run_file(n))
+        raise RunDirError(f"{run_dir} holds {found}, which zoo did not write (no {MARKER} marker): choose another "
+                          "out=, or force=True to replace those files (everything else in it is kept)")
+    if state != "none" and run_dir.is_symlink():  # a swap would replace the link, not the folder it names
+        raise RunDirError(f"out={run_dir} is a symbolic link; give the folder it points to, {run_dir.resolve()}")
+    if state != "none" and (run_dir.resolve() == Path.cwd().resolve() or run_dir.resolve() in Path.cwd().parents):
+        raise RunDirError(f"out={run_dir} is the current folder (or holds it), which a new run cannot swap in "
+                          f"for the old one; run from its parent folder with out={run_dir.resolve().name}")
 
 
 class Staging:
@@ -192,8 +247,8 @@ class Staging:
         """
         old = self.run_dir.parent / f".{self.run_dir.name}{OLD_TAG}{os.getpid()}"
         if self.run_dir.exists():
-            for name in status(self.run_dir)[1]:
-                (self.run_dir / name).rename(self.path / name)
+            for item in users_entries(self.run_dir):  # dotfiles (.git, .env) included
+                item.rename(self.path / item.name)
             self.run_dir.rename(old)
         self.path.rename(self.run_dir)
         shutil.rmtree(old, ignore_errors=True)

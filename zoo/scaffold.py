@@ -82,7 +82,7 @@ def write_plugin(name: str, dest: str | Path | None = None) -> Path:
     """
     check_name(name)
     dest = Path(dest) if dest is not None else Path(f"zoo-{name}")
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    if dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir()))):
         raise ZooUsageError(f"{dest} already exists and is not an empty folder; choose another --dest")
     files = render(name)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
     replaces an existing folder that holds an earlier export (a ``config.json``).
     """
     meta = loaded.metadata
+    check_folder(Path(out_dir), force)  # before any work
     if meta.get("model") != GPT_MODEL:
         raise ZooError(f"{loaded.path}: model {meta.get('model')} is not zoo's GPT ({GPT_MODEL}); only GPT "
                        "language models export to Hugging Face (classifiers and taggers: --format onnx)")
@@ -126,30 +127,50 @@ def source_ids(config: dict[str, Any], tensors: dict[str, Any], source: dict[str
     return gen
 
 
+# every file an export writes: all that --force ever replaces in a folder
+EXPORT_FILES = ("config.json", "generation_config.json", "README.md", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "model.safetensors")
+
+
+def check_folder(out: Path, force: bool) -> None:
+    """``out`` may receive an export: missing or empty, or (with ``force``) holding an earlier one (a
+    ``config.json``), whose files alone are replaced. A user's folder is never written into."""
+    from .._io import check_replaceable, kind
+
+    found = kind(out)
+    if found not in ("none", "folder"):
+        raise ZooError(f"out={out} is {'a file' if found == 'file' else 'not a folder'}; give a folder to write")
+    if found == "none" or not any(out.iterdir()):
+        return
+    if not (out / "config.json").is_file():
+        raise ZooError(f"out={out} is not empty and holds no config.json, so it is not an earlier export; zoo "
+                       "leaves it alone: choose a new or empty folder")
+    if not force:
+        raise ZooError(f"out={out} holds an earlier export (config.json); choose another folder, or force=True to "
+                       f"replace the export's own files there ({', '.join(EXPORT_FILES)}; others are kept)")
+    for name in EXPORT_FILES:
+        check_replaceable(out / name)
+
+
 def write_folder(out: Path, files: dict[str, str], tensors: dict[str, Any], force: bool) -> Path:
-    """Write ``files`` and ``model.safetensors`` into ``out`` whole, or leave it as it was."""
+    """Write ``files`` and ``model.safetensors`` into ``out``: a new folder whole, or (``force``) the export's
+    files of an earlier export each replaced in one step, the folder's other entries left as they are."""
     from safetensors.torch import save_file
 
-    if out.exists() and not out.is_dir():
-        raise ZooError(f"out={out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise ZooError(f"out={out} is not empty; choose another folder, or force=True to replace an earlier export")
-        if not (out / "config.json").is_file():
-            raise ZooError(f"out={out} holds files but no config.json: not an earlier export; it is left alone")
+    check_folder(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        os.chmod(tmp, 0o777 & ~umask(out.parent))  # mkdtemp makes 0700
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+        if out.is_dir() and any(out.iterdir()):
+            for name in EXPORT_FILES:  # an earlier export: only its files, each replaced in one step
+                os.replace(tmp / name, out / name)
         else:
+            os.chmod(tmp, 0o777 & ~umask(out.parent))  # mkdtemp makes 0700
+            if out.is_dir():
+                out.rmdir()  # empty: nothing of anyone's is lost
             os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -187,6 +187,7 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source
     from zoo._io import atomic_write
     from zoo.artifact import save
     from zoo.config import dumps_toml
+    from zoo.rundir import write_marker
 
     spec = resolved.specs["model"]
     info = zoo.plugin_state().plugins.get(spec.plugin)
@@ -201,6 +202,7 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # --force: nothing of an earlier run may mix with this one
         (out / name).unlink(missing_ok=True)
+    write_marker(out)  # a run folder zoo wrote (see zoo.rundir)
     atomic_write(out / "config.toml", dumps_toml(resolved.data))
     atomic_write(out / "tokenizers.json", json.dumps(tokenizers, indent=1))
     save_start_checkpoint(out / "checkpoint.safetensors", model, task, resolved)

@@ -143,8 +143,8 @@ def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) ->
     out = Path(out_file)
     if out.suffix != ".onnx":
         raise ZooError(f"out={out}: give a file name ending in .onnx")
-    if out.exists() and not force:
-        raise ZooError(f"{out} exists; choose another out=, or force=True to replace it")
+    preprocess = onnx_sidecar.preprocess_source()
+    _check_targets(out, preprocess, force)
     from .onnx_generative import export_generative, family as generative
 
     if generative(loaded):  # zoo's GPT, the seq2py encoder-decoder: graphs with a key/value cache
@@ -156,8 +156,27 @@ def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) ->
         _export(graph, family, loaded, names, list(sidecar["outputs"]), tmp, opset)
         _verify(graph, family, loaded, names, tmp)
     atomic_write(out.with_suffix(".json"), json.dumps(sidecar, indent=1, ensure_ascii=False) + "\n")
-    atomic_write(out.parent / PREPROCESS, onnx_sidecar.preprocess_source())
+    if not _same_text(out.parent / PREPROCESS, preprocess):
+        atomic_write(out.parent / PREPROCESS, preprocess)
     return out
+
+
+def _check_targets(out: Path, preprocess: str, force: bool) -> None:
+    """The three files an export writes may be written: none exists (but zoo's own, unchanged, preprocessing
+    module, which exports in one folder share), or ``force``; never a link, device or a run's file."""
+    from ..targets import check_output_file
+
+    check_output_file(out, force)
+    check_output_file(out.with_suffix(".json"), force, f"{out.with_suffix('.json')} (the export's sidecar)")
+    if not _same_text(out.parent / PREPROCESS, preprocess):
+        check_output_file(out.parent / PREPROCESS, force, f"{out.parent / PREPROCESS} (not this zoo's own)")
+
+
+def _same_text(path: Path, text: str) -> bool:
+    try:
+        return path.is_file() and not path.is_symlink() and path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _export(graph: Any, family: str, loaded: Any, names: list[str], outputs: list[str], path: Path,
