@@ -69,7 +69,7 @@ __all__ = [
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
     # experiment trackers (zoo_register_loggers)
-    "Logger", "RunInfo", "Tracking",
+    "Logger", "RunInfo", "Tracking", "Tracker",
     # word vectors (gensim-trained or read from GloVe / word2vec files)
     "Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix",
     # batch orders for padded, varying-length examples
@@ -87,6 +87,7 @@ _LAZY = {
     "Logger": "zoo.tracking",
     "RunInfo": "zoo.tracking",
     "Tracking": "zoo.tracking",
+    "Tracker": "zoo.tracking",
     "Vectors": "zoo.embeddings",
     "train_vectors": "zoo.embeddings",
     "load_vectors": "zoo.embeddings",

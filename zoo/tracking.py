@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write
-from .errors import ConfigError, UnknownNameError
+from .errors import ConfigError, UnknownNameError, ZooError, first_line
 from .rundir import ARTIFACT
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,10 @@ class Tracking:
     parent: dict[str, dict[str, Any]] = field(default_factory=dict)  # logger name -> the parent run's state
     tags: dict[str, str] = field(default_factory=dict)
     status_of: Callable[[BaseException], str | None] | None = None  # e.g. optuna.TrialPruned -> "pruned"
+
+
+def _error_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {first_line(exc, limit=400)}"
 
 
 def known_loggers() -> list[str]:
@@ -177,7 +181,12 @@ class Tracker:
             run = RunInfo(folder, name, group, entry, saved.get(key), self.tracking.parent.get(key),
                           dict(self.tracking.tags), step)
             logger = cls()
-            self.states[key] = logger.start(run, params)  # a tracker that cannot start stops the run here
+            try:  # a tracker that cannot start stops the run here, before it trains
+                self.states[key] = logger.start(run, params)
+            except ZooError:
+                raise
+            except Exception as exc:
+                raise ZooError(f"logger {key}: cannot start its run ({_error_line(exc)})") from exc
             self.loggers[key] = logger
         if self.loggers:
             atomic_write(folder / TRACKERS_FILE, json.dumps(self.states, indent=1, sort_keys=True))
