@@ -151,8 +151,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
                             ("--data-dir", data_dir)):
             if value:
                 args += [flag, value]
-        for item in sets:
-            args += ["--set", item]
+        args += [arg for item in sets for arg in ("--set", item)]  # --logger NAME is among them (train.loggers)
         if force:
             args.append("--force")
         distributed.launch(nproc, args, run_dir, quiet=verbose == 0)
