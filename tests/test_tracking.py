@@ -350,3 +350,59 @@ def test_the_conformance_kit_checks_a_logger_plugin(tmp_path):
     assert "test_logger_reports_a_run[logger:track:mlflow] PASSED" in proc.stdout
     assert "test_logger_reports_a_run[logger:track:tensorboard] PASSED" in proc.stdout
     assert "test_factory_imports[logger:track:mlflow] PASSED" in proc.stdout
+
+
+# --- zoo tune ------------------------------------------------------------------------------------------
+
+TUNE_SPACE = """
+[tune]
+seed = 0
+metric = "val_loss"
+pruner = "median"
+startup_trials = 1
+
+[space."optim.lr"]
+type = "categorical"
+choices = [0.02, 1e-7]
+"""
+
+
+def test_tune_has_a_parent_run_per_study_and_a_child_per_trial_pruned_ones_marked(cli, mlflow_server, tmp_path,
+                                                                                 monkeypatch):
+    optuna = pytest.importorskip("optuna")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    space = tmp_path / "space.toml"
+    space.write_text(TUNE_SPACE, encoding="utf-8")
+    out = tmp_path / "study"
+    sets = [a for s in [*TINY_SETS, "train.epochs=3"] for a in ("--set", s)]
+
+    def tune(trials: int):
+        result = cli("tune", "subseq-gru", "--trials", str(trials), "--space", str(space), "--out", str(out),
+                     "--study", f"s-{tmp_path.name}", *sets, "--logger", "mlflow", "--logger", "tensorboard")
+        assert result.exit_code == 0, result.output
+        return optuna.load_study(study_name=f"s-{tmp_path.name}", storage=f"sqlite:///{out / 'study.db'}")
+
+    tune(4)
+    parent_state = json.loads((out / "trackers.json").read_text())
+    study = tune(5)  # the same command again: one more trial, in the same parent run
+    assert json.loads((out / "trackers.json").read_text()) == parent_state
+    client, parent = mlflow_run(out)
+    assert parent.info.status == "FINISHED" and parent.data.params["tune.metric"] == "val_loss"
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_trial = {int(r.data.tags["zoo.trial"]): r for r in children}
+    trials = {t.number: t for t in study.get_trials()}
+    assert sorted(by_trial) == sorted(trials) == [0, 1, 2, 3, 4]
+    states = {n: t.state.name for n, t in trials.items()}
+    assert "PRUNED" in states.values() and "COMPLETE" in states.values(), states
+    for number, trial in trials.items():
+        run = by_trial[number]
+        assert run.info.run_name == f"trial-{number}"
+        want = {"COMPLETE": ("FINISHED", "completed"), "PRUNED": ("KILLED", "pruned")}[trial.state.name]
+        assert (run.info.status, run.data.tags["zoo.status"]) == want, number
+        assert float(run.data.params["optim.lr"]) == trial.params["optim.lr"]
+    complete = sorted((n, t.value) for n, t in trials.items() if t.state.name == "COMPLETE")
+    assert mlflow_history(client, parent.info.run_id, "val_loss") == complete
+    pruned_tb = [s for s, _ in scalars(out).get("pruned_val_loss", [])]
+    assert pruned_tb == sorted(n for n, s in states.items() if s == "PRUNED")
+    assert [s for s, _ in scalars(out)["val_loss"]] == [n for n, _ in complete]
