@@ -289,6 +289,20 @@ def test_zoo_list_shows_the_loggers(cli):
     assert "track:mlflow" in result.output and "track:tensorboard" in result.output
 
 
+def test_only_rank_0_reports_under_two_processes(tmp_path):
+    out = tmp_path / "run"
+    sets = [a for s in [*TINY_SETS, "train.grad_accum=2"] for a in ("--set", s)]
+    proc = subprocess.run([sys.executable, "-m", "zoo", "train", "subseq-gru", *sets, "--nproc", "2",
+                           "--logger", "tensorboard", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((out / "tensorboard").iterdir())) == 1  # one events file: one writer
+    tb = scalars(out)
+    steps = 2 * STEPS_PER_EPOCH // 2
+    assert [s for s, _ in tb["train/loss"]] == list(range(1, steps + 1))  # each step once
+    assert [(s, pytest.approx(v, rel=1e-6)) for s, v in tb["val_loss"]] == [(r["step"], r["val_loss"])
+                                                                           for r in history(out)]
+
+
 # --- a logger from a plugin --------------------------------------------------------------------------
 
 class Recorder(zoo.Logger):
