@@ -253,6 +253,17 @@ def test_mlflow_local_file_store(tmp_path, monkeypatch):
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["README.md"]  # no log_artifact
 
 
+def test_a_tracking_server_that_does_not_answer_is_a_quick_one_line_error(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    started = time.monotonic()
+    result = cli("train", "subseq-gru", *[a for s in TINY_SETS for a in ("--set", s)], "--logger", "mlflow",
+                 "--out", str(tmp_path / "run"))
+    err = error_line(result)
+    assert "logger mlflow" in err and "no MLflow tracking server answers at http://127.0.0.1:" in err
+    assert time.monotonic() - started < 60
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 # --- the command line ----------------------------------------------------------------------------------
 
 def test_logger_flag_on_zoo_train(cli, tmp_path):

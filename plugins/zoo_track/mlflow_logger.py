@@ -22,6 +22,24 @@ STATUS = {"completed": "FINISHED", "failed": "FAILED", "interrupted": "KILLED", 
 MAX_PARAM = 6000  # characters MLflow keeps of a parameter value
 FLUSH_S = 5.0  # step metrics wait at most this long before they are sent
 BATCH = 1000  # MLflow's limit of metrics per log_batch request
+PROBE_S = 10.0  # seconds a tracking server has to answer before a run starts
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server that does not answer is one quick error, not minutes of MLflow's retries."""
+    import urllib.error
+    import urllib.request
+
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_S).close()
+    except urllib.error.HTTPError:  # it answered (a server without /health, or one that wants a login)
+        return
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise zoo.ZooError(f"logger mlflow: no MLflow tracking server answers at {uri} ({reason}); start it, or point "
+                           "MLFLOW_TRACKING_URI at one") from None
 
 
 class MLflowLogger(zoo.Logger):
@@ -35,6 +53,7 @@ class MLflowLogger(zoo.Logger):
         uri = (run.resume or {}).get("tracking_uri") or (run.parent or {}).get("tracking_uri")
         self.client = MlflowClient(uri or mlflow.get_tracking_uri())
         self.uri = uri or self.client.tracking_uri
+        _check_server(self.uri)
         self.pending: list[Any] = []
         self.sent = time.monotonic()
         resumed = self._reopen(run, params) if run.resume else None
