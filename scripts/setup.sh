@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs zoo with its built-in plugins, test tools and the serve, tune, hf, onnx, docs, s3 and
-# package extras.
+# Creates .venv and installs zoo with its built-in plugins, test tools and the serve, tune, hf, onnx, docs, s3,
+# package, tensorboard and mlflow extras.
 # Idempotent: does nothing when pyproject.toml has not changed since the last run.
 #
 # torch: by default the CPU build `torch==2.13.0` (ZOO_TORCH overrides it, e.g.
@@ -21,5 +21,5 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,tune,serve,hf,onnx,docs,s3,package]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,tune,serve,hf,onnx,docs,s3,package,tensorboard,mlflow]"
 echo "$want" > "$stamp"

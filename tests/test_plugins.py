@@ -360,7 +360,7 @@ def copycat(registry) -> types.SimpleNamespace:
 
     return fake(zoo_register_models=components("model"), zoo_register_tokenizers=components("tokenizer"),
                 zoo_register_datasets=components("dataset"), zoo_register_tasks=components("task"),
-                zoo_register_entries=entries)
+                zoo_register_loggers=components("logger"), zoo_register_entries=entries)
 
 
 def test_a_plugin_reusing_every_builtin_short_name_changes_no_builtin_entry(use_plugins):
@@ -370,7 +370,7 @@ def test_a_plugin_reusing_every_builtin_short_name_changes_no_builtin_entry(use_
     loaded = use_plugins(("copycat", copycat(zoo.get_registry())))
     assert loaded.plugins["copycat"].status == "ok"
     clashing = {c.kind for c in loaded.registry.collisions if "copycat" in c.plugins}
-    assert clashing == set(KINDS)  # it really reuses a name of each kind: entry, model, tokenizer, dataset, task
+    assert clashing == set(KINDS)  # it really reuses a name of each kind: entry, model, tokenizer, dataset, task, logger
     assert resolved_ids(entries) == before
     assert not any(i.startswith("copycat:") for ids in before.values() for i in ids.values())
 

@@ -68,6 +68,8 @@ __all__ = [
     "resolve_entry", "train", "evaluate", "load", "export", "generate", "plugin_state", "get_registry",
     # training building blocks
     "Trainer", "TrainConfig", "OptimConfig",
+    # experiment trackers (zoo_register_loggers)
+    "Logger", "RunInfo", "Tracking", "Tracker",
     # word vectors (gensim-trained or read from GloVe / word2vec files)
     "Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix",
     # batch orders for padded, varying-length examples
@@ -82,6 +84,10 @@ _LAZY = {
     "Trainer": "zoo.trainer",
     "TrainConfig": "zoo.train_config",
     "OptimConfig": "zoo.train_config",
+    "Logger": "zoo.tracking",
+    "RunInfo": "zoo.tracking",
+    "Tracking": "zoo.tracking",
+    "Tracker": "zoo.tracking",
     "Vectors": "zoo.embeddings",
     "train_vectors": "zoo.embeddings",
     "load_vectors": "zoo.embeddings",

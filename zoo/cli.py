@@ -17,6 +17,7 @@ from .cli_predict import predict_cmd
 from .cli_info import info
 from .cli_hub import HUB_COMMANDS, with_index
 from .cli_plugins import plugins_cmd, warn_about_filter
+from .cli_tracking import logger_option
 from .cli_types import FINITE_NONNEGATIVE
 from .interop.commands import FORMATS, export_other, import_cmd
 from .errors import ZooError, ZooUsageError
@@ -24,7 +25,6 @@ from .registry import KINDS
 from .scaffold import new_plugin_cmd
 from .serve.cli import serve_cmd
 
-KIND_CHOICES = ("all", *KINDS)
 
 # library errors name the parameters of zoo.train / zoo.export ...; on the command line they are flags
 _PARAM_FLAGS = re.compile(r"(?<![\w.])(resume|nproc|out|dtype|device)=(?=\S)")
@@ -81,9 +81,9 @@ def _root(verbose: int) -> None:
 
 @click.command("list")
 @click.argument("pattern", default="*")
-@click.option("--kind", type=click.Choice(KIND_CHOICES), default="all", show_default=True)
+@click.option("--kind", type=click.Choice(("all", *KINDS)), default="all", show_default=True)
 def list_cmd(pattern: str, kind: str) -> None:
-    """List entries, models, tokenizers, datasets and tasks (fnmatch PATTERN)."""
+    """List entries, models, tokenizers, datasets, tasks and loggers (fnmatch PATTERN)."""
     reg = api.get_registry()
     for k in KINDS if kind == "all" else (kind,):
         specs = reg.list(k, pattern)
@@ -122,6 +122,7 @@ def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="Train data-parallel in N processes (torchrun; one per CPU core or GPU).")
+@logger_option
 @click.pass_context
 def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_file: str | None, device: str | None,
           out: str | None, resume: str | None, force: bool, data_dir: str | None, nproc: int) -> None:
@@ -151,8 +152,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
                             ("--data-dir", data_dir)):
             if value:
                 args += [flag, value]
-        for item in sets:
-            args += ["--set", item]
+        args += [arg for item in sets for arg in ("--set", item)]  # --logger NAME is among them (train.loggers)
         if force:
             args.append("--force")
         distributed.launch(nproc, args, run_dir, quiet=verbose == 0)

@@ -90,6 +90,17 @@ def zoo_register_tasks(register: Register) -> None:
 
 
 @hookspec
+def zoo_register_loggers(register: Register) -> None:
+    """Called once when the registry is built, to declare experiment trackers (``train.loggers``).
+
+    ``factory`` is a :class:`zoo.Logger` subclass or a dotted path to one; it is imported only
+    when a run names it. Set its ``requires`` (the module it imports) and ``install`` (what to
+    run when it is missing): ``train.loggers`` naming it without the package is a one-line error.
+    zoo's own ``tensorboard`` and ``mlflow`` loggers are registered this way, by plugin ``track``.
+    """
+
+
+@hookspec
 def zoo_register_entries(register: RegisterEntry) -> None:
     """Called once when the registry is built, after every component hook, to declare zoo entries.
 

@@ -125,11 +125,12 @@ def _definition(module: str, name: str) -> str:
 def check_factories(loaded: Loaded) -> tuple[int, list[Problem]]:
     """Import every registered factory; (how many were checked, the problems)."""
     from .interfaces import Dataset, Task, Tokenizer
+    from .tracking import Logger
 
     failed = {n for n, i in loaded.plugins.items() if i.status == "failed"}
     problems: list[Problem] = []
     checked = 0
-    for kind in ("model", "tokenizer", "dataset", "task"):
+    for kind in ("model", "tokenizer", "dataset", "task", "logger"):
         for spec in loaded.registry.specs(kind):
             if spec.plugin in failed:
                 continue
@@ -142,7 +143,7 @@ def check_factories(loaded: Loaded) -> tuple[int, list[Problem]]:
                                                 prefix=f"factory {given!r} does not import: "))
                 continue
             base: Any = _model_base() if kind == "model" else {"tokenizer": Tokenizer, "dataset": Dataset,
-                                                                "task": Task}[kind]
+                                                                "task": Task, "logger": Logger}[kind]
             if not (isinstance(obj, type) and issubclass(obj, base)):
                 problems.append(Problem(spec.plugin, hook, f"factory {given!r} is {obj!r}, not a subclass of "
                                         f"zoo.{base.__name__}", component=component))

@@ -36,6 +36,7 @@ REGISTER_HOOKS = {
     "zoo_register_tokenizers": "tokenizer",
     "zoo_register_datasets": "dataset",
     "zoo_register_tasks": "task",
+    "zoo_register_loggers": "logger",
     "zoo_register_entries": "entry",
 }
 

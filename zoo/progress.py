@@ -18,12 +18,10 @@ def isatty() -> bool:
 
 
 def progress_bar(total: int | None, desc: str, show: bool):
-    """A tqdm bar on stderr, or None when ``show`` is false."""
-    if not show:
-        return None
+    """A tqdm bar on stderr; one that shows nothing when ``show`` is false."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True, disable=not show)
 
 
 def plot_losses(history: list[dict[str, Any]], path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import AmbiguousNameError, UnknownNameError, ZooError, ZooUsageError
 
-KINDS = ("entry", "model", "tokenizer", "dataset", "task")
+KINDS = ("entry", "model", "tokenizer", "dataset", "task", "logger")
 
 
 def natural_key(text: str) -> list[Any]:

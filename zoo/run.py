@@ -23,6 +23,7 @@ from .errors import ConfigError, RunDirError, ZooError, first_line
 from .loading import export_built, write_outputs
 from .resolve import Resolved, resolve, resolve_entry
 from .rundir import ARTIFACT, CHECKPOINT, RunLock, Staging, check_replacing, clean_stale, status, write_marker
+from .tracking import Tracker, Tracking, logger_classes
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | N
         run_dir = _folder(out) if out is not None else Path("runs") / resolved.entry.split(":", 1)[-1]
         replace = check_out_dir(run_dir, force)
     resolve_device(resolved.configs["train"].device)
+    logger_classes(resolved.configs["train"].loggers)  # an unknown logger or a missing extra: before any file
     return _Plan(resolved, run_dir, replace, resume is not None, force)
 
 
@@ -147,7 +149,7 @@ def check_train(entry: str | None = None, overrides: dict[str, Any] | None = Non
 
 def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, out: str | Path | None = None,
           resume: str | Path | None = None, force: bool = False, data_dir: str | Path | None = None,
-          on_epoch: EpochCallback | None = None) -> RunResult:
+          on_epoch: EpochCallback | None = None, tracking: Tracking | None = None) -> RunResult:
     """Train ``entry`` (or continue the run in ``resume``); write the run folder and its artifact.
 
     Everything that can be wrong (config, device, data, checkpoint) is checked before
@@ -155,7 +157,8 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
 
     Started by torchrun (``WORLD_SIZE`` > 1), every process calls this: they join one
     process group, train data-parallel and rank 0 writes the run folder; ``on_epoch``
-    is called on rank 0 only.
+    is called on rank 0 only, as are the trackers of ``train.loggers`` (``tracking``: a parent
+    run, tags, how an exception names the run's end; zoo tune gives it for its trials).
     """
     from . import distributed
     from .errors import RankLostError
@@ -168,7 +171,7 @@ def train(entry: str | None = None, overrides: dict[str, Any] | None = None, *, 
     try:
         if world.main:  # one writer per run folder; rank 0 writes for the whole run
             _claim(plan, lock.acquire())
-        return _train(plan, data_dir, on_epoch, world)
+        return _train(plan, data_dir, on_epoch, world, tracking)
     except Exception as exc:
         if world.size > 1 and distributed.peer_lost(exc):
             raise RankLostError(f"rank {world.rank}: another process of this run went away ({first_line(exc)}); "
@@ -200,7 +203,7 @@ def _read_tokenizer_states(run_dir: Path) -> dict[str, Any]:
 
 
 def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None,
-             write_dir: Path) -> tuple[Built, Any, dict]:
+             write_dir: Path, on_step: Any = None) -> tuple[Built, Any, dict]:
     """The built pieces, the model and its Trainer (restored from the checkpoint on resume; writing
     into ``write_dir``), and the extra files the task wants in the run folder; nothing is written."""
     from .limits import check_model_fits
@@ -215,7 +218,8 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     check_model_fits(resolved.cls("model"), resolved.configs["model"], built.task.model_sizes())
     model = make_model(resolved, built.task.model_sizes())
     run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
-    trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch)
+    trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch,
+                      on_step=on_step)
     if plan.resume:
         _restore(trainer, run_dir / CHECKPOINT)
         log.info("resuming %s after epoch %d", run_dir, trainer.state.epoch)
@@ -277,12 +281,16 @@ def _metrics(trainer: Any, built: Built, summary: dict[str, Any], run_dir: Path)
     return metrics
 
 
-def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None, world: Any) -> RunResult:
+def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None, world: Any,
+           tracking: Tracking | None = None) -> RunResult:
     from . import distributed
 
+    tcfg = plan.resolved.configs["train"]
+    tracker = Tracker(tcfg.loggers if world.main else (), tracking)  # rank 0 alone reports
     staging = Staging(plan.run_dir) if plan.replace and world.main else None
     write_dir = staging.path if staging is not None else plan.run_dir
-    built, trainer, run_files = _prepare(plan, data_dir, on_epoch, write_dir)
+    built, trainer, run_files = _prepare(plan, data_dir, tracker.on_epoch(on_epoch), write_dir,
+                                         tracker.on_step if tracker else None)
     # every rank has checked what it needs; nothing above wrote a file; from here on the run folder is ours
     distributed.barrier(world)
     try:
@@ -292,6 +300,8 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
             write_run_start(write_dir, built, run_files)
             if plan.resume:  # the checkpoint's history is the truth: epochs after it were never committed
                 trainer.rewrite_metrics()
+            tracker.start(write_dir, plan.run_dir.name, plan.resolved.entry, plan.resolved.data, plan.resume,
+                          trainer.state.step)
         summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
         metrics = _metrics(trainer, built, summary, write_dir)
         built.model = trainer.model
@@ -299,7 +309,9 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
             write_run_end(write_dir, built, metrics)
             if staging is not None:  # the new run is complete: only now does it replace the earlier one
                 staging.commit()
-    except BaseException:
+            tracker.end(metrics, plan.run_dir, tcfg.log_artifact)
+    except BaseException as exc:
+        tracker.close(tracker.status_of(exc))
         if staging is not None:
             staging.abort()  # the earlier run stays whole
         raise

@@ -7,7 +7,8 @@ each artifact must reload to the same outputs as the model object that was saved
 tokenizer states must survive JSON; dataset splits must be deterministic (and
 disjoint where the dataset declares ``disjoint_splits``); every config's defaults
 must validate; every factory path must import; ``predict`` must give one JSON record
-per input where the task implements it. The tests live in :mod:`zoo.kit.contracts`.
+per input where the task implements it; every logger (``zoo_register_loggers``) must report a
+run and reopen it from its saved state. The tests live in :mod:`zoo.kit.contracts`.
 
 A component the plugin registers but none of its entries uses is checked through an
 entry of another plugin that uses it (a plugin providing only a dataset, say).

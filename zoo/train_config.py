@@ -47,6 +47,9 @@ class TrainConfig:
     # decay of an exponential moving average of the weights (e.g. 0.999), kept after every optimizer step;
     # validation, the best checkpoint and the saved model use the average; none: no average
     ema: Annotated[float, Range(gt=0, lt=1, note="none: no average")] | None = None
+    # experiment trackers the run reports to on rank 0 ('zoo list --kind logger'), e.g. ["tensorboard", "mlflow"]
+    loggers: list[str] = field(default_factory=list)
+    log_artifact: bool = False  # with train.loggers: also hand model.safetensors to the trackers that keep files
 
 
 @dataclass

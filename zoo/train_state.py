@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,9 @@ from . import distributed
 from .errors import TrainingError
 
 log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[dict[str, Any]], None]  # an epoch's record (a line of metrics.jsonl)
+StepCallback = Callable[[int, float, float], None]  # (optimizer step, this rank's loss of the step, learning rate)
 
 
 @dataclass
@@ -35,12 +39,17 @@ class LossGuard:
         self.last: tuple[int, float] = (0, math.nan)  # (step, loss) of the last finite loss seen
         self.first: float | None = None
         self.warned = False
+        self._step: tuple[int, float, int] = (-1, 0.0, 0)  # (steps taken before it, loss sum, micro-batches)
 
     def check(self, loss: Any, state: TrainerState, world: Any, device: Any) -> None:
         value = float(loss)
         if not distributed.any_rank(not math.isfinite(value), world, device):
             self.last = (state.step + 1, value * world.size)
             self._watch_growth(*self.last)
+            at, total, n = self._step
+            if at != state.step:  # the first micro-batch of a new step
+                total, n = 0.0, 0
+            self._step = (state.step, total + self.last[1], n + 1)
             return
         step, last = self.last
         before = f"the last finite loss was {last:.4g} at step {step}" if step > 0 else "no step had a finite loss"
@@ -48,6 +57,11 @@ class LossGuard:
         raise TrainingError(f"training loss is not finite at step {state.step + 1} (epoch {state.epoch + 1}); "
                             f"{before}; {kept}. Lower the learning rate (optim.lr), or clip gradients "
                             "(train.clip_norm)")
+
+    def step_loss(self) -> float:
+        """This rank's mean loss over the micro-batches of the step just taken."""
+        _, total, n = self._step
+        return total / n if n else math.nan
 
     def _watch_growth(self, step: int, value: float) -> None:
         if self.first is None:

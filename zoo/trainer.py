@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from .parallel import ParallelModel, shard, sync_grads
 from .progress import isatty, plot_losses, progress_bar
 from .rng import epoch_seed, process_rng, rank_rng, rank_seed, restore_rng
 from .train_config import OptimConfig, TrainConfig
-from .train_state import LossGuard, TrainerState
+from .train_state import EpochCallback, LossGuard, StepCallback, TrainerState
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,12 @@ class Trainer:
     """Fits ``model`` on ``task`` with the encoded ``splits``; writes into ``run_dir`` when given.
 
     Inside an initialised process group it trains data-parallel: every rank builds its
-    Trainer the same way and calls :meth:`fit`; ``on_epoch`` and file writes happen on rank 0.
+    Trainer the same way and calls :meth:`fit`; ``on_epoch``, ``on_step`` and file writes happen on rank 0.
     """
 
     def __init__(self, model: torch.nn.Module, task: Task, train_cfg: TrainConfig, optim_cfg: OptimConfig,
-                 run_dir: Path | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None):
+                 run_dir: Path | None = None, on_epoch: EpochCallback | None = None,
+                 on_step: StepCallback | None = None):
         self.cfg, self.optim_cfg, self.task, self.run_dir = train_cfg, optim_cfg, task, run_dir
         self.world = distributed.current()
         self.device = distributed.device_for(train_cfg.device, self.world)
@@ -84,7 +84,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._guard = LossGuard()
         self.best_weights: dict[str, torch.Tensor] | None = None
-        self.on_epoch = on_epoch
+        self.on_epoch, self.on_step = on_epoch, on_step
         self.groups = _param_groups(model, train_cfg.freeze)
         self.metric, self.mode = _early_stopping_metric(task, train_cfg.early_stopping)
         self._eval_task = BoundedEval(task, train_cfg.max_eval_time, self.world, self.device)
@@ -176,6 +176,8 @@ class Trainer:
         self.state.step += 1
         if self.ema is not None:
             self.ema.update(self.state.step)
+        if self.on_step is not None and self.world.main:  # rank 0's loss of the step: train/loss of the trackers
+            self.on_step(self.state.step, self._guard.step_loss(), self.optimizer.param_groups[0]["lr"])
 
     # -- the loop
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
@@ -216,8 +218,7 @@ class Trainer:
             self._guard.check(share, st, world, self.device)
             loss_sum += share
             seen += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if seen % cfg.grad_accum:
                 continue
             self._optimizer_step(total)
@@ -226,8 +227,7 @@ class Trainer:
                 break
         if seen % cfg.grad_accum:  # a last, partial group of micro-batches still makes a step
             self._optimizer_step(total, synced=False)
-        if bar is not None:
-            bar.close()
+        bar.close()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         st.train_time += time.perf_counter() - t0

@@ -44,9 +44,12 @@ def tune(*args: Any, **kwargs: Any):
 @click.option("--out", type=click.Path(file_okay=False),
               help="Folder for trial runs, best.toml, trials.csv, history.png [default: runs/tune-ENTRY].")
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
+@click.option("--logger", "loggers", multiple=True, metavar="NAME",
+              help="Report to this experiment tracker (repeatable; sets train.loggers): a parent run for the study, "
+                   "a child run per trial, pruned trials marked pruned.")
 def tune_cmd(entry: str, trials: int, timeout: float | None, storage: str | None, study_name: str | None,
              space_file: str | None, sets: tuple[str, ...], config_file: str | None, pruner: str | None,
-             device: str | None, out: str | None, data_dir: str | None) -> None:
+             device: str | None, out: str | None, data_dir: str | None, loggers: tuple[str, ...] = ()) -> None:
     """Search hyperparameters of ENTRY: each trial is a zoo training run, pruned early when it lags.
 
     Run the same command again to resume an interrupted study; run it in several
@@ -58,6 +61,8 @@ def tune_cmd(entry: str, trials: int, timeout: float | None, storage: str | None
 
     require_optuna()  # before anything else: the one-line install hint
     overrides = _overrides(sets, config_file, device)
+    if loggers:
+        overrides.setdefault("train", {})["loggers"] = list(dict.fromkeys(loggers))
     try:
         result = tune(entry, trials, timeout=timeout, storage=storage, study=study_name, space=space_file,
                       overrides=overrides, out=out, data_dir=data_dir, pruner=pruner, on_trial=_echo_trial)

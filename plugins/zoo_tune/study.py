@@ -25,13 +25,14 @@ import zoo
 from zoo import ConfigError, RunDirError, ZooError, atomic_path, atomic_write, first_line
 
 from .space import Param, TuneSpec, check_space, flatten, load_spec, lookup, nest
+from .tracking import end_study, report_trial, start_study, study_tracker, trial_tracking
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'zoo[tune]' (or pip install 'optuna>=3.0')"
 HEARTBEAT_S = 60  # a RUNNING trial whose process stopped beating for 3x this long is marked FAIL by the next process
 # fixed overrides that may differ between the processes of one study: they do not change what a trial learns
-PER_MACHINE = {"train.device", "train.threads", "train.progress"}
+PER_MACHINE = {"train.device", "train.threads", "train.progress", "train.loggers", "train.log_artifact"}
 
 
 def require_optuna() -> Any:
@@ -393,7 +394,7 @@ def _enqueue_baseline(st: Any, plan: _StudyPlan) -> None:
 
 
 def _objective(optuna: Any, plan: _StudyPlan, data_dir: str | Path | None,
-               current: dict[str, Any]) -> Callable[[Any], float]:
+               current: dict[str, Any], tracker: Any = None) -> Callable[[Any], float]:
     metric = plan.metric
 
     def objective(trial: Any) -> float:
@@ -414,7 +415,8 @@ def _objective(optuna: Any, plan: _StudyPlan, data_dir: str | Path | None,
 
         try:
             result = zoo.train(plan.entry, zoo.merge_config(plan.trial_base, nest(params)), out=run_dir,
-                               data_dir=data_dir, on_epoch=on_epoch)
+                               data_dir=data_dir, on_epoch=on_epoch,
+                               tracking=trial_tracking(tracker, optuna, plan, trial.number) if tracker else None)
         except ConfigError as exc:  # this combination of values is invalid: the next trial may do better
             trial.set_user_attr("error", str(exc))
             raise
@@ -434,7 +436,7 @@ def _finished(optuna: Any, st: Any) -> int:
 
 
 def _run_trials(optuna: Any, st: Any, plan: _StudyPlan, trials: int, timeout: float | None,
-                data_dir: str | Path | None, on_trial: Callable[[TrialRow], None] | None) -> int:
+                data_dir: str | Path | None, on_trial: Callable[[TrialRow], None] | None, tracker: Any = None) -> int:
     """Optimise until the study holds ``trials`` complete or pruned trials; the number run here."""
     current: dict[str, Any] = {}
     ran = 0
@@ -443,6 +445,7 @@ def _run_trials(optuna: Any, st: Any, plan: _StudyPlan, trials: int, timeout: fl
         nonlocal ran
         current.pop("number", None)
         ran += 1
+        report_trial(tracker, plan.metric, _row(frozen))
         if on_trial is not None:
             on_trial(_row(frozen))
         if _finished(optuna, s) >= trials:  # other processes share the study: stop at the target, whoever reached it
@@ -451,7 +454,7 @@ def _run_trials(optuna: Any, st: Any, plan: _StudyPlan, trials: int, timeout: fl
     remaining = trials - _finished(optuna, st)
     if remaining > 0:
         try:
-            st.optimize(_objective(optuna, plan, data_dir, current), n_trials=remaining, timeout=timeout,
+            st.optimize(_objective(optuna, plan, data_dir, current, tracker), n_trials=remaining, timeout=timeout,
                         catch=(ConfigError,), callbacks=[after_trial])
         except KeyboardInterrupt:
             number = current.get("number")
@@ -500,13 +503,20 @@ def tune(entry: str, trials: int, *, timeout: float | None = None, storage: str 
         raise ConfigError(f"--timeout must be > 0 seconds, got {timeout}")
     t_start = time.perf_counter()
     plan = _plan(entry, space, overrides, pruner, out, storage, study)
+    tracker = study_tracker(plan)  # train.loggers: a parent run for the study, a child run per trial
     with _quiet_optuna(optuna):
         st, numbers = _open_study(optuna, plan)
         plan.out_dir.mkdir(parents=True, exist_ok=True)
         if plan.spec.settings.baseline and not numbers:
             _enqueue_baseline(st, plan)
-        ran = _run_trials(optuna, st, plan, trials, timeout, data_dir, on_trial)
+        try:
+            start_study(tracker, plan, numbers)
+            ran = _run_trials(optuna, st, plan, trials, timeout, data_dir, on_trial, tracker)
+        except BaseException as exc:
+            tracker.close(tracker.status_of(exc))
+            raise
     result = _write_results(st, plan, ran)
+    end_study(tracker, result)
     result.seconds = time.perf_counter() - t_start
     return result
 

@@ -30,6 +30,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("plugin_name", cases.plugins)
     if "component" in names:
         metafunc.parametrize("component", cases.components)
+    if "logger_component" in names:
+        metafunc.parametrize("logger_component", [c for c in cases.components if c.startswith("logger:")])
     if "role" in names:
         metafunc.parametrize("entry_id,role", cases.roles, ids=[f"{e}-{r}" for e, r in cases.roles])
     elif "entry_id" in names:
@@ -42,7 +44,8 @@ def _spec(component: str) -> Any:
 
 
 def _interface(kind: str) -> type:
-    return {"model": zoo.Model, "tokenizer": zoo.Tokenizer, "dataset": zoo.Dataset, "task": zoo.Task}[kind]
+    return {"model": zoo.Model, "tokenizer": zoo.Tokenizer, "dataset": zoo.Dataset, "task": zoo.Task,
+            "logger": zoo.Logger}[kind]
 
 
 # --- the plugin and its components -----------------------------------------------------------------------
@@ -133,6 +136,8 @@ def _within(value: Any, rng: Any) -> bool:
 
 def test_component_is_used_by_an_entry(component, pytestconfig):
     spec = _spec(component)
+    if spec.kind == "logger":
+        pytest.skip(f"logger {spec.id} serves runs, not entries: test_logger_reports_a_run checks it")
     if spec.id not in kit.kit_cases(pytestconfig).covered:
         pytest.skip(f"{spec.kind} {spec.id}: no entry uses it, so it is not trained here; register an entry "
                     "with a 'tiny' table that does")
@@ -303,3 +308,34 @@ def test_predict_contract(entry_id, tiny_run):
     assert predict(inputs) == records, f"{entry_id}: predict() gives other records the second time"
     if isinstance(inputs[0], str):
         assert predict(inputs[0]) == records[0], f"{entry_id}: predict(one input) differs from predict([it])[0]"
+
+
+# --- loggers (zoo_register_loggers) ------------------------------------------------------------------------
+
+def test_logger_reports_a_run(logger_component, tmp_path, monkeypatch):
+    """A logger starts a run, takes params, step and epoch metrics, a file and an end status, and its state
+    (kept in trackers.json) is JSON that reopens the same run on resume."""
+    spec = _spec(logger_component)
+    cls = spec.load()
+    assert isinstance(cls, type) and issubclass(cls, zoo.Logger), f"logger {spec.id}: {cls!r} is not a zoo.Logger"
+    if cls.missing():
+        pytest.skip(f"logger {spec.id} {cls.missing()}")
+    monkeypatch.chdir(tmp_path)  # a tracker's default local store lands here
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "README.md").write_text("# a model card\n", encoding="utf-8")
+    run = zoo.RunInfo(run_dir, "run", "kit", "kit:entry")
+    params = {"model.hidden": 8, "optim.lr": 0.001, "train.amp": "auto", "train.progress": False}
+    first = cls()
+    state = first.start(run, params)
+    assert isinstance(state, dict), f"logger {spec.id}: start() must return a dict (the state that reopens the run)"
+    json.dumps(state)  # kept in trackers.json
+    first.log_metrics(1, {"train/loss": 2.5, "train/lr": 0.001})
+    first.log_metrics(1, {"train_loss": 2.5, "val_loss": 2.25, "epoch": 1.0})
+    first.log_artifact(run_dir / "README.md")
+    first.finish("interrupted")
+    again = cls()
+    resumed = again.start(dataclasses.replace(run, resume=state, step=1), {**params, "train.epochs": 2})
+    json.dumps(resumed)
+    again.log_metrics(2, {"train/loss": 2.0, "train/lr": 0.001})
+    again.finish("completed")
