@@ -14,12 +14,13 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.zoo-setup
-want=$(cat pyproject.toml examples/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/constraints.txt examples/*/pyproject.toml | sha256sum | cut -d" " -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,tune,serve,hf,onnx,docs,s3,package,tensorboard,mlflow]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c scripts/constraints.txt \
+  -e ".[test,tune,serve,hf,onnx,docs,s3,package,tensorboard,mlflow]"
 echo "$want" > "$stamp"
