@@ -205,7 +205,7 @@ def test_predict_names_the_line_that_is_too_long(seq_run, tmp_path):
 
 def test_predict_line_limit_has_a_sane_default(seq_run, tmp_path):
     src = tmp_path / "in.txt"
-    src.write_bytes(b"12\n" + b"7" * (65 * 2**20) + b"\n")
+    src.write_bytes(b"12\n" + b"7" * (17 * 2**20) + b"\n")  # the default is 16 MiB
     line = one_line_error(capped_zoo("predict", str(seq_run), "--input", str(src)))
     assert f"{src}:2:" in line and "--max-line-bytes" in line
 

@@ -55,9 +55,10 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
         stack.extend((child, depth + 1) for child in children)
 
 
-def printable(text: Any) -> str:
-    """``text`` with control characters written as ``\\x1b`` / ``\\u202e`` escapes: safe to print."""
-    return _CONTROL.sub(lambda m: _escape(m.group()), str(text))
+def printable(text: Any, keep: str = "") -> str:
+    """``text`` with control characters written as ``\\x1b`` / ``\\u202e`` escapes: safe to print.
+    ``keep``: control characters left as they are (``"\\n\\t"`` for multi-line text such as code)."""
+    return _CONTROL.sub(lambda m: m.group() if m.group() in keep else _escape(m.group()), str(text))
 
 
 def _escape(ch: str) -> str:
