@@ -277,3 +277,98 @@ def test_a_sentence_with_a_bad_token_is_not_quoted_whole(tmp_path):
     with pytest.raises(ZooError) as err:
         task.encode_sentences([tokens], [[4] * len(tokens)])
     assert "sentence 0" in str(err.value) and len(str(err.value)) < 500
+
+
+# --- zoo import hf: sizes before allocation, files inside the folder ------------------------------------
+
+@pytest.fixture(scope="module")
+def hf_folder(tmp_path_factory):
+    """A GPT-2 folder as zoo exports one (byte-level BPE, so it imports back)."""
+    from zoo.interop import export_hf
+
+    pytest.importorskip("tokenizers")
+    api.reset()
+    root = tmp_path_factory.mktemp("hf")
+    (root / "hamlet.txt").write_text(HAMLET, encoding="utf-8")
+    cfg = {"dataset": {"files": [str(root / "hamlet.txt")]}, "model": {"n_layer": 1, "n_head": 2, "n_embd": 16},
+           "task": {"block_size": 16}, "tokenizer": {"name": "bpe", "vocab_size": 280},
+           "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 8, "threads": 1, "progress": False}}
+    run = zoo.train("text-gpt", cfg, out=root / "run").run_dir
+    folder = export_hf(zoo.load(run), root / "gpt2")
+    api.reset()
+    return folder, root / "hamlet.txt"
+
+
+def _copy(folder: Path, dst: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(folder, dst))
+
+
+def _import(src: Path, corpus: Path, out: Path) -> subprocess.CompletedProcess:
+    return capped_zoo("import", "hf", str(src), "--out", str(out), "--set", f'dataset.files=["{corpus}"]')
+
+
+def test_the_hf_fixture_imports(hf_folder, tmp_path):
+    folder, corpus = hf_folder
+    proc = _import(folder, corpus, tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("change", [{"n_embd": 65536, "n_inner": 4 * 65536, "n_head": 2},
+                                    {"n_embd": 8192, "n_inner": 8192, "n_head": 2, "n_positions": 1_000_000}],
+                         ids=["n_embd", "n_positions"])
+def test_an_hf_config_with_huge_sizes_is_refused_before_allocating(hf_folder, tmp_path, change):
+    folder, corpus = hf_folder
+    src = _copy(folder, tmp_path / "gpt2")
+    cfg = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**cfg, **change}))
+    line = one_line_error(_import(src, corpus, tmp_path / "run"))
+    assert str(src) in line and "parameters" in line
+    assert not (tmp_path / "run").exists()
+
+
+def _shard_index(src: Path, weights: Path, shard: str) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as fh:
+        names = list(fh.keys())
+    (src / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {n: shard for n in names}}))
+
+
+@pytest.mark.parametrize("where", ["parent", "absolute"])
+def test_hf_shard_names_stay_inside_the_folder(hf_folder, tmp_path, where):
+    folder, corpus = hf_folder
+    src = _copy(folder, tmp_path / "gpt2")
+    outside = tmp_path / "outside.safetensors"
+    (src / "model.safetensors").rename(outside)
+    _shard_index(src, outside, "../outside.safetensors" if where == "parent" else str(outside))
+    line = one_line_error(_import(src, corpus, tmp_path / "run"))
+    assert "model.safetensors.index.json" in line and "outside.safetensors" in line and "outside" in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "tokenizer.json", "config.json"])
+def test_hf_symlinks_out_of_the_folder_are_refused(hf_folder, tmp_path, name):
+    folder, corpus = hf_folder
+    src = _copy(folder, tmp_path / "gpt2")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (src / name).rename(elsewhere / name)
+    (src / name).symlink_to(elsewhere / name)
+    line = one_line_error(_import(src, corpus, tmp_path / "run"))
+    assert name in line and "outside" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_hf_symlinks_inside_the_folder_and_the_hub_cache_layout_import(hf_folder, tmp_path):
+    folder, corpus = hf_folder
+    repo = tmp_path / "models--me--gpt2"  # the Hugging Face cache: snapshots/REV/* link to ../../blobs/*
+    snap = repo / "snapshots" / "abc123"
+    (repo / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    for f in folder.iterdir():
+        (repo / "blobs" / f.name).write_bytes(f.read_bytes())
+        (snap / f.name).symlink_to(Path("../../blobs") / f.name)
+    proc = _import(snap, corpus, tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-2000:]

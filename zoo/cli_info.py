@@ -165,7 +165,9 @@ def info(name: str, resolved: bool) -> None:
 
     foreign = describe(name)
     if foreign is not None:
-        click.echo("\n".join(foreign))
+        from .untrusted import printable
+
+        click.echo("\n".join(printable(line) for line in foreign))  # the lines quote the folder's files
         return
     path = Path(name)
     if path.is_dir() and (path / ARTIFACT).is_file():
