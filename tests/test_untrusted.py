@@ -124,7 +124,8 @@ def test_zoo_load_refuses_a_model_bigger_than_its_weights(seq_run, tmp_path):
     cfg = meta_of(seq_run)["config"]
     cfg["model"]["hidden"] = 64
     bad = rewrite(seq_run, tmp_path / "m.safetensors", config=cfg)
-    with pytest.raises(ArtifactError, match="describe a model of .* parameters, but its weights hold 3,086 values"):
+    with pytest.raises(ArtifactError, match="weights do not fit model seq2seq:gru-seq2seq: .* describe .* parameters, "
+                                           "but its weights hold 3,086 values"):
         zoo.load(bad)
 
 

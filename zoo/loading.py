@@ -197,7 +197,8 @@ def _rebuild(path: Path, meta: dict[str, Any], resolved: Resolved, *, task_chang
         raise ArtifactError(f"{path}: {exc}") from exc
     check_sizes(path, meta["sizes"], task.model_sizes(), values=not task_changed)
     stored = sum(math.prod(t["shape"]) for t in read_header(path)[0].values())
-    check_build(path, resolved.cls("model"), resolved.configs["model"], meta["sizes"], stored=stored)
+    check_build(path, resolved.cls("model"), resolved.configs["model"], meta["sizes"], stored=stored,
+                what=meta.get("model"))
     try:
         model = make_model(resolved, meta["sizes"])
     except (TypeError, ValueError, RuntimeError) as exc:

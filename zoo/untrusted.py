@@ -73,7 +73,7 @@ def clip(text: Any, limit: int = QUOTE_CHARS) -> str:
 
 
 def check_build(where: Any, model_cls: Any, config: Any, sizes: dict[str, Any], *, stored: int | None,
-                available: int | None = None, error: type[Exception] = ArtifactError) -> None:
+                available: int | None = None, error: type[Exception] = ArtifactError, what: Any = "") -> None:
     """Refuse a model that a file describes and cannot hold or this machine cannot load, before building it.
 
     ``stored``: how many values the file's weights hold (a model with more parameters cannot be
@@ -91,8 +91,8 @@ def check_build(where: Any, model_cls: Any, config: Any, sizes: dict[str, Any], 
     n_params = sum(p.numel() for p in model.parameters())
     need = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
     if stored is not None and n_params > stored:
-        raise error(f"{where}: its config and sizes describe a model of {_count(n_params)} parameters, but its "
-                    f"weights hold {_count(stored)} values; the metadata does not match the weights "
+        raise error(f"{where}: weights do not fit model {what or model_cls.__name__}: its config and sizes "
+                    f"describe {_count(n_params)} parameters, but its weights hold {_count(stored)} values "
                     "(a damaged or hand-made file)")
     available = available_memory() if available is None else available
     if available is not None and need > available:
