@@ -373,3 +373,24 @@ def test_hf_symlinks_inside_the_folder_and_the_hub_cache_layout_import(hf_folder
         (snap / f.name).symlink_to(Path("../../blobs") / f.name)
     proc = _import(snap, corpus, tmp_path / "run")
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_zoo_plugins_escapes_control_characters(monkeypatch, cli):
+    import types
+
+    from zoo import plugins
+    from zoo.hookspecs import hookimpl
+
+    def evil_models(register):
+        raise ValueError("\x1b]0;owned\x07\x1b[2J boom")
+
+    real_load = plugins.load
+
+    def load(entry_points=None, environ=None, extra=()):
+        evil = types.SimpleNamespace(zoo_register_models=hookimpl(evil_models))
+        return real_load(entry_points=entry_points, environ=environ, extra=(*extra, ("evil", evil)))
+
+    monkeypatch.setattr(plugins, "load", load)
+    result = cli("plugins", color=True)
+    assert "boom" in result.output and "\x1b" not in result.output and "\x07" not in result.output
+    assert "\\x1b]0;owned\\x07" in result.output
