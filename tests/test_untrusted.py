@@ -96,7 +96,7 @@ def test_a_huge_hidden_size_is_refused_before_allocating(seq_run, tmp_path):
     cfg["model"]["hidden"] = 65536  # 12 GiB in the first GRU layer alone
     bad = rewrite(seq_run, tmp_path / "big.safetensors", config=cfg)
     assert bad.stat().st_size < 100_000
-    for args in (["eval", str(bad), "--device", "cpu"], ["predict", str(bad), "123"]):
+    for args in (["eval", str(bad), "--device", "cpu"], ["predict", str(bad), "123"], ["serve", str(bad), "--port", "0"]):
         line = one_line_error(capped_zoo(*args))
         assert str(bad) in line and "parameters" in line and "weights hold 3,086 values" in line
 
