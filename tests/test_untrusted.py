@@ -394,3 +394,12 @@ def test_zoo_plugins_escapes_control_characters(monkeypatch, cli):
     result = cli("plugins", color=True)
     assert "boom" in result.output and "\x1b" not in result.output and "\x07" not in result.output
     assert "\\x1b]0;owned\\x07" in result.output
+
+
+def test_a_huge_only_class_is_not_quoted_whole(tmp_path):
+    big = tmp_path / "one.csv"
+    label = "L" * 1_000_000
+    big.write_text("text,label\n" + "".join(f"row {i},{label}\n" for i in range(10)), encoding="utf-8")
+    with pytest.raises(ZooError) as err:
+        zoo.train("text-rnn", {"dataset": {"train_file": str(big)}}, out=tmp_path / "run")
+    assert "one class only" in str(err.value) and len(str(err.value)) < 500

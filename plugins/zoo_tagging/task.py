@@ -327,7 +327,7 @@ class TaggingTask(Task):
             raise self.input_error(index, "the sentence has no words")
         for k, w in enumerate(value):
             if not isinstance(w, str) or not w or any(c.isspace() for c in w):
-                raise self.input_error(index, f"word {k} ({w!r}) is not a non-empty string without whitespace")
+                raise self.input_error(index, f"word {k} ({_quote(repr(w))}) is not a non-empty string without whitespace")
         return list(value)
 
     @torch.no_grad()

@@ -257,7 +257,7 @@ class TextClassificationFiles(Dataset):
             classes = Counter(r["label"] for r in rows)
             if len(classes) < 2:
                 only = next(iter(classes), "")
-                raise DataError(f"{cfg.train_file}: column '{cfg.label_column}' has one class only ({only!r} in "
+                raise DataError(f"{cfg.train_file}: column '{cfg.label_column}' has one class only ({_quote(repr(only))} in "
                                 f"all {len(rows)} training rows); a classifier needs at least two classes")
         return rows
 
