@@ -403,3 +403,23 @@ def test_a_huge_only_class_is_not_quoted_whole(tmp_path):
     with pytest.raises(ZooError) as err:
         zoo.train("text-rnn", {"dataset": {"train_file": str(big)}}, out=tmp_path / "run")
     assert "one class only" in str(err.value) and len(str(err.value)) < 500
+
+
+def test_predict_input_and_serve_bodies_nested_too_deep_are_one_line(seq_run, tmp_path):
+    import asyncio
+
+    pytest.importorskip("starlette")
+    from zoo.serve.requests import RequestError, read_json
+
+    deep = '{"input": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    src = tmp_path / "deep.jsonl"
+    src.write_text(deep + "\n", encoding="utf-8")
+    line = one_line_error(capped_zoo("predict", str(seq_run), "--input", str(src)))
+    assert f"{src}:1:" in line and "nested deeper than" in line
+
+    async def body():
+        yield deep.encode()
+
+    with pytest.raises(RequestError, match="malformed JSON body: JSON nested deeper than") as err:
+        asyncio.run(read_json(body(), None, 10**6))
+    assert err.value.status == 400

@@ -22,7 +22,7 @@ import click
 from .cli_types import FINITE_NONNEGATIVE
 from .errors import DataError, ZooUsageError
 from .inference import SORT_WINDOW
-from .untrusted import printable
+from .untrusted import loads, printable
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 MAX_LINE_BYTES = 16 * 2**20  # one input line at most (--max-line-bytes): a long document fits, /dev/zero does not
@@ -63,7 +63,7 @@ def _is_jsonl(name: str, first: str | None, fmt: str) -> bool:
     if first is None or not first.lstrip().startswith("{"):
         return False
     try:
-        return isinstance(json.loads(first), dict)
+        return isinstance(loads(first), dict)
     except ValueError:
         return False
 
@@ -83,7 +83,7 @@ def read_items(fh: IO[bytes], name: str, fmt: str, progress: Any = None,
             yield Item(f"{name}:{n}", text)
             continue
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except ValueError as exc:
             raise DataError(f"{name}:{n}: not valid JSON ({exc}); a JSONL input holds one object a line, "
                             'e.g. {"input": "..."}') from None

@@ -8,6 +8,7 @@ import math
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
+from ..untrusted import loads
 from . import Limits
 
 # predict options whose size is a cost the server bounds: name -> the largest value admitted
@@ -38,11 +39,13 @@ async def read_json(chunks: AsyncIterator[bytes], content_length: str | None, li
     if not body.strip():
         raise RequestError(400, 'empty request body: send a JSON object, e.g. {"inputs": ["some text"]}')
     try:
-        return json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259)
+        return loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259), nesting bounded
     except UnicodeDecodeError as exc:
         raise RequestError(400, f"request body is not UTF-8 text: {exc}") from None
     except json.JSONDecodeError as exc:
         raise RequestError(400, f"malformed JSON body: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # nested deeper than zoo reads
+        raise RequestError(400, f"malformed JSON body: {exc}") from None
 
 
 def _object(body: Any, example: str) -> dict[str, Any]:
