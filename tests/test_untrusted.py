@@ -423,3 +423,14 @@ def test_predict_input_and_serve_bodies_nested_too_deep_are_one_line(seq_run, tm
     with pytest.raises(RequestError, match="malformed JSON body: JSON nested deeper than") as err:
         asyncio.run(read_json(body(), None, 10**6))
     assert err.value.status == 400
+
+
+def test_a_checkpoint_with_damaged_state_is_one_line(tmp_path):
+    from zoo.checkpoint import load_checkpoint
+    from zoo.errors import RunDirError
+
+    for state in ("[" * 100_000 + "]" * 100_000, "{not json"):
+        path = tmp_path / "checkpoint.safetensors"
+        save_file({"w": __import__("torch").zeros(2)}, str(path), metadata={"format": "zoo-checkpoint", "state": state})
+        with pytest.raises(RunDirError, match="damaged checkpoint: metadata 'state'"):
+            load_checkpoint(path)
