@@ -75,7 +75,7 @@ def capped_zoo(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
     def cap() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_CAP, ADDRESS_CAP))
 
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}  # CUDA maps more than the cap
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=300,
                           preexec_fn=cap, env=env, cwd=cwd)
 
