@@ -97,7 +97,7 @@ def check_build(where: Any, model_cls: Any, config: Any, sizes: dict[str, Any], 
     available = available_memory() if available is None else available
     if available is not None and need > available:
         raise error(f"{where}: the model it describes ({_count(n_params)} parameters) needs about {_size(need)} "
-                    f"to load; this machine has {_size(available)} available")
+                    f"to load; this machine has {_size(available)} available: load it where more memory is free")
 
 
 def build_error(where: Any, exc: BaseException, error: type[Exception] = ArtifactError) -> Exception:
