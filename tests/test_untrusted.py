@@ -434,3 +434,12 @@ def test_a_checkpoint_with_damaged_state_is_one_line(tmp_path):
         save_file({"w": __import__("torch").zeros(2)}, str(path), metadata={"format": "zoo-checkpoint", "state": state})
         with pytest.raises(RunDirError, match="damaged checkpoint: metadata 'state'"):
             load_checkpoint(path)
+
+
+def test_printable_escapes_controls_and_bidi_marks_but_keeps_joiners():
+    from zoo.untrusted import clip, printable
+
+    assert printable("a\x1b[31mb\u202ec\x9bd") == "a\\x1b[31mb\\u202ec\\x9bd"
+    assert printable("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert printable("def f():\n\treturn 1", keep="\n\t") == "def f():\n\treturn 1"
+    assert clip("x" * 1000) == "x" * 80 + "..." and clip("short") == "short"

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 MAX_DEPTH = 64  # nesting of JSON read from a file; what zoo writes stays under 10
 QUOTE_CHARS = 80  # characters of a user's input quoted in an error message
 
-# C0 and C1 controls, DEL, and the invisible marks that reorder or hide text on a terminal
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# C0 and C1 controls, DEL, line/paragraph separators and the bidi marks that reorder text on a terminal;
+# zero-width joiners stay (Persian, Indic scripts and emoji need them)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def loads(text: str | bytes) -> Any:
