@@ -143,6 +143,13 @@ def test_crafted_sizes_are_one_line(seq_run, tmp_path, sizes, message):
     assert str(bad) in line and message in line
 
 
+def test_a_missing_tokenizer_role_is_one_line(seq_run, tmp_path):
+    tokenizers = {"src": meta_of(seq_run)["tokenizers"]["src"]}
+    bad = rewrite(seq_run, tmp_path / "role.safetensors", tokenizers=tokenizers)
+    line = one_line_error(capped_zoo("eval", str(bad), "--device", "cpu"))
+    assert str(bad) in line and "'tokenizers' has no state for role 'tgt'" in line
+
+
 def _deep_header_file(path: Path) -> Path:
     """A safetensors file whose header holds a 100,000-deep list (no zoo code writes one)."""
     raw = json.dumps({"__metadata__": {"format": "zoo-model"}}).encode()[:-1] + b', "x": ' + \

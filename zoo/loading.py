@@ -188,9 +188,10 @@ def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None =
 def _rebuild(path: Path, meta: dict[str, Any], resolved: Resolved, *, task_changed: bool) -> tuple[Any, Any, Any]:
     """Task, tokenizers and an untrained model from an artifact's metadata, each checked against the file first:
     the tokenizer states restore, the sizes are the task's, and the model fits the weights and this machine."""
-    from .artifact import read_header
+    from .artifact import check_roles, read_header
     from .untrusted import build_error, check_build, check_sizes
 
+    check_roles(path, meta, resolved.cls("task").tokenizer_roles)
     try:
         task, toks = make_task(resolved, meta["tokenizers"])
     except ArtifactError as exc:
