@@ -179,20 +179,18 @@ def test_info_escapes_control_characters_from_the_file(seq_run, tmp_path, cli):
     assert "entry: \\x1b]0;owned\\x07\\x1b[2J\\u202eevil" in result.output
 
 
-def test_predict_table_escapes_labels_from_the_file(tmp_path, cli):
-    from zoo.cli_predict import Readable
+def test_predict_table_escapes_labels_from_the_file():
+    from zoo.cli_predict import Item, Readable
 
     class Task:
-        labels = ["\x1b[31mneg", "pos"]
+        labels = ["\x1b[31mneg", "pos"]  # class names come from the artifact's tokenizer state
 
     class Loaded:
         task = Task()
 
-    from zoo.cli_predict import Item
-
-    text = Readable(Loaded()).line(Item("a", "good\x1b[2J"), {"label": "\x1b[31mneg",
-                                                              "probabilities": {"\x1b[31mneg": 0.9, "pos": 0.1}})
-    assert "\x1b" not in text and "\\x1b[31mneg" in text
+    record = {"label": "\x1b[31mneg", "probability": 0.9, "probabilities": {"\x1b[31mneg": 0.9, "pos": 0.1}}
+    text = Readable(Loaded()).line(Item("a", "good\x1b[2J"), record)
+    assert "\x1b" not in text and "\\x1b[31mneg" in text and "good\\x1b[2J" in text
 
 
 # --- 4. a line of predict input is bounded ---------------------------------------------------------------
