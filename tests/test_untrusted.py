@@ -380,7 +380,7 @@ def test_hf_symlinks_inside_the_folder_and_the_hub_cache_layout_import(hf_folder
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_zoo_plugins_escapes_control_characters(monkeypatch, cli):
+def test_zoo_plugins_escapes_control_characters(monkeypatch, cli, caplog):
     import types
 
     from zoo import plugins
@@ -398,6 +398,8 @@ def test_zoo_plugins_escapes_control_characters(monkeypatch, cli):
     monkeypatch.setattr(plugins, "load", load)
     result = cli("plugins", color=True)
     assert "boom" in result.output and "\x1b" not in result.output and "\x07" not in result.output
+    logged = [r.getMessage() for r in caplog.records if "evil" in r.getMessage()]
+    assert logged and all("boom" in m and "\x1b" not in m for m in logged)  # the warning on stderr too
     assert "\\x1b]0;owned\\x07" in result.output
 
 
