@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactError
+from .untrusted import clip, loads
 
 FORMAT = "zoo-model"
 JSON_KEYS = ("config", "sizes", "tokenizers", "metrics", "reference")
@@ -35,7 +36,7 @@ def read_header(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     except OSError as exc:
         raise ArtifactError(f"{path}: cannot read ({exc.strerror})") from exc
     try:
-        header = json.loads(raw)
+        header = loads(raw)
         if not isinstance(header, dict):
             raise ValueError("header is not an object")
     except (ValueError, UnicodeDecodeError) as exc:
@@ -63,16 +64,16 @@ def _check_tensor(path: Path, name: str, info: Any, data_len: int) -> None:
         if not all(isinstance(v, int) and v >= 0 for v in (*shape, start, end)):
             raise ValueError("negative or non-integer shape or offset")
     except (TypeError, KeyError, ValueError) as exc:
-        raise ArtifactError(f"{path}: corrupt safetensors header at tensor '{name}' ({exc})") from exc
-    if dtype not in DTYPE_SIZES:
-        raise ArtifactError(f"{path}: tensor '{name}' has unknown dtype {dtype!r}")
+        raise ArtifactError(f"{path}: corrupt safetensors header at tensor '{clip(name)}' ({exc})") from exc
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+        raise ArtifactError(f"{path}: tensor '{clip(name)}' has unknown dtype {clip(repr(dtype))}")
     if end > data_len or start > end:
-        raise ArtifactError(f"{path}: truncated: tensor '{name}' ends at byte {end} of a {data_len}-byte data section")
+        raise ArtifactError(f"{path}: truncated: tensor '{clip(name)}' ends at byte {end} of a {data_len}-byte data section")
     count = 1
     for d in shape:
         count *= d
     if (end - start) != count * DTYPE_SIZES[dtype]:
-        raise ArtifactError(f"{path}: corrupt header: tensor '{name}' of shape {shape} ({dtype}) needs "
+        raise ArtifactError(f"{path}: corrupt header: tensor '{clip(name)}' of shape {clip(shape)} ({dtype}) needs "
                             f"{count * DTYPE_SIZES[dtype]} bytes but its byte range holds {end - start}")
 
 
@@ -90,7 +91,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     for key in JSON_KEYS:
         if key in meta:
             try:
-                meta[key] = json.loads(meta[key])
+                meta[key] = loads(meta[key])
             except ValueError as exc:
                 raise ArtifactError(f"{path}: metadata '{key}' is not valid JSON ({exc})") from exc
             if not isinstance(meta[key], JSON_TYPES[key]):
@@ -106,7 +107,9 @@ def check_schema(path: str | Path, meta: dict[str, Any]) -> None:
         raise ArtifactError(f"{path}: not a complete zoo model: metadata has no '{missing[0]}'")
     for key, value in meta["sizes"].items():
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ArtifactError(f"{path}: metadata 'sizes.{key}' must be an integer, got {value!r}")
+            raise ArtifactError(f"{path}: metadata 'sizes.{key}' must be an integer, got {clip(repr(value))}")
+        if value < 0:
+            raise ArtifactError(f"{path}: metadata 'sizes.{key}' must be a non-negative integer, got {value}")
     for role, tok in meta["tokenizers"].items():
         if not (isinstance(tok, dict) and isinstance(tok.get("name"), str) and isinstance(tok.get("state"), dict)):
             raise ArtifactError(f"{path}: metadata 'tokenizers.{role}' must be an object with a 'name' and a 'state'")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ZooError
+from .errors import ArtifactError, ZooError, first_line
 from .resolve import Resolved
 
 
@@ -28,7 +28,10 @@ def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None) -> tu
         key = f"tokenizer.{role}"
         toks[role] = resolved.cls(key)(resolved.configs[key])
         if tokenizer_states is not None:
-            toks[role].set_state(tokenizer_states[role]["state"])
+            try:
+                toks[role].set_state(tokenizer_states[role]["state"])
+            except (ZooError, TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+                raise ArtifactError(f"metadata 'tokenizers.{role}.state' is damaged: {first_line(exc)}") from exc
     return task_cls(resolved.configs["task"], toks), toks
 
 

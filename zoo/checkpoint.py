@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ._io import atomic_path
-from .errors import RunDirError
+from .errors import RunDirError, first_line
 
 from .rundir import CHECKPOINT, METRICS  # noqa: F401 - the run folder's file names live in zoo.rundir
 
@@ -71,5 +71,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise RunDirError(f"{path}: not a zoo checkpoint")
     with safe_open(str(path), framework="pt") as fh:
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    return _unflatten(json.loads(meta["state"]), tensors)
+    from .untrusted import loads
+
+    try:
+        skeleton = loads(meta["state"])
+    except (KeyError, ValueError) as exc:
+        raise RunDirError(f"{path}: damaged checkpoint: metadata 'state' is missing or not valid JSON "
+                          f"({first_line(exc)}); resume from an earlier copy or train anew") from exc
+    return _unflatten(skeleton, tensors)
 

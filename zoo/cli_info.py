@@ -19,17 +19,19 @@ TRAINER = {"train": "the trainer: epochs, batches, stopping, devices", "optim": 
 
 
 def info_file(path: Path) -> None:
-    """A model file's header: what made it, its tensors, metrics and config."""
+    """A model file's header: what made it, its tensors, metrics and config. Every string from the file
+    is printed with its control characters escaped (JSON blocks by ``json.dumps``' own escapes)."""
     from .artifact import read_header, read_metadata
+    from .untrusted import printable
 
     meta = read_metadata(path)
     header, _ = read_header(path)
     n_params = sum(math.prod(t["shape"]) for t in header.values())
-    click.echo(f"file: {path}")
+    click.echo(f"file: {printable(path)}")
     for key in ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset",
                 "zoo_version", "created", "weights", "imported_from"):
         if key in meta:
-            click.echo(f"{key}: {meta[key]}")
+            click.echo(f"{key}: {printable(meta[key])}")
     click.echo(f"tensors: {len(header)} ({n_params:,} values)")
     for key in ("metrics", "reference", "sizes", "config"):
         if key in meta:
@@ -163,7 +165,9 @@ def info(name: str, resolved: bool) -> None:
 
     foreign = describe(name)
     if foreign is not None:
-        click.echo("\n".join(foreign))
+        from .untrusted import printable
+
+        click.echo("\n".join(printable(line) for line in foreign))  # the lines quote the folder's files
         return
     from .loading import find_artifact
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import click
 
 from . import api
+from .untrusted import printable
+
+
+def _echo(text: str, **kw: object) -> None:
+    """click.echo with control characters escaped: names, versions and errors come from installed packages' files."""
+    click.echo(printable(text, keep="\n"), **kw)  # type: ignore[arg-type]
 
 
 def warn_about_filter() -> None:
@@ -13,7 +19,7 @@ def warn_about_filter() -> None:
     unknown = loaded.unknown_in_filter()
     if unknown:
         installed = ", ".join(sorted(n for n in loaded.plugins if n != "zoo"))
-        click.echo(f"warning: ZOO_PLUGINS names {', '.join(unknown)}, which no installed plugin is called "
+        _echo(f"warning: ZOO_PLUGINS names {', '.join(unknown)}, which no installed plugin is called "
                    f"(installed: {installed})", err=True)
 
 
@@ -33,39 +39,39 @@ def plugins_cmd(ctx: click.Context, check: bool) -> None:
     problems = []
     for info in sorted(loaded.plugins.values(), key=lambda i: i.name):
         version = f" {info.version}" if info.version else ""
-        click.echo(f"{info.name}{version}: {info.status}  ({info.module})")
+        _echo(f"{info.name}{version}: {info.status}  ({info.module})")
         if info.error:
-            click.echo(f"  error: {info.error}")
+            _echo(f"  error: {info.error}")
         if info.status == "failed":
             problem = diagnose(loaded, info)
             problems.append(problem)
-            click.echo(f"  failed in: {problem.hook}" + (f" at {problem.where}" if problem.where else ""))
+            _echo(f"  failed in: {problem.hook}" + (f" at {problem.where}" if problem.where else ""))
             _traceback(problem, verbose)
         if info.registered:
-            click.echo(f"  registered: {', '.join(info.registered)}")
+            _echo(f"  registered: {', '.join(info.registered)}")
         if info.depends:
-            click.echo(f"  depends on: {', '.join(info.depends)}")
+            _echo(f"  depends on: {', '.join(info.depends)}")
         if info.note:
-            click.echo(f"  note: {info.note}")
+            _echo(f"  note: {info.note}")
         for warning in info.warnings:  # name clashes (shown on both plugins), missing dependencies
-            click.echo(f"  warning: {warning}")
+            _echo(f"  warning: {warning}")
     for c in loaded.registry.collisions:
-        click.echo(f"warning: {c}", err=True)
+        _echo(f"warning: {c}", err=True)
     if check:
         checked, bad = check_factories(loaded)
         for problem in bad:
-            click.echo(f"error: {problem.line()}")
+            _echo(f"error: {problem.line()}")
             _traceback(problem, verbose)
-        click.echo(f"check: {checked - len(bad)} of {checked} factories import")
+        _echo(f"check: {checked - len(bad)} of {checked} factories import")
         problems += bad
     if problems:
         failed = sorted({p.plugin for p in problems})
         hint = "" if verbose else "; 'zoo -v plugins' shows the tracebacks"
-        click.echo(f"error: {len(problems)} problem(s) in plugin(s) {', '.join(failed)}{hint}", err=True)
+        _echo(f"error: {len(problems)} problem(s) in plugin(s) {', '.join(failed)}{hint}", err=True)
         ctx.exit(1)
 
 
 def _traceback(problem: object, verbose: bool) -> None:
     text = getattr(problem, "traceback", "")
     if verbose and text:
-        click.echo("    " + text.rstrip().replace("\n", "\n    "))
+        _echo("    " + text.rstrip().replace("\n", "\n    "))

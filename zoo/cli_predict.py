@@ -22,8 +22,10 @@ import click
 from .cli_types import FINITE_NONNEGATIVE
 from .errors import DataError, ZooUsageError
 from .inference import SORT_WINDOW
+from .untrusted import loads, printable
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+MAX_LINE_BYTES = 16 * 2**20  # one input line at most (--max-line-bytes): a long document fits, /dev/zero does not
 
 
 @dataclass
@@ -37,9 +39,13 @@ class Item:
 
 # --- reading ----------------------------------------------------------------------------------------
 
-def _lines(fh: IO[bytes], name: str, progress: Any) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of a binary stream, decoded as UTF-8."""
-    for n, raw in enumerate(fh, start=1):
+def _lines(fh: IO[bytes], name: str, progress: Any, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of a binary stream, decoded as UTF-8; a line is read
+    in one bounded call, so a file without line ends (/dev/zero) costs ``max_bytes``, not all memory."""
+    for n, raw in enumerate(iter(lambda: fh.readline(max_bytes + 1), b""), start=1):
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            raise DataError(f"{name}:{n}: the line is longer than {max_bytes} bytes; split the input, "
+                            "or raise --max-line-bytes")
         if progress is not None:
             progress.update(len(raw))
         try:
@@ -57,14 +63,15 @@ def _is_jsonl(name: str, first: str | None, fmt: str) -> bool:
     if first is None or not first.lstrip().startswith("{"):
         return False
     try:
-        return isinstance(json.loads(first), dict)
+        return isinstance(loads(first), dict)
     except ValueError:
         return False
 
 
-def read_items(fh: IO[bytes], name: str, fmt: str, progress: Any = None) -> Iterator[Item]:
+def read_items(fh: IO[bytes], name: str, fmt: str, progress: Any = None,
+               max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Item]:
     """The inputs of a file, lazily: plain text (a line each) or JSONL (an ``input`` field each)."""
-    lines = _lines(fh, name, progress)
+    lines = _lines(fh, name, progress, max_line_bytes)
     first = next(((n, text) for n, text in lines if text.strip()), None)
     if first is None:
         return
@@ -76,7 +83,7 @@ def read_items(fh: IO[bytes], name: str, fmt: str, progress: Any = None) -> Iter
             yield Item(f"{name}:{n}", text)
             continue
         try:
-            obj = json.loads(text)
+            obj = loads(text)
         except ValueError as exc:
             raise DataError(f"{name}:{n}: not valid JSON ({exc}); a JSONL input holds one object a line, "
                             'e.g. {"input": "..."}') from None
@@ -121,17 +128,21 @@ class Readable:
 
     def __init__(self, loaded: Any):
         labels = getattr(loaded.task, "labels", None) or []
-        self.width = max([len("label"), *(len(str(lab)) for lab in labels)])
+        self.width = max([len("label"), *(len(printable(lab)) for lab in labels)])
         self.started = False
 
     def line(self, item: Item, record: dict[str, Any]) -> str:
+        """The readable text of one record; control characters from the model's file or the input escaped."""
+        return printable(self._line(item, record), keep="\n\t")
+
+    def _line(self, item: Item, record: dict[str, Any]) -> str:
         first, self.started = not self.started, True
         if "probabilities" in record and "label" in record:
             text = item.value if isinstance(item.value, str) else json.dumps(item.value, ensure_ascii=False)
-            row = f"{record['label']:<{self.width}}  {record.get('probability', 0.0):.4f}  {text}"
+            row = f"{printable(record['label']):<{self.width}}  {record.get('probability', 0.0):.4f}  {text}"
             return (f"{'label':<{self.width}}  {'prob':<6}  input\n" if first else "") + row
         if "tags" in record and "words" in record:
-            return " ".join(f"{w}/{t}" for w, t in zip(record["words"], record["tags"]))
+            return " ".join(f"{printable(w)}/{printable(t)}" for w, t in zip(record["words"], record["tags"]))
         if "candidates" in record:
             return "\n".join(f"{c['score']:9.4f}  {c['code']}" for c in record["candidates"])
         if "code" in record:
@@ -160,7 +171,8 @@ def _writer(stack: ExitStack, loaded: Any, output: str | None, as_json: bool, st
 
 # --- the command ------------------------------------------------------------------------------------
 
-def _items(stack: ExitStack, inputs: tuple[str, ...], input_file: str | None, fmt: str) -> Iterator[Item]:
+def _items(stack: ExitStack, inputs: tuple[str, ...], input_file: str | None, fmt: str,
+           max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Item]:
     if not input_file:
         return iter([Item(f"input {i}", value) for i, value in enumerate(inputs)])
     if input_file == "-":
@@ -178,7 +190,7 @@ def _items(stack: ExitStack, inputs: tuple[str, ...], input_file: str | None, fm
 
         progress = stack.enter_context(tqdm(total=size, unit="B", unit_scale=True, desc="predict", leave=False,
                                             dynamic_ncols=True))
-    return read_items(fh, name, fmt, progress)
+    return read_items(fh, name, fmt, progress, max_line_bytes)
 
 
 def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, Any]]:
@@ -199,6 +211,8 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
                    "'input' field (other fields are copied into the output).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "jsonl"]), default="auto", show_default=True,
               help="Format of --input; auto: JSONL for .jsonl files and for lines that are JSON objects.")
+@click.option("--max-line-bytes", type=click.IntRange(min=1), default=MAX_LINE_BYTES, show_default=True,
+              help="Refuse an --input line longer than this, naming it (a file without line ends stops here).")
 @click.option("--output", metavar="FILE|-", help="Write JSONL records to FILE (atomically) or - (stdout).")
 @click.option("--force", is_flag=True, help="Replace an existing --output file (never a run's own files).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records (one a line) instead of readable text.")
@@ -213,7 +227,8 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
 @click.option("--beam", type=click.IntRange(min=1), help="code generation: beam width [default: the model's].")
 @click.option("--max-len", type=click.IntRange(min=1), help="seq2seq, code generation: tokens to generate at most.")
 def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt: str, output: str | None,
-                force: bool, as_json: bool, batch_size: int, device: str, **sampling: Any) -> None:
+                force: bool, as_json: bool, batch_size: int, device: str, max_line_bytes: int,
+                **sampling: Any) -> None:
     """Run MODEL (a model file, run folder, trained entry name, URL or packaged model) on INPUT texts or an
     --input file.
 
@@ -240,7 +255,7 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
     count = 0
     with ExitStack() as stack:
         write = _writer(stack, loaded, output, as_json, stream)
-        for batch in _batches(_items(stack, inputs, input_file, fmt), batch_size * SORT_WINDOW):
+        for batch in _batches(_items(stack, inputs, input_file, fmt, max_line_bytes), batch_size * SORT_WINDOW):
             for item, record in zip(batch, _run(predictor, batch, batch_size)):
                 write(item, record)
                 count += 1

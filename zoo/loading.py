@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,8 +198,7 @@ def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None =
     if task:
         meta = {**meta, "config": merge(meta["config"], {"task": task})}
     resolved = _resolve_artifact(path, meta)
-    task, toks = make_task(resolved, meta["tokenizers"])
-    model = make_model(resolved, meta["sizes"])
+    task, toks, model = _rebuild(path, meta, resolved, task_changed=bool(task))
     dev = resolve_device(device)
     if meta.get("weights") == "int8":
         model, resolved, dev = _load_int8(model, resolved, path, dev)
@@ -223,6 +223,28 @@ def _load_int8(model: Any, resolved: Resolved, path: Path, dev: Any) -> tuple[An
         log.warning("%s holds int8 weights, which run on the CPU; loading it there instead of %s", path, dev)
     configs = {**resolved.configs, "train": dataclasses.replace(resolved.configs["train"], amp="off")}
     return load_int8(model, path), Resolved(resolved.data, resolved.specs, configs), torch.device("cpu")
+
+
+def _rebuild(path: Path, meta: dict[str, Any], resolved: Resolved, *, task_changed: bool) -> tuple[Any, Any, Any]:
+    """Task, tokenizers and an untrained model from an artifact's metadata, each checked against the file first:
+    the tokenizer states restore, the sizes are the task's, and the model fits the weights and this machine."""
+    from .artifact import check_roles, read_header
+    from .untrusted import build_error, check_build, check_sizes
+
+    check_roles(path, meta, resolved.cls("task").tokenizer_roles)
+    try:
+        task, toks = make_task(resolved, meta["tokenizers"])
+    except ArtifactError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    check_sizes(path, meta["sizes"], task.model_sizes(), values=not task_changed)
+    stored = sum(math.prod(t["shape"]) for t in read_header(path)[0].values())
+    check_build(path, resolved.cls("model"), resolved.configs["model"], meta["sizes"], stored=stored,
+                what=meta.get("model"))
+    try:
+        model = make_model(resolved, meta["sizes"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise build_error(path, exc) from exc
+    return task, toks, model
 
 
 def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:

@@ -24,6 +24,7 @@ from .entries import EntryRegister
 from .errors import ZooError, first_line
 from .plugin_deps import Candidate, HiddenPlugins, declared_depends, dependency_order
 from .registry import Registry, Spec
+from .untrusted import printable  # plugin names and errors come from installed packages' files
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def _import(candidate: Candidate, info: PluginInfo) -> object | None:
         info.depends = declared_depends(obj, candidate.name)
     except Exception as exc:
         info.status, info.error = "failed", _error_line(exc)
-        log.warning("plugin %s failed to load: %s", candidate.name, exc)
+        log.warning("plugin %s failed to load: %s", printable(candidate.name), printable(exc))
         return None
     return obj
 
@@ -192,14 +193,14 @@ def _register(pm: pluggy.PluginManager, infos: dict[str, PluginInfo], name: str,
         pm.register(obj, name=name)
     except Exception as exc:
         info.status, info.error = "failed", _error_line(exc)
-        log.warning("plugin %s failed to load: %s", name, exc)
+        log.warning("plugin %s failed to load: %s", printable(name), printable(exc))
         return
     try:
         pm.check_pending()  # a misspelled hook name fails loudly, and only this plugin
     except pluggy.PluginValidationError as exc:
         pm.unregister(name=name)
         info.status, info.error = "failed", _error_line(exc)
-        log.warning("plugin %s has an unknown hook: %s", name, exc)
+        log.warning("plugin %s has an unknown hook: %s", printable(name), printable(exc))
 
 
 def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
@@ -216,7 +217,7 @@ def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) 
                 impl.function(**{arg: register for arg in impl.argnames})
             except Exception as exc:  # a plugin's bug must not take zoo down
                 info.status, info.error = "failed", f"{hook_name} raised {_error_line(exc)}"
-                log.warning("plugin %s failed in %s: %s", impl.plugin_name, hook_name, exc)
+                log.warning("plugin %s failed in %s: %s", printable(impl.plugin_name), hook_name, printable(exc))
     return registry
 
 

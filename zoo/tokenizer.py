@@ -109,5 +109,10 @@ class VocabTokenizer(Tokenizer):
         itos = state.get("itos")
         if not isinstance(itos, list) or list(itos[: len(self.SPECIALS)]) != list(self.SPECIALS):
             raise ZooError(f"{type(self).__name__}: tokenizer state has no valid 'itos' list")
+        bad = next((i for i, t in enumerate(itos) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise ZooError(f"{type(self).__name__}: tokenizer state 'itos' item {bad} is not a string")
+        if len(set(itos)) != len(itos):
+            raise ZooError(f"{type(self).__name__}: tokenizer state 'itos' lists a token twice")
         self.itos = list(itos)
         self.stoi = {t: i for i, t in enumerate(self.itos)}

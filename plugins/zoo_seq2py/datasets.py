@@ -149,11 +149,14 @@ def read_pairs(path: Path, src_field: str, tgt_field: str) -> list[Example]:
     rows: list[tuple[int, Any]] = []
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        for row in reader:
-            rows.append((reader.line_num, row))
+        try:
+            for row in reader:
+                rows.append((reader.line_num, row))
+        except csv.Error as exc:
+            raise DataError(f"{path}, line {reader.line_num}: not a CSV row ({exc})") from None
         if reader.fieldnames is None or src_field not in reader.fieldnames or tgt_field not in reader.fieldnames:
             raise DataError(f"{path}, line 1: the header needs columns '{src_field}' and '{tgt_field}', "
-                            f"found {reader.fieldnames}")
+                            f"found {_quote(reader.fieldnames)}")
     else:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -204,3 +207,9 @@ class Pairs(Dataset):
                                     f"give dataset.{name}_file")
                 rest, carved[name] = carve(rest, size, cfg.seed + (name == "val"))
         return rest if split == "train" else carved[split]
+
+
+def _quote(value: object, limit: int = 80) -> str:
+    """At most ``limit`` characters of ``value``'s text for an error message: a 10 MB line is not quoted whole."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

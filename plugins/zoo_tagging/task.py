@@ -187,7 +187,7 @@ class TaggingTask(Task):
         for i, (tokens, tags) in enumerate(zip(sentences, tag_ids)):
             ids = words_tok.encode(" ".join(tokens))
             if len(ids) != len(tokens):
-                raise DataError(f"tagging: sentence {i} has a token that is empty or holds whitespace: {tokens!r}")
+                raise DataError(f"tagging: sentence {i} has a token that is empty or holds whitespace: {_quote(tokens)}")
             form_ids = [forms.setdefault(w, len(forms)) for w in tokens]
             for s in range(0, len(tokens), cfg.max_len):
                 word_rows.append(ids[s : s + cfg.max_len])
@@ -327,7 +327,7 @@ class TaggingTask(Task):
             raise self.input_error(index, "the sentence has no words")
         for k, w in enumerate(value):
             if not isinstance(w, str) or not w or any(c.isspace() for c in w):
-                raise self.input_error(index, f"word {k} ({w!r}) is not a non-empty string without whitespace")
+                raise self.input_error(index, f"word {k} ({_quote(repr(w))}) is not a non-empty string without whitespace")
         return list(value)
 
     @torch.no_grad()
@@ -350,3 +350,9 @@ class TaggingTask(Task):
                                    for t, a, b in sorted(spans(tags), key=lambda sp: sp[1])]
             records.append(record)
         return records
+
+
+def _quote(value: object, limit: int = 80) -> str:
+    """At most ``limit`` characters of ``value``'s text for an error message: a 10 MB line is not quoted whole."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -257,7 +257,7 @@ class TextClassificationFiles(Dataset):
             classes = Counter(r["label"] for r in rows)
             if len(classes) < 2:
                 only = next(iter(classes), "")
-                raise DataError(f"{cfg.train_file}: column '{cfg.label_column}' has one class only ({only!r} in "
+                raise DataError(f"{cfg.train_file}: column '{cfg.label_column}' has one class only ({_quote(repr(only))} in "
                                 f"all {len(rows)} training rows); a classifier needs at least two classes")
         return rows
 
@@ -284,7 +284,7 @@ def _check(path: Path, line: int, text: Any, label: Any, cfg: TextClassification
     if not isinstance(text, str):
         raise DataError(f"{path}:{line}: {cfg.text_column!r} must be a string, got {type(text).__name__}")
     if isinstance(label, bool) or not isinstance(label, (str, int, float)):
-        raise DataError(f"{path}:{line}: {cfg.label_column!r} must be a string or a number, got {label!r}")
+        raise DataError(f"{path}:{line}: {cfg.label_column!r} must be a string or a number, got {_quote(label)}")
     return {"text": text, "label": str(label).strip(), "id": line}
 
 
@@ -304,7 +304,7 @@ def _read_csv_rows(path: Path, text: str, cfg: TextClassificationConfig, delimit
     header = [h.strip().lstrip("\ufeff") for h in header]
     for col in (cfg.text_column, cfg.label_column):
         if col not in header:
-            raise DataError(f"{path}:1: no column {col!r} in the header ({', '.join(header)}); set "
+            raise DataError(f"{path}:1: no column {col!r} in the header ({_quote(', '.join(header))}); set "
                             f"dataset.text_column / dataset.label_column")
     ti, li = header.index(cfg.text_column), header.index(cfg.label_column)
     rows = []
@@ -346,3 +346,9 @@ def _read_jsonl(path: Path, text: str, cfg: TextClassificationConfig) -> list[di
                             f"{cfg.label_column!r}")
         rows.append(_check(path, line, obj.get(cfg.text_column), obj.get(cfg.label_column), cfg))
     return rows
+
+
+def _quote(value: object, limit: int = 80) -> str:
+    """At most ``limit`` characters of ``value``'s text for an error message: a 10 MB line is not quoted whole."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."

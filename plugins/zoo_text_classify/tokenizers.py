@@ -109,7 +109,10 @@ class WordTokenizer(VocabTokenizer):
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.stop = frozenset(state.get("stopwords", []))
+        stop = state.get("stopwords", [])
+        if not isinstance(stop, list) or not all(isinstance(w, str) for w in stop):
+            raise zoo.ZooError(f"{type(self).__name__}: tokenizer state 'stopwords' must be a list of strings")
+        self.stop = frozenset(stop)
 
 
 class LabelTokenizer(zoo.LabelTokenizer):

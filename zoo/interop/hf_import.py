@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from ..config import merge
 from ..errors import ConfigError, ZooError, first_line
+from ..untrusted import check_build, clip, loads
 from . import gpt2, hf_tokenizer
+from .folder import inside
 
 RUN_FILES = ("config.toml", "tokenizers.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl")
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation", "layer_norm_epsilon",
@@ -30,7 +33,7 @@ SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation", 
 def read_config(src: Path) -> dict[str, Any]:
     path = src / "config.json"
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = loads(inside(src, "config.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ZooError(f"{src}: no config.json; not a Hugging Face model folder") from None
     except (OSError, ValueError) as exc:
@@ -44,16 +47,25 @@ def weight_files(src: Path) -> list[Path]:
     """The safetensors files of a folder: one ``model.safetensors`` or the shards its index names."""
     single, index = src / "model.safetensors", src / "model.safetensors.index.json"
     if single.is_file():
-        return [single]
+        return [inside(src, single.name)]
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, ValueError, KeyError, AttributeError) as exc:
-            raise ZooError(f"{index}: not a safetensors index ({exc})") from exc
-        return [src / s for s in shards]
+            names = loads(inside(src, index.name).read_text(encoding="utf-8"))["weight_map"].values()
+            shards = sorted(set(names), key=str)
+        except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+            raise ZooError(f"{index}: not a safetensors index ({clip(exc)})") from exc
+        return [inside(src, s, named_by=index) for s in shards]
     hint = " (it has pytorch_model.bin: zoo never unpickles; save it with safe_serialization)" \
         if (src / "pytorch_model.bin").is_file() else ""
     raise ZooError(f"{src}: no model.safetensors{hint}")
+
+
+def stored_values(src: Path) -> int:
+    """How many values the folder's weights hold, from their headers (no tensor is read)."""
+    from ..artifact import read_header
+
+    headers = [read_header(path)[0] for path in weight_files(src)]
+    return sum(math.prod(t["shape"]) for header in headers for t in header.values())
 
 
 def read_weights(src: Path, n_layer: int) -> dict[str, Any]:
@@ -157,6 +169,8 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
     task = resolved.cls("task")(resolved.configs["task"], {"text": tok})
     sizes = task.model_sizes()
     mcfg = resolved.configs["model"]
+    check_build(src, resolved.cls("model"), mcfg, sizes, stored=stored_values(src) + shift * mcfg.n_embd,
+                error=ZooError)  # the sizes come from config.json: refuse what the weights cannot fill
     weights = read_weights(src, mcfg.n_layer)
     rows = weights["wte.weight"].shape[0] + shift
     if rows != sizes["vocab_size"]:

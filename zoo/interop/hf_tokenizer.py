@@ -19,6 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import ZooError
+from ..untrusted import loads
+from .folder import inside
+
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0-3 in every zoo text tokenizer
 BPE, CHAR = "tokenizers:bpe", "tokenizers:char"
 
@@ -67,12 +71,18 @@ def source_json(src: Path) -> tuple[dict[str, Any] | None, str]:
     path = src / "tokenizer.json"
     if path.is_file():
         try:
-            return json.loads(path.read_text(encoding="utf-8")), str(path)
+            return loads(inside(src, path.name).read_text(encoding="utf-8")), str(path)
+        except ZooError as exc:
+            return None, str(exc)
         except (OSError, ValueError) as exc:
             return None, f"{path}: cannot read it as JSON ({exc})"
     vocab, merges = src / "vocab.json", src / "merges.txt"
     if not (vocab.is_file() and merges.is_file()):
         return None, f"{src} has no tokenizer.json, nor vocab.json + merges.txt"
+    try:
+        vocab, merges = inside(src, vocab.name), inside(src, merges.name)
+    except ZooError as exc:
+        return None, str(exc)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     try:

@@ -66,9 +66,15 @@ def _count(shape: list[int]) -> int:
 
 
 def describe_hf(path: Path) -> list[str]:
+    from ..errors import ZooError
+    from ..untrusted import loads
+    from .folder import inside
+
     try:
-        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        cfg = loads(inside(path, "config.json").read_text(encoding="utf-8"))
+        if not isinstance(cfg, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError, ZooError) as exc:
         return [f"folder: {path}", f"config.json cannot be read as JSON ({exc})"]
     archs = ", ".join(map(str, cfg.get("architectures") or [])) or "no architectures"
     lines = [f"Hugging Face model folder: {path}", f"architecture: {archs} (model_type {cfg.get('model_type')})"]
