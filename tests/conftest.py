@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo import api, plugins
+from zoo import api
+from zoo.registry import discovery as plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 

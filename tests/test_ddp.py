@@ -16,9 +16,10 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import config
-from zoo.build import build as build_run
-from zoo.distributed import World
-from zoo.training import CHECKPOINT, load_checkpoint, shard
+from zoo.registry.build import build as build_run
+from zoo.runtime.distributed import World
+from zoo.runtime.parallel import shard
+from zoo.store.checkpoint import CHECKPOINT, load_checkpoint
 
 from conftest import ROOT
 
@@ -258,7 +259,8 @@ def test_split_batch_names_an_entry_with_other_rows(pieces):
 # --- the CUDA path's CPU fallbacks ---------------------------------------------------------------
 
 def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces):
-    from zoo.training import OptimConfig, TrainConfig, Trainer
+    from zoo.config.train import OptimConfig, TrainConfig
+    from zoo.training.trainer import Trainer
 
     resolved, built = pieces("seq2seq")
     for amp, scaled in (("fp16", True), ("bf16", False), ("off", False)):
@@ -269,7 +271,7 @@ def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces):
 
 
 def test_batches_stay_put_on_the_cpu():
-    from zoo.training import to_device
+    from zoo.runtime.device import to_device
 
     x = torch.arange(6)
     moved = to_device({"x": x, "n": 3}, torch.device("cpu"))

@@ -20,7 +20,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import TINY_SUBSEQ_SETS
-from zoo.artifact import read_metadata
+from zoo.store.artifact import read_metadata
 
 ZOO = [sys.executable, "-m", "zoo"]
 # about 4 epochs of a few steps each: long enough to kill in the middle, short enough for CI

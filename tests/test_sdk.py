@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import zoo
-from zoo.config_docs import field_comments, field_docs
-from zoo.resolve import resolve
-from zoo.train_config import OptimConfig, TrainConfig
+from zoo.config.docs import field_comments, field_docs
+from zoo.registry.resolve import resolve
+from zoo.config.train import OptimConfig, TrainConfig
 
-plugins = importlib.import_module("zoo.plugins")  # zoo.plugins is shadowed by the api function of that name
+plugins = importlib.import_module("zoo.registry.discovery")  # zoo.registry.discovery is shadowed by the api function of that name
 ROOT = Path(__file__).resolve().parent.parent
 FAKES = Path(__file__).resolve().parent / "fakeplugins"
 
@@ -269,9 +269,9 @@ def private_uses(path: Path) -> set[str]:
 
 def test_the_scan_finds_private_imports(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import zoo\nimport zoo.ops\nfrom zoo.config import Range\nzoo.config.merge({}, {})\n"
+    bad.write_text("import zoo\nimport zoo.sdk.tensors\nfrom zoo.config import Range\nzoo.config.merge({}, {})\n"
                    "from zoo import Range\nzoo.train\n")
-    assert private_uses(bad) == {"zoo.ops", "zoo.config"}
+    assert private_uses(bad) == {"zoo.sdk.tensors", "zoo.config"}
 
 
 def test_plugins_and_examples_use_only_the_public_api():

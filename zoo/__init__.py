@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from .api import (  # noqa: E402
+from zoo._version import __version__
+from zoo.api import (
     evaluate,
     export,
     generate,
@@ -27,12 +26,10 @@ from .api import (  # noqa: E402
     resolve_entry,
     train,
 )
-from ._io import atomic_path, atomic_write  # noqa: E402
-from .config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets  # noqa: E402
-from .config import build as build_config  # noqa: E402
-from .config import merge as merge_config  # noqa: E402
-from .data import read_text  # noqa: E402
-from .errors import (  # noqa: E402
+from zoo.config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets
+from zoo.config import build as build_config
+from zoo.config import merge as merge_config
+from zoo.errors import (
     AmbiguousNameError,
     ArtifactError,
     ConfigError,
@@ -45,11 +42,32 @@ from .errors import (  # noqa: E402
     ZooUsageError,
     first_line,
 )
-from .files import data_dir, download, local_path, sha256_file, verify  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .interfaces import Dataset, ModelContract, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
-from .metrics import class_counts, class_scores, confusion_matrix, macro_f1, precision_recall_f1  # noqa: E402
-from .vocab import LabelTokenizer, by_frequency  # noqa: E402
+from zoo.hookspecs import hookimpl
+from zoo.sdk.files import (
+    data_dir,
+    download,
+    local_path,
+    read_text,
+    sha256_file,
+    verify,
+)
+from zoo.sdk.interfaces import (
+    Dataset,
+    ModelContract,
+    Source,
+    Task,
+    Tokenizer,
+    VocabTokenizer,
+)
+from zoo.sdk.metrics import (
+    class_counts,
+    class_scores,
+    confusion_matrix,
+    macro_f1,
+    precision_recall_f1,
+)
+from zoo.sdk.vocab import LabelTokenizer, by_frequency
+from zoo.store.atomic import atomic_path, atomic_write
 
 __all__ = [
     "__version__",
@@ -78,19 +96,19 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Model": "zoo.model",
-    "Trainer": "zoo.trainer",
-    "TrainConfig": "zoo.train_config",
-    "OptimConfig": "zoo.train_config",
-    "Vectors": "zoo.embeddings",
-    "train_vectors": "zoo.embeddings",
-    "load_vectors": "zoo.embeddings",
-    "save_vectors": "zoo.embeddings",
-    "embedding_matrix": "zoo.embeddings",
-    "length_batches": "zoo.batching",
-    "pad_rows": "zoo.padding",
-    "attention": "zoo.ops",
-    "float32_linear": "zoo.ops",
+    "Model": "zoo.sdk.model",
+    "Trainer": "zoo.training.trainer",
+    "TrainConfig": "zoo.config.train",
+    "OptimConfig": "zoo.config.train",
+    "Vectors": "zoo.sdk.embeddings",
+    "train_vectors": "zoo.sdk.embeddings",
+    "load_vectors": "zoo.sdk.embeddings",
+    "save_vectors": "zoo.sdk.embeddings",
+    "embedding_matrix": "zoo.sdk.embeddings",
+    "length_batches": "zoo.sdk.tensors",
+    "pad_rows": "zoo.sdk.tensors",
+    "attention": "zoo.sdk.tensors",
+    "float32_linear": "zoo.sdk.tensors",
 }
 
 

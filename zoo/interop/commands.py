@@ -22,9 +22,8 @@ FORMATS = ("safetensors", "hf", "onnx")  # zoo export --format
 def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False) -> Path:
     """``zoo export SRC --format hf|onnx --out OUT``: the written folder (hf) or .onnx file."""
     import zoo
-
-    from . import export_hf, export_onnx
-    from ..errors import ZooUsageError
+    from zoo.errors import ZooUsageError
+    from zoo.interop import export_hf, export_onnx
 
     if fmt not in ("hf", "onnx"):
         raise ZooUsageError(f"--format {fmt}: interop exports hf or onnx")
@@ -49,8 +48,8 @@ def import_cmd() -> None:
 def import_hf_cmd(src: str, entry: str, out: str, sets: tuple[str, ...], config_file: str | None,
                   force: bool) -> None:
     """Read a local GPT-2-layout folder SRC into a zoo run folder (eval, generate, train --resume)."""
-    from .. import config as _config
-    from . import import_hf
+    from zoo import config as _config
+    from zoo.interop import import_hf
 
     base = _config.load_toml(Path(config_file)) if config_file else {}
     run = import_hf(src, entry, out, overrides=_config.merge(base, _config.parse_sets(sets)), force=force)

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._io import umask
-from ..errors import ZooError
-from . import gpt2, hf_tokenizer
-from .hf_import import import_hf
+from zoo.errors import ZooError
+from zoo.interop import gpt2, hf_tokenizer
+from zoo.interop.hf_import import import_hf
+from zoo.store.atomic import umask
 
 __all__ = ["export_hf", "import_hf"]
 

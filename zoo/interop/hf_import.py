@@ -16,9 +16,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import merge
-from ..errors import ConfigError, ZooError, first_line
-from . import gpt2, hf_tokenizer
+from zoo.config import merge
+from zoo.errors import ConfigError, ZooError, first_line
+from zoo.interop import gpt2, hf_tokenizer
 
 RUN_FILES = ("config.toml", "tokenizers.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl")
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation")  # fixed by the weights
@@ -173,9 +173,9 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
 def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift: int) -> None:
     """config.toml, tokenizers.json, the artifact, a zero-epoch checkpoint and README.md, each atomically."""
     import zoo
-    from zoo._io import atomic_write
-    from zoo.artifact import save
     from zoo.config import dumps_toml
+    from zoo.store.artifact import save
+    from zoo.store.atomic import atomic_write
 
     spec = resolved.specs["model"]
     info = zoo.plugin_state().plugins.get(spec.plugin)
@@ -201,7 +201,7 @@ def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> N
     import dataclasses
 
     import zoo
-    from zoo.training import save_checkpoint
+    from zoo.store.checkpoint import save_checkpoint
 
     tcfg = dataclasses.replace(resolved.configs["train"], device="cpu")
     trainer = zoo.Trainer(model, task, tcfg, resolved.configs["optim"])

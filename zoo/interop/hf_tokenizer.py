@@ -34,7 +34,14 @@ def _byte_level(node: Any) -> bool:
 
 def char_tokenizer_json(itos: list[str]) -> str:
     """A ``tokenizers`` pipeline that encodes text to the same ids as zoo's char tokenizer with ``itos``."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+    )
 
     bad = [t for t in itos[len(SPECIALS):] if len(t) != 1]
     if list(itos[: len(SPECIALS)]) != list(SPECIALS) or bad:

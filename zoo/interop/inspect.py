@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import gpt2, hf_tokenizer
+from zoo.interop import gpt2, hf_tokenizer
 
 
 def describe(path: str | Path) -> list[str] | None:
@@ -43,9 +43,9 @@ def _activations(cfg: dict[str, Any]) -> tuple[str, ...]:
 
 def _weights(path: Path) -> tuple[dict[str, Any], str]:
     """(tensor header, what to print) of the folder's safetensors weights."""
-    from ..artifact import read_header
-    from ..errors import ZooError
-    from .hf_import import weight_files
+    from zoo.errors import ZooError
+    from zoo.interop.hf_import import weight_files
+    from zoo.store.artifact import read_header
 
     try:
         files = weight_files(path)

@@ -27,7 +27,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError, first_line
+from zoo.errors import ZooError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,8 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
 
     ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
     """
-    from .._io import atomic_path, atomic_write
-    from . import onnx_sidecar
+    from zoo.interop import onnx_sidecar
+    from zoo.store.atomic import atomic_path, atomic_write
 
     out = Path(out_file)
     if out.suffix != ".onnx":

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 FORMAT, VERSION = "zoo-onnx", 1
 # tokenizers zoo_onnx_preprocess.py reimplements, per family and role

@@ -6,8 +6,8 @@ import importlib.util
 
 import click
 
-from ..errors import ZooError
-from . import Limits
+from zoo.errors import ZooError
+from zoo.serve import Limits
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 DEFAULTS = Limits()
@@ -54,10 +54,10 @@ def serve_cmd(models: tuple[str, ...], host: str, port: int, device: str, max_bo
     require_stack()
     import uvicorn
 
-    from .. import api
-    from ..device import resolve_device
-    from .app import create_app
-    from .models import load_models
+    from zoo import api
+    from zoo.runtime.device import resolve_device
+    from zoo.serve.app import create_app
+    from zoo.serve.models import load_models
 
     if threads:
         import torch

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooUsageError
+from zoo.errors import ZooUsageError
 
 # the header fields `zoo info FILE` prints, in its order
 INFO_KEYS = ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset", "zoo_version",
@@ -26,7 +26,7 @@ class ServedModel:
     @property
     def generates(self) -> bool:
         """A language model: its task overrides ``Task.generate`` and streams text."""
-        from ..interfaces import Task
+        from zoo.sdk.interfaces import Task
 
         return getattr(type(self.loaded.task), "generate", Task.generate) is not Task.generate
 
