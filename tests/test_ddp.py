@@ -271,7 +271,7 @@ def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces):
 
 
 def test_batches_stay_put_on_the_cpu():
-    from zoo.runtime.device import to_device
+    from zoo.sdk.tensors import to_device
 
     x = torch.arange(6)
     moved = to_device({"x": x, "n": 3}, torch.device("cpu"))

@@ -256,7 +256,7 @@ def test_import_never_replaces_a_run_unless_forced(corpus, tmp_path):
 def test_the_cli_commands_import_and_export(bpe_run, corpus, tmp_path):
     from click.testing import CliRunner
 
-    from zoo.cli import ZooGroup
+    from zoo.cli.common import ZooGroup
     from zoo.interop.commands import export_other, import_cmd
 
     folder = export_other(bpe_run, tmp_path / "hf", "hf")

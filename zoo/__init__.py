@@ -67,7 +67,7 @@ from zoo.sdk.metrics import (
     precision_recall_f1,
 )
 from zoo.sdk.vocab import LabelTokenizer, by_frequency
-from zoo.store.atomic import atomic_path, atomic_write
+from zoo.sdk.atomic import atomic_path, atomic_write
 
 __all__ = [
     "__version__",

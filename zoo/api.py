@@ -19,7 +19,7 @@ from zoo.inference.load import (
     load,
     write_outputs,
 )
-from zoo.inference.load import evaluate_artifact as evaluate
+from zoo.training.evaluation import evaluate_artifact as evaluate
 from zoo.registry.discovery import Zoo, get_registry, plugin_state, reset
 from zoo.registry.resolve import Resolved, resolve, resolve_entry
 from zoo.training.run import RunResult, check_train, train

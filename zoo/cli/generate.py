@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from zoo import api
-from zoo.cli import FINITE_NONNEGATIVE
+from zoo.cli.common import FINITE_NONNEGATIVE
 
 
 @click.command()

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import click
 
-from zoo.cli import FINITE_NONNEGATIVE
+from zoo.cli.common import FINITE_NONNEGATIVE
 from zoo.errors import DataError, ZooUsageError
 from zoo.inference.predict import SORT_WINDOW
 
@@ -146,7 +146,7 @@ class Readable:
 def _writer(stack: ExitStack, loaded: Any, output: str | None, as_json: bool) -> Any:
     """A function writing one (item, record): JSONL to --output (atomically), JSON lines or readable text."""
     if output and output != "-":
-        from zoo.store.atomic import atomic_path
+        from zoo.sdk.atomic import atomic_path
 
         tmp = stack.enter_context(atomic_path(Path(output)))
         fh = stack.enter_context(open(tmp, "w", encoding="utf-8"))

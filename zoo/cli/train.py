@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from zoo import api
-from zoo.cli import fmt_value, overrides_from
+from zoo.cli.common import fmt_value, overrides_from
 
 
 @click.command()

@@ -82,12 +82,12 @@ def default_split(path: str | Path, *, dataset: dict[str, Any] | None = None,
 
     meta = read_metadata(find_artifact(path))
     try:
-        return final_split(_dataset(resolve(meta["config"]), data_dir, dataset))
+        return final_split(dataset_of(resolve(meta["config"]), data_dir, dataset))
     except ZooError:  # the plugin is missing or the config does not resolve: loading the artifact will say so
         return "test"
 
 
-def _dataset(resolved: Resolved, data_dir: str | Path | None, overrides: dict[str, Any] | None) -> Any:
+def dataset_of(resolved: Resolved, data_dir: str | Path | None, overrides: dict[str, Any] | None) -> Any:
     """The artifact's dataset, its config changed by ``overrides`` (other files of the same kind)."""
     from zoo.config import as_dict, build, merge
     from zoo.sdk.files import data_dir as _data_dir
@@ -194,33 +194,9 @@ def load(path: str | Path, device: str = "cpu", *, task: dict[str, Any] | None =
 
 def write_outputs(path: Path, records: list[dict[str, Any]]) -> None:
     """Per-example records of an evaluation (e.g. generated code), one JSON object a line, atomically."""
-    from zoo.store.atomic import atomic_write
+    from zoo.sdk.atomic import atomic_write
 
     atomic_write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str = "auto",
-                      data_dir: str | Path | None = None, batch_size: int | None = None,
-                      outputs: list[dict[str, Any]] | None = None,
-                      dataset: dict[str, Any] | None = None, task: dict[str, Any] | None = None) -> dict[str, float]:
-    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
-
-    With ``outputs`` (a list), the task's per-example records (e.g. generated code) are appended to it.
-    ``dataset`` overrides the artifact's dataset config, e.g. ``{"test_file": "other.csv"}``: the same
-    model on other files of the same kind. ``task`` overrides the task's config (see :func:`load`).
-    """
-    from zoo.runtime.device import autocast_dtype, resolve_device
-    from zoo.training.evaluation import evaluate
-
-    dev = resolve_device(device)
-    lm = load(path, device=str(dev), task=task)
-    source = _dataset(lm.resolved, data_dir, dataset)
-    split = split or final_split(source)
-    source.check_split(split)
-    encoded = lm.task.encode(source.load(split))
-    tcfg = lm.resolved.configs["train"]
-    bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
-    return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)
 
 
 def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, temperature: float = 0.8,

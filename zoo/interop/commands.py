@@ -21,13 +21,13 @@ FORMATS = ("safetensors", "hf", "onnx")  # zoo export --format
 
 def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False) -> Path:
     """``zoo export SRC --format hf|onnx --out OUT``: the written folder (hf) or .onnx file."""
-    import zoo
+    from zoo import api
     from zoo.errors import ZooUsageError
     from zoo.interop import export_hf, export_onnx
 
     if fmt not in ("hf", "onnx"):
         raise ZooUsageError(f"--format {fmt}: interop exports hf or onnx")
-    loaded = zoo.load(src)
+    loaded = api.load(src)
     return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.interop import gpt2, hf_tokenizer
 from zoo.interop.hf_import import import_hf
-from zoo.store.atomic import umask
+from zoo.sdk.atomic import umask
 
 __all__ = ["export_hf", "import_hf"]
 

@@ -97,10 +97,10 @@ def zoo_state(w: dict[str, Any], n_layer: int, shift: int, eos: int | None, bloc
 
 def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
     """(resolved config, GPT-2 config.json, tokenizer json, id shift); every size checked against the weights."""
-    import zoo
+    from zoo import api
 
     cfg = read_config(src)
-    spec_model = zoo.resolve_entry(entry, {k: v for k, v in overrides.items() if k == "dataset"})
+    spec_model = api.resolve_entry(entry, {k: v for k, v in overrides.items() if k == "dataset"})
     model, problems = gpt2.zoo_model_config(cfg, gpt2.zoo_activations(spec_model.cls("model").Config))
     if spec_model.specs["model"].id != "lm:gpt" or spec_model.specs["task"].id != "lm:lm":
         problems.append(f"entry {spec_model.entry} trains {spec_model.specs['model'].id} on "
@@ -127,7 +127,7 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
     merged = merge(overrides, {"model": {**model, **{k: v for k, v in given.items() if k not in SHAPE_KEYS}},
                                "task": {"block_size": block},
                                "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
-    return zoo.resolve_entry(entry, merged), cfg, tok_json, shift
+    return api.resolve_entry(entry, merged), cfg, tok_json, shift
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
@@ -172,15 +172,16 @@ def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | No
 
 def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, shift: int) -> None:
     """config.toml, tokenizers.json, the artifact, a zero-epoch checkpoint and README.md, each atomically."""
-    import zoo
+    from zoo import api
+    from zoo._version import __version__
     from zoo.config import dumps_toml
+    from zoo.sdk.atomic import atomic_write
     from zoo.store.artifact import save
-    from zoo.store.atomic import atomic_write
 
     spec = resolved.specs["model"]
-    info = zoo.plugin_state().plugins.get(spec.plugin)
+    info = api.plugin_state().plugins.get(spec.plugin)
     tokenizers = {"text": {"name": resolved.specs["tokenizer.text"].id, "state": task.tokenizers["text"].get_state()}}
-    meta = {"zoo_version": zoo.__version__, "entry": resolved.entry, "model": spec.id, "plugin": spec.plugin,
+    meta = {"zoo_version": __version__, "entry": resolved.entry, "model": spec.id, "plugin": spec.plugin,
             "plugin_version": info.version if info else "", "arch_version": str(spec.load().arch_version),
             "task": resolved.specs["task"].id, "dataset": resolved.specs["dataset"].id, "config": resolved.data,
             "sizes": task.model_sizes(), "tokenizers": tokenizers, "metrics": {}, "reference": {},
@@ -200,11 +201,11 @@ def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> N
     """The checkpoint ``zoo train --resume`` continues from: no epoch done, a fresh optimizer."""
     import dataclasses
 
-    import zoo
     from zoo.store.checkpoint import save_checkpoint
+    from zoo.training.trainer import Trainer
 
     tcfg = dataclasses.replace(resolved.configs["train"], device="cpu")
-    trainer = zoo.Trainer(model, task, tcfg, resolved.configs["optim"])
+    trainer = Trainer(model, task, tcfg, resolved.configs["optim"])
     save_checkpoint(path, trainer.checkpoint_state())
 
 

@@ -34,9 +34,9 @@ def _activations(cfg: dict[str, Any]) -> tuple[str, ...]:
     if gpt2.FROM_HF_ACTIVATION.get(cfg.get("activation_function", "gelu_new")) in ("gelu", "relu"):
         return ("gelu", "relu")
     try:
-        import zoo
+        from zoo import api
 
-        return gpt2.zoo_activations(zoo.get_registry().get("model", "gpt").load().Config)
+        return gpt2.zoo_activations(api.get_registry().get("model", "gpt").load().Config)
     except Exception:  # no lm plugin: the import check below says so
         return ("gelu", "relu")
 

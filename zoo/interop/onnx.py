@@ -122,7 +122,7 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
     ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
     """
     from zoo.interop import onnx_sidecar
-    from zoo.store.atomic import atomic_path, atomic_write
+    from zoo.sdk.atomic import atomic_path, atomic_write
 
     out = Path(out_file)
     if out.suffix != ".onnx":

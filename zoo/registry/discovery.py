@@ -99,7 +99,9 @@ def load(
     ``extra`` are ``(name, plugin_object)`` pairs registered as if found by entry
     point (tests use it for fake plugins).
     """
-    from zoo.registry import catalog  # light: reads no file until a hook or a message needs it
+    from zoo.registry import (
+        catalog,  # light: reads no file until a hook or a message needs it
+    )
 
     environ = dict(os.environ if environ is None else environ)
     pm = pluggy.PluginManager(hookspecs.PROJECT)

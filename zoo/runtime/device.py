@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
 
@@ -52,16 +51,3 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
-def to_device(batch: dict[str, Any], device: torch.device, pin: bool = True) -> dict[str, Any]:
-    """The batch's tensors on ``device``; to a GPU through pinned memory, without waiting for the copy."""
-    if device.type != "cuda":
-        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-    def move(v: torch.Tensor) -> torch.Tensor:
-        if pin and v.device.type == "cpu":
-            v = v.pin_memory()
-        return v.to(device, non_blocking=True)
-
-    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from zoo.errors import ConfigError, DataError
-from zoo.store.atomic import atomic_path
+from zoo.sdk.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

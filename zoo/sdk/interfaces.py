@@ -226,7 +226,7 @@ class Task(ABC):
     @staticmethod
     def on_device(model: Any, batch: Batch) -> Batch:
         """``batch`` with its tensors on the device of ``model``'s parameters."""
-        from zoo.runtime.device import to_device
+        from zoo.sdk.tensors import to_device
 
         param = next(iter(model.parameters()), None)
         return batch if param is None else to_device(batch, param.device, pin=False)

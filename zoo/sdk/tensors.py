@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import chain
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -90,3 +91,16 @@ def float32_linear(layer: nn.Linear, x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
             return F.linear(x.float(), layer.weight.float(), None if layer.bias is None else layer.bias.float())
     return layer(x).float()  # a no-op for a float32 model
+
+
+def to_device(batch: dict[str, Any], device: torch.device, pin: bool = True) -> dict[str, Any]:
+    """The batch's tensors on ``device``; to a GPU through pinned memory, without waiting for the copy."""
+    if device.type != "cuda":
+        return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def move(v: torch.Tensor) -> torch.Tensor:
+        if pin and v.device.type == "cpu":
+            v = v.pin_memory()
+        return v.to(device, non_blocking=True)
+
+    return {k: move(v) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

@@ -150,7 +150,7 @@ def save(path: str | Path, model: Any, meta: dict[str, Any], dtype: Any = None) 
 
     from safetensors.torch import save_model
 
-    from zoo.store.atomic import atomic_path
+    from zoo.sdk.atomic import atomic_path
 
     if dtype is not None:
         model = copy.deepcopy(model).to(dtype)

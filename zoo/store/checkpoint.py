@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from zoo.errors import RunDirError
-from zoo.store.atomic import atomic_path
+from zoo.sdk.atomic import atomic_path
 from zoo.store.rundir import CHECKPOINT, METRICS  # noqa: F401 - the run folder's file names live in zoo.store.rundir
 
 

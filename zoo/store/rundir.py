@@ -130,7 +130,7 @@ def clean_stale(run_dir: Path) -> list[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         touched.append(staging)
     if run_dir.is_dir():
-        for tmp in run_dir.glob(".*.tmp"):  # atomic writes cut short (see zoo.store.atomic.atomic_path)
+        for tmp in run_dir.glob(".*.tmp"):  # atomic writes cut short (see zoo.sdk.atomic.atomic_path)
             tmp.unlink(missing_ok=True)
             touched.append(tmp)
     if touched:

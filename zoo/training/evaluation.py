@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.runtime import distributed
-from zoo.runtime.device import autocast, to_device
+from zoo.runtime.device import autocast
 from zoo.runtime.distributed import World
 from zoo.runtime.parallel import batch_rows
 from zoo.sdk.interfaces import Task
+from zoo.sdk.tensors import to_device
 
 
 @torch.no_grad()
@@ -59,6 +61,31 @@ def evaluate(model: torch.nn.Module, task: Task, encoded: Any, batch_size: int, 
             collected.sort(key=lambda r: r["index"])
         outputs.extend(collected)
     return task.summarize(sums)
+
+
+def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str = "auto",
+                      data_dir: str | Path | None = None, batch_size: int | None = None,
+                      outputs: list[dict[str, Any]] | None = None,
+                      dataset: dict[str, Any] | None = None, task: dict[str, Any] | None = None) -> dict[str, float]:
+    """Metrics of an artifact on one split of its dataset (default: test, or val when it has no test).
+
+    With ``outputs`` (a list), the task's per-example records (e.g. generated code) are appended to it.
+    ``dataset`` overrides the artifact's dataset config, e.g. ``{"test_file": "other.csv"}``: the same
+    model on other files of the same kind. ``task`` overrides the task's config (see :func:`load`).
+    """
+    from zoo.inference.load import dataset_of, load
+    from zoo.registry.build import final_split
+    from zoo.runtime.device import autocast_dtype, resolve_device
+
+    dev = resolve_device(device)
+    lm = load(path, device=str(dev), task=task)
+    source = dataset_of(lm.resolved, data_dir, dataset)
+    split = split or final_split(source)
+    source.check_split(split)
+    encoded = lm.task.encode(source.load(split))
+    tcfg = lm.resolved.configs["train"]
+    bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
+    return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)
 
 
 # --- eval_budget

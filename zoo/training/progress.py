@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.store.atomic import atomic_path
+from zoo.sdk.atomic import atomic_path
 
 
 def isatty() -> bool:

@@ -217,7 +217,7 @@ def _restore(trainer: Any, path: Path) -> None:
 
 def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[Path], None]]) -> None:
     """The files a run writes before its first epoch: its config, tokenizers and the task's extra files."""
-    from zoo.store.atomic import atomic_write
+    from zoo.sdk.atomic import atomic_write
 
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / "config.toml", _config.dumps_toml(built.resolved.data))
@@ -228,7 +228,7 @@ def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[
 
 def write_run_end(run_dir: Path, built: Built, metrics: dict[str, Any]) -> Path:
     """The files of a finished run: the artifact, metrics.json and the model card; returns the artifact."""
-    from zoo.store.atomic import atomic_write
+    from zoo.sdk.atomic import atomic_write
 
     artifact = export_built(built, run_dir / ARTIFACT, metrics)
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))

@@ -25,11 +25,12 @@ import torch
 from zoo.config.train import OptimConfig, TrainConfig
 from zoo.errors import ConfigError, TrainingError
 from zoo.runtime import distributed
-from zoo.runtime.device import autocast, autocast_dtype, to_device
+from zoo.runtime.device import autocast, autocast_dtype
 from zoo.runtime.parallel import ParallelModel, shard, sync_grads
 from zoo.runtime.rng import epoch_seed, process_rng, rank_rng, rank_seed, restore_rng
+from zoo.sdk.atomic import atomic_write
 from zoo.sdk.interfaces import Batch, Task
-from zoo.store.atomic import atomic_write
+from zoo.sdk.tensors import to_device
 from zoo.store.checkpoint import CHECKPOINT, METRICS, save_checkpoint
 from zoo.training.ema import WeightAverage, averaged
 from zoo.training.evaluation import BoundedEval, evaluate
