@@ -26,7 +26,7 @@ from zoo.api import (
     resolve_entry,
     train,
 )
-from zoo.config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets
+from zoo.config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets, read_overrides
 from zoo.config import build as build_config
 from zoo.config import merge as merge_config
 from zoo.errors import (
@@ -75,7 +75,8 @@ __all__ = [
     "Tokenizer", "VocabTokenizer", "LabelTokenizer", "Dataset", "Source", "Task", "ModelContract", "Model",
     "EmptyConfig", "hookimpl",
     # configs: ranges, merging, --set parsing, TOML
-    "Range", "SEED", "build_config", "merge_config", "parse_sets", "load_toml", "dumps_toml",
+    "Range", "SEED", "build_config", "merge_config", "parse_sets", "read_overrides", "load_toml",
+    "dumps_toml",
     # files: reading, a user's own files, official files downloaded and verified, atomic writes
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
     # vocabularies, padding, metrics, mixed-precision helpers for models

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 from typing import Any
 
 import click
@@ -77,9 +76,7 @@ def fmt_value(value: Any) -> str:
 
 
 def overrides_from(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
-    from zoo import config as _config
+    """``--config FILE`` then ``--set KEY=VALUE`` (see :func:`zoo.config.read_overrides`)."""
+    from zoo.config import read_overrides
 
-    base: dict[str, Any] = {}
-    if config_file:
-        base = _config.load_toml(Path(config_file))
-    return _config.merge(base, _config.parse_sets(sets))
+    return read_overrides(sets, config_file)

@@ -78,6 +78,13 @@ def parse_value(text: str) -> Any:
         return text
 
 
+def read_overrides(sets: typing.Iterable[str] = (), config_file: str | Path | None = None) -> dict[str, Any]:
+    """The overrides of a command line: the TOML file ``config_file`` (``--config``), then ``sets``
+    (``--set KEY=VALUE``, which win). ``zoo train``, ``zoo tune`` and ``zoo import`` read them alike."""
+    base = load_toml(Path(config_file)) if config_file else {}
+    return merge(base, parse_sets(sets))
+
+
 def parse_sets(items: typing.Iterable[str]) -> dict[str, Any]:
     """``["model.hidden=256", "train.epochs=3"]`` -> nested dict."""
     out: dict[str, Any] = {}

@@ -48,6 +48,11 @@ class TrainConfig:
     # validation, the best checkpoint and the saved model use the average; none: no average
     ema: Annotated[float, Range(gt=0, lt=1, note="none: no average")] | None = None
 
+    @property
+    def eval_batch(self) -> int:
+        """The batch size of evaluation: ``eval_batch_size``, else ``batch_size``."""
+        return self.eval_batch_size or self.batch_size
+
 
 @dataclass
 class OptimConfig:

@@ -51,7 +51,6 @@ def import_hf_cmd(src: str, entry: str, out: str, sets: tuple[str, ...], config_
     from zoo import config as _config
     from zoo.interop import import_hf
 
-    base = _config.load_toml(Path(config_file)) if config_file else {}
-    run = import_hf(src, entry, out, overrides=_config.merge(base, _config.parse_sets(sets)), force=force)
+    run = import_hf(src, entry, out, overrides=_config.read_overrides(sets, config_file), force=force)
     click.echo(f"wrote {run}: try 'zoo eval {run}', 'zoo generate {run} --prompt ...' or "
                f"'zoo train --resume {run} --set train.epochs=N'")

@@ -84,7 +84,7 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     source.check_split(split)
     encoded = lm.task.encode(source.load(split))
     tcfg = lm.resolved.configs["train"]
-    bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
+    bs = batch_size or tcfg.eval_batch
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)
 
 

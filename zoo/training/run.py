@@ -246,7 +246,7 @@ def _metrics(trainer: Any, built: Built, summary: dict[str, Any], run_dir: Path)
         metrics["val"] = {k.removeprefix("val_"): v for k, v in best[0].items() if k.startswith("val_")}
     if "test" in built.splits:
         tcfg = built.resolved.configs["train"]
-        bs = tcfg.eval_batch_size or tcfg.batch_size
+        bs = tcfg.eval_batch
         records: list[dict[str, Any]] = []
         metrics["test"] = evaluate(trainer.model, built.task, built.splits["test"], bs, trainer.device,
                                    trainer.amp_dtype, trainer.world, tcfg.pin_memory, outputs=records)
@@ -257,6 +257,7 @@ def _metrics(trainer: Any, built: Built, summary: dict[str, Any], run_dir: Path)
 
 def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | None, world: Any) -> RunResult:
     from zoo.runtime import distributed
+    from zoo.runtime.device import torch_threads
 
     staging = Staging(plan.run_dir) if plan.replace and world.main else None
     write_dir = staging.path if staging is not None else plan.run_dir
@@ -270,8 +271,9 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
             write_run_start(write_dir, built, run_files)
             if plan.resume:  # the checkpoint's history is the truth: epochs after it were never committed
                 trainer.rewrite_metrics()
-        summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
-        metrics = _metrics(trainer, built, summary, write_dir)
+        with torch_threads(built.resolved.configs["train"].threads):  # the test split too, as before
+            summary = trainer.fit(built.splits.get("train"), built.splits.get("val"))
+            metrics = _metrics(trainer, built, summary, write_dir)
         built.model = trainer.model
         if world.main:
             write_run_end(write_dir, built, metrics)

@@ -25,7 +25,7 @@ import torch
 from zoo.config.train import OptimConfig, TrainConfig
 from zoo.errors import ConfigError, TrainingError
 from zoo.runtime import distributed
-from zoo.runtime.device import autocast, autocast_dtype
+from zoo.runtime.device import autocast, autocast_dtype, torch_threads
 from zoo.runtime.parallel import ParallelModel, shard, sync_grads
 from zoo.runtime.rng import epoch_seed, process_rng, rank_rng, rank_seed, restore_rng
 from zoo.sdk.atomic import atomic_write
@@ -109,7 +109,7 @@ class Trainer:
         return value < best - self.cfg.min_delta if self.mode == "min" else value > best + self.cfg.min_delta
 
     def evaluate(self, encoded: Any) -> dict[str, float]:
-        return evaluate(self.model, self._eval_task, encoded, self.cfg.eval_batch_size or self.cfg.batch_size,
+        return evaluate(self.model, self._eval_task, encoded, self.cfg.eval_batch,
                         self.device, self.amp_dtype, self.world, self.cfg.pin_memory)
 
     # -- checkpoints
@@ -181,18 +181,17 @@ class Trainer:
     def fit(self, train: Any, val: Any | None) -> dict[str, Any]:
         """Train epoch after epoch until ``train.epochs``, a budget or early stopping; keep the best weights."""
         cfg, st = self.cfg, self.state
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        n_batches = self.task.num_batches(train, cfg.batch_size)
-        total = self._total_steps(n_batches)
-        self._check_step_budget()
-        while st.epoch < cfg.epochs and not st.stopped:
-            record = self._train_epoch(train, n_batches, total)
-            last = st.epoch >= cfg.epochs or bool(st.stopped)
-            if val is not None and (st.epoch % cfg.eval_every == 0 or last):
-                self._validate(val, record)
-            self._end_epoch(record)
-        return self._finish()
+        with torch_threads(cfg.threads):
+            n_batches = self.task.num_batches(train, cfg.batch_size)
+            total = self._total_steps(n_batches)
+            self._check_step_budget()
+            while st.epoch < cfg.epochs and not st.stopped:
+                record = self._train_epoch(train, n_batches, total)
+                last = st.epoch >= cfg.epochs or bool(st.stopped)
+                if val is not None and (st.epoch % cfg.eval_every == 0 or last):
+                    self._validate(val, record)
+                self._end_epoch(record)
+            return self._finish()
 
     def _check_step_budget(self) -> bool:
         """Mark the run stopped once ``train.max_steps`` optimizer steps are taken."""
