@@ -29,6 +29,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
     With --nproc N (or under 'torchrun --nproc-per-node N -m zoo train ...') N processes
     train with DistributedDataParallel; train.batch_size stays the global batch.
     """
+    from zoo.cli.launch import launch
     from zoo.runtime import distributed
 
     if resume and (entry or out or force):
@@ -54,7 +55,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
             args += ["--set", item]
         if force:
             args.append("--force")
-        distributed.launch(nproc, args, run_dir, quiet=verbose == 0)
+        launch(nproc, args, run_dir, quiet=verbose == 0)
         return
 
     def on_epoch(rec: dict[str, Any]) -> None:

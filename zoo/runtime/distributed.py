@@ -1,7 +1,7 @@
 """Data-parallel training on PyTorch's own engine: torchrun starts the processes, DDP keeps them in step.
 
 ``torchrun --nproc-per-node N -m zoo train ENTRY`` (or ``zoo train --nproc N ENTRY``, which calls
-torchrun's launcher) runs the same command in N processes. Each joins one process group (gloo on
+torchrun's launcher: :mod:`zoo.cli.launch`) runs the same command in N processes. Each joins one process group (gloo on
 the CPU, nccl on CUDA) and trains on its rows of every global batch (:meth:`zoo.Task.split_batch`);
 ``train.batch_size`` stays the global batch, so a run reaches the same weights whatever N is.
 Rank 0 alone writes the run folder.
@@ -11,19 +11,14 @@ torch is imported only inside the functions: ``zoo --help`` stays light.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import (
     ConfigError,
     DeviceError,
-    RankLostError,
     ZooError,
     ZooUsageError,
     first_line,
@@ -204,7 +199,7 @@ def peer_lost(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(s in text for s in _LOST)
 
 
-# --- launching: zoo train --nproc N ----------------------------------------------------------------
+# --- how many processes: zoo train --nproc N --------------------------------------------------------
 
 def max_procs(device: torch.device) -> tuple[int, str]:
     """How many processes this machine can give one device each: GPUs on CUDA, cores on the CPU."""
@@ -230,78 +225,3 @@ def check_nproc(nproc: int, device: torch.device) -> None:
     if nproc > limit:
         raise ZooUsageError(f"nproc={nproc}: this machine has {what} for {device.type} training; "
                             f"use nproc={limit} or fewer")
-
-
-@contextlib.contextmanager
-def _launcher_env(nproc: int, quiet: bool) -> Iterator[None]:
-    """Threads per rank, unbuffered output and torchrun's own logging, for the time of one launch only."""
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "PYTHONUNBUFFERED")}
-    if saved["OMP_NUM_THREADS"] is None:  # share the cores out; torchrun would set 1 and print a banner about it
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    os.environ["PYTHONUNBUFFERED"] = "1"  # a rank that torchrun stops must not take its last lines with it
-    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.run",
-                                              "torch.distributed.launcher")]
-    levels = [lg.level for lg in loggers]
-    if quiet:  # the failure is reported in one line below; the agent's own report would repeat it at length
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def launch(nproc: int, args: list[str], run_dir: Path, *, quiet: bool = True) -> None:
-    """Run ``python -m zoo ARGS`` in ``nproc`` processes on this machine through torchrun.
-
-    A rank that fails makes torchrun stop the others; that becomes one :class:`ZooError`
-    saying which rank failed and how, and where the last complete checkpoint is.
-    """
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    targs = ["--standalone", "--nproc-per-node", str(nproc), "--max-restarts", "0", "--module", "zoo", *args]
-    with _launcher_env(nproc, quiet):
-        try:
-            run(parse_args(targs))
-        except ChildFailedError as exc:
-            raise ZooError(_failure_message(exc, nproc, run_dir, args)) from None
-
-
-def _failure_message(exc: Any, nproc: int, run_dir: Path, args: list[str]) -> str:
-    failures = exc.failures  # global rank -> ProcessFailure
-
-    def cause(item: tuple[int, Any]) -> tuple[int, int, int]:
-        rank, f = item
-        # torchrun stops the survivors with SIGTERM, and a survivor that noticed first exits with
-        # RankLostError's code: neither is where the trouble started
-        consequence = f.exitcode == -signal.SIGTERM or f.exitcode == RankLostError.exit_code
-        return (int(consequence), f.timestamp, rank)
-
-    rank, f = min(failures.items(), key=cause)
-    if f.exitcode < 0:
-        how = f"was killed by {f.signal_name()}"
-    elif f.exitcode == 1:
-        how = "stopped with the error shown above"
-    else:
-        how = f"exited with code {f.exitcode}"
-    msg = f"rank {rank} of {nproc} {how}; the other ranks were stopped."
-    from zoo.store.checkpoint import CHECKPOINT, load_checkpoint
-
-    ckpt = run_dir / CHECKPOINT
-    if ckpt.is_file():
-        try:
-            epoch = load_checkpoint(ckpt)["trainer"]["epoch"]
-            msg += (f" {ckpt} holds epoch {epoch}, the last complete one: continue with "
-                    f"'zoo train --resume {run_dir} --nproc {nproc}'")
-        except ZooError:
-            msg += f" {ckpt} cannot be read; the run cannot be resumed"
-    elif "--resume" not in args:
-        msg += " No epoch was completed: nothing to resume."
-    return msg
