@@ -46,16 +46,8 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
     if nproc > 1:
         run_dir = api.check_train(entry, overrides, out=out, resume=resume, force=force, nproc=nproc)
         verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
-        args = ["-v"] * verbose + ["train"] + ([entry] if entry else [])
-        for flag, value in (("--config", config_file), ("--device", device), ("--out", out), ("--resume", resume),
-                            ("--data-dir", data_dir)):
-            if value:
-                args += [flag, value]
-        for item in sets:
-            args += ["--set", item]
-        if force:
-            args.append("--force")
-        launch(nproc, args, run_dir, quiet=verbose == 0)
+        flags = {"--config": config_file, "--device": device, "--out": out, "--resume": resume, "--data-dir": data_dir}
+        launch(nproc, _rank_args(verbose, entry, flags, sets, force), run_dir, quiet=verbose == 0)
         return
 
     def on_epoch(rec: dict[str, Any]) -> None:
@@ -63,8 +55,23 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
         click.echo(f"epoch {rec['epoch']}: " + "  ".join(f"{k}={fmt_value(v)}" for k, v in shown.items()))
 
     result = api.train(entry, overrides, out=out, resume=resume, force=force, data_dir=data_dir, on_epoch=on_epoch)
-    if not world.main:  # rank 0 speaks for the run
-        return
+    if world.main:  # rank 0 speaks for the run
+        _echo_result(result)
+
+
+def _rank_args(verbose: int, entry: str | None, flags: dict[str, str | None], sets: tuple[str, ...],
+               force: bool) -> list[str]:
+    """The command line each rank runs: this one, less ``--nproc``."""
+    args = ["-v"] * verbose + ["train"] + ([entry] if entry else [])
+    for flag, value in flags.items():
+        if value:
+            args += [flag, value]
+    for item in sets:
+        args += ["--set", item]
+    return args + (["--force"] if force else [])
+
+
+def _echo_result(result: Any) -> None:
     t = result.metrics["train"]
     click.echo(f"trained {t['epochs']} epochs, {t['steps']} steps in {t['train_time']:.1f} s ({t['stopped']})")
     for split in ("val", "test"):
