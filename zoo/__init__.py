@@ -26,7 +26,15 @@ from zoo.api import (
     resolve_entry,
     train,
 )
-from zoo.config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets, read_overrides
+from zoo.config import (
+    SEED,
+    EmptyConfig,
+    Range,
+    dumps_toml,
+    load_toml,
+    parse_sets,
+    read_overrides,
+)
 from zoo.config import build as build_config
 from zoo.config import merge as merge_config
 from zoo.errors import (
@@ -43,21 +51,16 @@ from zoo.errors import (
     first_line,
 )
 from zoo.hookspecs import hookimpl
+from zoo.sdk.atomic import atomic_path, atomic_write
+from zoo.sdk.dataset import Dataset
 from zoo.sdk.files import (
+    Source,
     data_dir,
     download,
     local_path,
     read_text,
     sha256_file,
     verify,
-)
-from zoo.sdk.interfaces import (
-    Dataset,
-    ModelContract,
-    Source,
-    Task,
-    Tokenizer,
-    VocabTokenizer,
 )
 from zoo.sdk.metrics import (
     class_counts,
@@ -66,8 +69,9 @@ from zoo.sdk.metrics import (
     macro_f1,
     precision_recall_f1,
 )
+from zoo.sdk.task import ModelContract, Task
+from zoo.sdk.tokenizer import Tokenizer, VocabTokenizer
 from zoo.sdk.vocab import LabelTokenizer, by_frequency
-from zoo.sdk.atomic import atomic_path, atomic_write
 
 __all__ = [
     "__version__",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ class Built:
     splits: dict[str, Any] = field(default_factory=dict)  # encoded splits
 
 
-def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
-    """The task and its tokenizers (by role), the tokenizers restored from ``tokenizer_states`` when given."""
+def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,
+              data_dir: Path | None = None) -> tuple[Any, dict[str, Any]]:
+    """The task and its tokenizers (by role), the tokenizers restored from ``tokenizer_states`` when given;
+    ``data_dir`` is the run's data dir, where the task's ``init_model`` finds files named relative to it."""
     task_cls = resolved.cls("task")
     toks = {}
     for role in task_cls.tokenizer_roles:
@@ -29,7 +32,11 @@ def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None) -> tu
         toks[role] = resolved.cls(key)(resolved.configs[key])
         if tokenizer_states is not None:
             toks[role].set_state(tokenizer_states[role]["state"])
-    return task_cls(resolved.configs["task"], toks), toks
+    if "data_dir" in inspect.signature(task_cls).parameters:
+        return task_cls(resolved.configs["task"], toks, data_dir=data_dir), toks
+    task = task_cls(resolved.configs["task"], toks)  # a plugin's __init__ of before data_dir was a parameter
+    task.data_dir = data_dir
+    return task, toks
 
 
 def make_model(resolved: Resolved, sizes: dict[str, int]) -> Any:
@@ -43,8 +50,7 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
     from zoo.sdk.files import data_dir as _data_dir
 
     dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
-    task, toks = make_task(resolved, tokenizer_states)
-    task.data_dir = dataset.data_dir  # where init_model finds files named relative to the data dir
+    task, toks = make_task(resolved, tokenizer_states, dataset.data_dir)
     built = Built(resolved, dataset, toks, task)
     examples = {s: dataset.load(s) for s in splits if s in dataset.splits}
     if tokenizer_states is None:

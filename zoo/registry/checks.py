@@ -124,7 +124,9 @@ def _definition(module: str, name: str) -> str:
 
 def check_factories(loaded: Loaded) -> tuple[int, list[Problem]]:
     """Import every registered factory; (how many were checked, the problems)."""
-    from zoo.sdk.interfaces import Dataset, Task, Tokenizer
+    from zoo.sdk.dataset import Dataset
+    from zoo.sdk.task import Task
+    from zoo.sdk.tokenizer import Tokenizer
 
     failed = {n for n, i in loaded.plugins.items() if i.status == "failed"}
     problems: list[Problem] = []

@@ -13,7 +13,7 @@ import torch
 
 from zoo.runtime import distributed
 from zoo.runtime.distributed import World
-from zoo.sdk.interfaces import Batch, Task
+from zoo.sdk.task import Batch, Task
 
 
 def batch_rows(task: Task, batch: Batch) -> int:

@@ -1,6 +1,6 @@
 """The Tokenizer interface (text <-> ids), and VocabTokenizer for a vocabulary of string tokens.
 
-Re-exported by :mod:`zoo.sdk.interfaces` and ``zoo``; this module does not import torch.
+Re-exported by ``zoo``; this module does not import torch.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ class ServedModel:
     @property
     def generates(self) -> bool:
         """A language model: its task overrides ``Task.generate`` and streams text."""
-        from zoo.sdk.interfaces import Task
+        from zoo.sdk.task import Task
 
         return getattr(type(self.loaded.task), "generate", Task.generate) is not Task.generate
 

@@ -14,7 +14,7 @@ from zoo.runtime import distributed
 from zoo.runtime.device import autocast
 from zoo.runtime.distributed import World
 from zoo.runtime.parallel import batch_rows
-from zoo.sdk.interfaces import Task
+from zoo.sdk.task import Task
 from zoo.sdk.tensors import to_device
 
 

@@ -29,7 +29,7 @@ from zoo.runtime.device import autocast, autocast_dtype, torch_threads
 from zoo.runtime.parallel import ParallelModel, shard, sync_grads
 from zoo.runtime.rng import epoch_seed, process_rng, rank_rng, rank_seed, restore_rng
 from zoo.sdk.atomic import atomic_write
-from zoo.sdk.interfaces import Batch, Task
+from zoo.sdk.task import Batch, Task
 from zoo.sdk.tensors import to_device
 from zoo.store.checkpoint import CHECKPOINT, METRICS, save_checkpoint
 from zoo.training.ema import WeightAverage, averaged

@@ -1,6 +1,9 @@
-"""The interfaces every plugin implements: Dataset and Task (Tokenizer in :mod:`zoo.sdk.tokenizer`).
+"""The Task interface, in parts a plugin author can read one at a time.
 
-This module does not import torch; :class:`zoo.Model` lives in ``zoo.sdk.model``.
+:class:`TaskCore` is what every task implements (seven methods: texts, sizes, encoding, batches, loss, sums,
+metrics); :class:`DataParallel`, :class:`Generates`, :class:`Predicts` and :class:`Described` add what
+DDP, ``zoo generate``, ``zoo predict`` / ``zoo serve`` and ``zoo info`` use, each with a default that works.
+A plugin subclasses :class:`Task`, all of them together. This module does not import torch.
 """
 
 from __future__ import annotations
@@ -13,42 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from zoo.config import EmptyConfig
 from zoo.errors import ZooError
-from zoo.sdk.files import Source, locate
-from zoo.sdk.tokenizer import Tokenizer, VocabTokenizer  # noqa: F401 - re-exported: the interfaces live here
+from zoo.sdk.tokenizer import Tokenizer
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 Example = Mapping[str, Any]
 Batch = dict[str, Any]
-
-
-class Dataset(ABC):
-    """Named splits of examples (dicts). Reads files under the data dir, or makes them."""
-
-    Config: ClassVar[type] = EmptyConfig
-    folder: ClassVar[str] = ""  # sub-folder of the data dir holding this dataset's files
-    sources: ClassVar[tuple[Source, ...]] = ()
-    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
-
-    def __init__(self, config: Any = None, data_dir: Path | None = None):
-        self.config = config if config is not None else self.Config()
-        self.data_dir = data_dir
-
-    @abstractmethod
-    def load(self, split: str) -> Sequence[Example]:
-        """The examples of ``split``; raises :class:`zoo.DataError` naming file and line on bad input."""
-
-    def file(self, filename: str) -> Path:
-        """The local path of one of :attr:`sources`, checked against its sha256."""
-        matches = [s for s in self.sources if s.filename == filename]
-        if not matches:
-            raise ZooError(f"{type(self).__name__} declares no source named '{filename}'")
-        return locate(self.folder, matches[0], self.data_dir)
-
-    def check_split(self, split: str) -> None:
-        if split not in self.splits:
-            raise ZooError(f"{type(self).__name__} has no split '{split}'; splits: {', '.join(self.splits)}")
 
 
 @dataclass(frozen=True)
@@ -62,8 +36,8 @@ class ModelContract:
     optional: Mapping[str, str] = field(default_factory=dict)  # methods used when a model has them -> when, what
 
 
-class Task(ABC):
-    """Turns examples into batches, defines the loss, the metrics and the decoding.
+class TaskCore(ABC):
+    """Turns examples into batches, defines the loss and the metrics: what every task implements.
 
     The Trainer knows nothing of models' signatures: it hands batches (dicts of
     tensors) to :meth:`loss` and :meth:`eval_batch`.
@@ -73,13 +47,10 @@ class Task(ABC):
     tokenizer_roles: ClassVar[tuple[str, ...]] = ("text",)
     # metric name -> "min" or "max"; the first is the default early-stopping metric
     metrics: ClassVar[dict[str, str]] = {"loss": "min"}
-    # the contract as data, for ``zoo info TASK``: what a model must offer, the example fields read (name -> meaning)
-    model_contract: ClassVar[ModelContract | None] = None
-    example_fields: ClassVar[dict[str, str]] = {}
-    data_dir: Path | None = None  # the data dir (--data-dir, ZOO_DATA_DIR) of a training run, for init_model
 
-    def __init__(self, config: Any, tokenizers: Mapping[str, Tokenizer]):
+    def __init__(self, config: Any, tokenizers: Mapping[str, Tokenizer], *, data_dir: Path | None = None):
         self.config = config if config is not None else self.Config()
+        self.data_dir = data_dir  # the run's data dir (--data-dir, ZOO_DATA_DIR): init_model finds files there
         missing = [r for r in self.tokenizer_roles if r not in tokenizers]
         if missing:
             raise ZooError(f"{type(self).__name__} needs tokenizers for roles {missing}")
@@ -138,7 +109,14 @@ class Task(ABC):
         """
         return {}
 
-    # -- data parallelism: each rank of a DDP run trains on its rows of every global batch -----------
+
+class DataParallel:
+    """How a batch is cut for the ranks of a DDP run (each trains on its rows of every global batch).
+
+    The default cuts every tensor by rows; a task overrides it for batches with entries that are
+    not per row (:attr:`shared_keys`) or losses that are means over tokens (:meth:`batch_weight`).
+    """
+
     # batch entries every rank gets whole rather than cut by rows (e.g. a table that row entries index into)
     shared_keys: ClassVar[tuple[str, ...]] = ()
 
@@ -173,13 +151,24 @@ class Task(ABC):
         cut = [v for k, v in batch.items() if getattr(v, "ndim", 0) >= 1 and k not in self.shared_keys]
         return float(len(cut[0])) if cut else 1.0
 
+
+class Generates:
+    """Free text from a prompt (``zoo generate``, the LM task); other tasks keep the refusal."""
+
     def generate(self, model: Any, prompt: str, *, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, seed: int | None = None, use_cache: bool = True,
                  stop_at_eos: bool = False) -> Iterator[str]:
         """Yield generated text piece by piece (tasks that generate free text override this)."""
         raise ZooError(f"task {type(self).__name__} does not generate text; 'zoo generate' needs a language model")
 
-    # -- inference on raw inputs: zoo.load(...).predict(...), zoo predict, zoo serve ------------------
+
+class Predicts:
+    """Inference on raw inputs: ``zoo.load(...).predict(...)``, ``zoo predict``, ``zoo serve``.
+
+    Documentation as data (``zoo info TASK`` prints it): what one raw input is, what the record of
+    one input holds, and the options :meth:`predict` takes (name -> what it does).
+    """
+
     # Documentation as data (``zoo info TASK`` prints it): what one raw input is, what the record of
     # one input holds, and the options :meth:`predict` takes (name -> what it does).
     predict_input: ClassVar[str] = ""
@@ -199,7 +188,7 @@ class Task(ABC):
 
     @property
     def supports_predict(self) -> bool:
-        return type(self).predict is not Task.predict
+        return type(self).predict is not Predicts.predict
 
     @staticmethod
     def input_error(index: int, problem: str) -> ZooError:
@@ -231,3 +220,14 @@ class Task(ABC):
         param = next(iter(model.parameters()), None)
         return batch if param is None else to_device(batch, param.device, pin=False)
 
+
+class Described:
+    """The task's contract as data, for ``zoo info TASK`` and the conformance kit."""
+
+    # the contract as data, for ``zoo info TASK``: what a model must offer, the example fields read (name -> meaning)
+    model_contract: ClassVar[ModelContract | None] = None
+    example_fields: ClassVar[dict[str, str]] = {}
+
+
+class Task(TaskCore, DataParallel, Generates, Predicts, Described):
+    """The interface a plugin's task subclasses: :class:`TaskCore` plus every optional part, with defaults."""
