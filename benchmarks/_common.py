@@ -20,7 +20,7 @@ def machine() -> dict[str, Any]:
         info["torch"] = torch.__version__
         info["torch_threads"] = torch.get_num_threads()
         info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-        from zoo.training import cpu_has_bf16
+        from zoo.runtime.device import cpu_has_bf16
 
         info["cpu_bf16"] = cpu_has_bf16()  # AVX512-BF16 or AMX: bf16 autocast is fast on this CPU
     except ImportError:  # pragma: no cover

@@ -122,7 +122,7 @@ def live_artifact(run: Path) -> Path:
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    from zoo.training import load_checkpoint
+    from zoo.store.checkpoint import load_checkpoint
 
     artifact = run / "model.safetensors"
     with safe_open(str(artifact), "pt") as f:

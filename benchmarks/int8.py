@@ -33,7 +33,7 @@ import zoo
 from _common import table, write
 from predict import ROOT, train_quick, workload
 from zoo import api
-from zoo.loading import find_artifact
+from zoo.inference.load import find_artifact
 
 METRICS = {"classification": "accuracy", "tagging": "accuracy", "lm": "loss", "seq2seq": "exact_match",
            "code-generation": "bleu"}

@@ -5,7 +5,7 @@ entry's name), on the first ``--limit`` examples of its final split (test, or va
 
 - ``predict_per_s``: raw inputs per second through ``zoo.load(x).predict(inputs, batch_size=B)``;
 - ``evaluate_per_s``: examples per second through the task's ``encode`` and the evaluation
-  loop (``zoo.training.evaluate``) at the same batch size; both start from raw examples;
+  loop (``zoo.training.evaluation.evaluate``) at the same batch size; both start from raw examples;
 - ``ratio``: predict / evaluate (issue 16: batched predict should not be slower per example);
 - ``latency_ms`` / ``latency_p90_ms``: one input per call, median and 90th percentile of ``--latency-n``.
 
@@ -31,10 +31,11 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.build import final_split
+from zoo.registry.build import final_split
 from _common import table, write
-from zoo import config, data
-from zoo.loading import find_artifact
+from zoo import config
+from zoo.sdk import files as data
+from zoo.inference.load import find_artifact
 
 ROOT = Path(__file__).resolve().parent.parent
 # entries whose tiny models train without downloaded data (--quick), as in tests/test_predict.py
@@ -75,7 +76,8 @@ def workload(m: Any, limit: int, lm_tokens: int) -> tuple[list[Any], Any, dict[s
 
 
 def measure(path: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from zoo.training import autocast_dtype, evaluate
+    from zoo.runtime.device import autocast_dtype
+    from zoo.training.evaluation import evaluate
 
     m = zoo.load(path, device=args.device)
     inputs, examples, options, unit = workload(m, args.limit, args.lm_tokens)

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo import api, plugins
+from zoo import api
+from zoo.registry import discovery as plugins
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +68,7 @@ def cli():
 def zoo_on_cores(cores: int) -> list[str]:
     """``python -m zoo`` as on a machine with ``cores`` CPU cores, whatever this one has: ``zoo train --nproc N``
     tests run on any CPU (only the launching process counts cores; the ranks it starts are plain ``-m zoo``)."""
-    code = (f"import sys, zoo.device; zoo.device.cpu_cores = lambda: {int(cores)}; sys.argv[0] = 'zoo'; "
+    code = (f"import sys, zoo.runtime.device; zoo.runtime.device.cpu_cores = lambda: {int(cores)}; sys.argv[0] = 'zoo'; "
             "from zoo.cli import main; main()")
     return [sys.executable, "-c", code]
 

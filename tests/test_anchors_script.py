@@ -52,7 +52,7 @@ def test_summary_needs_three_seeds_the_target_the_budget_and_a_quiet_machine():
 def test_every_benchmark_an_entry_names_exists_and_its_card_says_so():
     from pathlib import Path
 
-    from zoo.card import model_card
+    from zoo.store.card import model_card
 
     named = {}
     for spec in zoo.get_registry().specs("entry"):
@@ -81,7 +81,7 @@ def test_every_readout_is_a_task_setting_of_its_entry():
 def test_live_readout_evaluates_the_last_epochs_weights_not_the_average(tmp_path):
     from safetensors.torch import load_file
 
-    from zoo.training import load_checkpoint
+    from zoo.store.checkpoint import load_checkpoint
 
     from conftest import TINY_SUBSEQ
 

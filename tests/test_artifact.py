@@ -12,12 +12,14 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import api
-from zoo.build import build as build_run
-from zoo.loading import export_built
-from zoo.artifact import read_header, read_metadata
+from zoo.registry.build import build as build_run
+from zoo.inference.load import export_built
+from zoo.store.artifact import read_header, read_metadata
 from zoo.config import build, merge
 from zoo.errors import ArtifactError, DeviceError
-from zoo.training import OptimConfig, TrainConfig, Trainer, evaluate
+from zoo.config.train import OptimConfig, TrainConfig
+from zoo.training.evaluation import evaluate
+from zoo.training.trainer import Trainer
 
 from conftest import TINY_SUBSEQ
 
@@ -107,7 +109,7 @@ def test_metadata_describes_the_model(run):
 
 
 def test_read_metadata_does_not_import_torch(run):
-    code = ("import sys, json; from zoo.artifact import read_metadata; "
+    code = ("import sys, json; from zoo.store.artifact import read_metadata; "
             f"m = read_metadata({str(run.artifact)!r}); "
             "print(json.dumps({'entry': m['entry'], 'torch': 'torch' in sys.modules, "
             "'safetensors': any(k.startswith('safetensors') for k in sys.modules)}))")

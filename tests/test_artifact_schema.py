@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zoo.artifact import check_roles, read_header, read_metadata
+from zoo.store.artifact import check_roles, read_header, read_metadata
 from zoo.errors import ArtifactError
 
 GOOD_META = {

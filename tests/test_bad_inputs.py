@@ -31,10 +31,11 @@ from typing import Annotated, Any, Literal, Union
 import pytest
 
 import zoo
-from zoo import api, config, limits
+from zoo import api, config
+from zoo.runtime import memory as limits
 from zoo.config import SEED, Range, build, field_ranges, load_toml
 from zoo.errors import ConfigError
-from zoo.resolve import entry_config
+from zoo.registry.resolve import entry_config
 
 # --- deriving bad values from a field's type and ranges --------------------------------------------
 
@@ -96,7 +97,7 @@ def bad_values(tp: Any, ranges: tuple[Range, ...]) -> list[Any]:
 
 def _builtin_entries() -> list[str]:
     """The entries that ship with zoo, as registry.toml indexes them (each lives in its plugin)."""
-    from zoo import catalog
+    from zoo.registry import catalog
 
     return [f"{row['plugin']}:{name}" for name, row in catalog.read_index().items()]
 
@@ -266,7 +267,7 @@ def test_csv_with_a_200000_character_field_loads(tmp_path):
     assert csv.field_size_limit() == before  # the module-wide limit is left as it was
 
 
-# --- zoo.limits: a model's size from its config, against the machine's memory ----------------------
+# --- zoo.runtime.memory: a model's size from its config, against the machine's memory ----------------------
 
 
 def _subseq_model(overrides: dict[str, Any]):

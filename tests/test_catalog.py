@@ -10,8 +10,9 @@ import pytest
 
 import zoo
 from conftest import ROOT
-from zoo import catalog, hookimpl
-from zoo.entries import entry_ids
+from zoo import hookimpl
+from zoo.registry import catalog
+from zoo.registry.entries import entry_ids
 
 
 def registered_rows(loaded) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import api
-from zoo.artifact import read_header
+from zoo.store.artifact import read_header
 from zoo.errors import DataError
 
 from conftest import TINY_SUBSEQ_SETS
@@ -347,7 +347,7 @@ def test_checkpoint_is_not_a_model(cli, trained):
 # --- data dir ------------------------------------------------------------------------------------
 
 def test_data_dir_that_does_not_exist(monkeypatch, tmp_path):
-    from zoo.data import data_dir
+    from zoo.sdk.files import data_dir
 
     with pytest.raises(DataError, match="--data-dir=/nonexistent: no such folder.*ZOO_DATA_DIR"):
         data_dir("/nonexistent")

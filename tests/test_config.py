@@ -199,7 +199,7 @@ def test_validate_value_error_becomes_config_error():
 
 
 def test_train_and_optim_configs_validate():
-    from zoo.training import OptimConfig, TrainConfig
+    from zoo.config.train import OptimConfig, TrainConfig
 
     for values, text in [({"epochs": 0}, "epochs must be >= 1"), ({"patience": 0}, "patience"),
                          ({"freeze": {"encoder": -1}}, "freeze.encoder"), ({"amp": "fp8"}, "train.amp")]:

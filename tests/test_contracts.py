@@ -15,10 +15,12 @@ import pytest
 import torch
 
 import zoo
-from zoo import artifact, config, data
+from zoo import config
+from zoo.store import artifact
+from zoo.sdk import files as data
 from zoo import api
-from zoo.build import build as build_run, final_split
-from zoo.loading import export_built
+from zoo.registry.build import build as build_run, final_split
+from zoo.inference.load import export_built
 
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}
 

@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import config
-from zoo.build import build as build_run
-from zoo.distributed import World
-from zoo.training import CHECKPOINT, load_checkpoint, shard
+from zoo.registry.build import build as build_run
+from zoo.runtime.distributed import World
+from zoo.runtime.parallel import shard
+from zoo.store.checkpoint import CHECKPOINT, load_checkpoint
 
 from conftest import ROOT, zoo_on_cores
 
@@ -146,7 +147,7 @@ def test_a_rank_that_dies_stops_the_others_and_leaves_a_checkpoint_to_resume(tmp
 
 @pytest.mark.parametrize("cores", [1, 3])
 def test_more_processes_than_cores_is_a_usage_error(cli, tmp_path, monkeypatch, cores):
-    from zoo import device
+    from zoo.runtime import device
 
     monkeypatch.setattr(device, "cpu_cores", lambda: cores)  # any machine, not this one
     out = tmp_path / "x"
@@ -263,8 +264,9 @@ def test_split_batch_names_an_entry_with_other_rows(pieces):
 
 @pytest.mark.parametrize("has_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
 def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces, monkeypatch, has_bf16):
-    from zoo import device
-    from zoo.training import OptimConfig, TrainConfig, Trainer
+    from zoo.config.train import OptimConfig, TrainConfig
+    from zoo.runtime import device
+    from zoo.training.trainer import Trainer
 
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: has_bf16)  # both kinds of CPU, whatever this one is
     resolved, built = pieces("seq2seq")
@@ -277,7 +279,7 @@ def test_fp16_gets_a_gradient_scaler_and_bf16_none(pieces, monkeypatch, has_bf16
 
 
 def test_batches_stay_put_on_the_cpu():
-    from zoo.training import to_device
+    from zoo.sdk.tensors import to_device
 
     x = torch.arange(6)
     moved = to_device({"x": x, "n": 3}, torch.device("cpu"))

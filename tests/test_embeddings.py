@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.embeddings import embedding_matrix, load_vectors, save_vectors, train_vectors
+from zoo.sdk.embeddings import embedding_matrix, load_vectors, save_vectors, train_vectors
 
 
 def test_train_vectors_is_deterministic_and_learns_cooccurrence():

@@ -154,7 +154,7 @@ def test_relu_activation_and_dropout_train():
 
 
 def test_bf16_autocast_on_cpu_keeps_attention_and_logits_in_float32():
-    from zoo.ops import attention
+    from zoo.sdk.tensors import attention
 
     q, k, v = (torch.randn(2, 2, 8, 4, requires_grad=True) for _ in range(3))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -179,7 +179,7 @@ def test_bf16_autocast_on_cpu_keeps_attention_and_logits_in_float32():
 
 
 def test_float32_linear_with_a_bias_under_autocast_matches_float32():
-    from zoo.ops import float32_linear
+    from zoo.sdk.tensors import float32_linear
 
     torch.manual_seed(0)
     layer, x = torch.nn.Linear(16, 7), torch.randn(3, 16)

@@ -245,13 +245,13 @@ def test_import_never_replaces_a_run_unless_forced(corpus, tmp_path):
     with pytest.raises(ZooError, match="already holds a run"):
         import_hf(src, "text-gpt", tmp_path / "run", overrides=data)
     import_hf(src, "text-gpt", tmp_path / "run", overrides=data, force=True)
-    assert (tmp_path / "run" / ".zoo-run").is_file()  # a run folder zoo wrote (zoo.rundir.MARKER)
+    assert (tmp_path / "run" / ".zoo-run").is_file()  # a run folder zoo wrote (zoo.store.rundir.MARKER)
 
 
 def test_the_cli_commands_import_and_export(bpe_run, corpus, tmp_path):
     from click.testing import CliRunner
 
-    from zoo.cli import ZooGroup
+    from zoo.cli.common import ZooGroup
     from zoo.interop.commands import export_other, import_cmd
 
     folder = export_other(bpe_run, tmp_path / "hf", "hf")

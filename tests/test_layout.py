@@ -1,44 +1,102 @@
-"""The shape of the code: no import cycles in zoo/, short core modules, short functions everywhere."""
+"""The shape of the code: layers that import downwards only, no import cycles, no relative imports in zoo/,
+a short top level, short functions everywhere; a module is as long as its one concern needs (a warning,
+not a failure, past SOFT_MODULE_LINES)."""
 
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ROOT / "zoo"
-MAX_MODULE_LINES = 300  # core modules (zoo/*.py)
+SOFT_MODULE_LINES = 500  # past it, a module asks: is this two concerns? (a warning)
 MAX_FUNCTION_LINES = 60  # every function in zoo/ and plugins/, docstring and decorators included
 # (path relative to the repository, qualified function name) -> why it may be longer; ideally none
 FUNCTION_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
-def _imports(path: Path) -> set[str]:
+# The layers of zoo/, lowest first: a module may import its own layer and those listed for it, nothing else.
+# Each subpackage is one layer; the few top-level modules are named. Changing this table is a design
+# decision: say why in the commit.
+LAYERS: dict[str, set[str]] = {
+    "base": set(),  # zoo.errors, zoo._version, zoo.hookspecs: imported by everything, import nothing of zoo
+    "config": {"base"},
+    "sdk": {"base", "config"},
+    "runtime": {"base", "config", "sdk"},
+    "registry": {"base", "config", "sdk", "runtime"},
+    "store": {"base", "config", "sdk", "runtime", "registry"},
+    "inference": {"base", "config", "sdk", "runtime", "registry", "store"},
+    "training": {"base", "config", "sdk", "runtime", "registry", "store", "inference"},
+    "hub": {"base", "config", "sdk", "runtime", "registry", "store", "inference"},
+    "api": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training"},
+    "interop": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
+    "serve": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "api"},
+    "cli": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "hub", "api",
+            "serve", "interop"},
+    # the conformance kit tests a plugin as its author would: through the public package `zoo` ("root")
+    "kit": {"root", "base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
+    "root": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
+}
+TOP_LEVEL = {"zoo": "root", "zoo.errors": "base", "zoo._version": "base", "zoo.hookspecs": "base", "zoo.api": "api",
+             "zoo.testing": "kit", "zoo.__main__": "cli"}
+
+
+def layer_of(module: str) -> str:
+    """The layer of a zoo module: its subpackage, or the table's name for a top-level module."""
+    if module in TOP_LEVEL:
+        return TOP_LEVEL[module]
+    layer = module.split(".")[1]
+    if layer not in LAYERS:
+        raise AssertionError(f"{module}: not in a layer; add its package or module to LAYERS / TOP_LEVEL")
+    return layer
+
+
+def module_files() -> dict[str, Path]:
+    """Every module of zoo/ by dotted name (templates are plugin sources, not zoo's)."""
+    out = {}
+    for path in CORE.rglob("*.py"):
+        rel = path.relative_to(ROOT).with_suffix("")
+        if "templates" in rel.parts or path.parent.name == "static":
+            continue
+        parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+        out[".".join(parts)] = path
+    return out
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
     """The zoo modules ``path`` imports anywhere in it (module level, functions, TYPE_CHECKING blocks)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = "zoo"
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found |= {a.name for a in node.names if a.name == package or a.name.startswith(package + ".")}
+            found |= {a.name for a in node.names if a.name == "zoo" or a.name.startswith("zoo.")}
         elif isinstance(node, ast.ImportFrom):
-            if node.level == 0:
-                base = node.module or ""
-                if base != package and not base.startswith(package + "."):
-                    continue
-            else:
-                base = package + (f".{node.module}" if node.module else "")
-            if base != package:
-                found.add(base)
+            if node.level:
+                raise AssertionError(f"{path}: relative import; zoo's modules import each other by full name")
+            base = node.module or ""
+            if base != "zoo" and not base.startswith("zoo."):
                 continue
-            for alias in node.names:  # from . import x: the submodule x, or a name of the package itself
-                found.add(f"{package}.{alias.name}" if (CORE / f"{alias.name}.py").is_file() else package)
+            for alias in node.names:  # from zoo.x import y: the submodule zoo.x.y, or a name of zoo.x
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
     return found
 
 
 def import_graph() -> dict[str, set[str]]:
-    modules = {f"zoo.{p.stem}" if p.stem != "__init__" else "zoo": p for p in CORE.glob("*.py")}
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    files = module_files()
+    return {name: {m for m in _imports(path, set(files)) if m in files and m != name} for name, path in files.items()}
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that goes against :data:`LAYERS`, as ``a -> b (layer -> layer)``."""
+    bad = []
+    for module, imported in sorted(graph.items()):
+        own = layer_of(module)
+        for other in sorted(imported):
+            theirs = layer_of(other)
+            if theirs != own and theirs not in LAYERS[own]:
+                bad.append(f"{module} -> {other} ({own} -> {theirs})")
+    return bad
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -72,14 +130,40 @@ def test_core_has_no_import_cycle():
     graph = import_graph()
     graph.pop("zoo")  # the package's __init__ re-exports the API: every module is below it
     graph = {k: v - {"zoo"} for k, v in graph.items()}
-    assert "zoo.trainer" in graph["zoo.training"] and "zoo.device" in graph["zoo.distributed"]  # the walk sees imports
+    assert "zoo.training.trainer" in graph["zoo.training.run"]  # the walk sees imports inside functions too
+    assert "zoo.runtime.device" in graph["zoo.runtime.distributed"]
     assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
 
 
-def test_core_modules_are_short():
-    long = {p.name: n for p in CORE.glob("*.py") if (n := len(p.read_text(encoding="utf-8").splitlines()))
-            > MAX_MODULE_LINES}
-    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+def test_imports_follow_the_layers():
+    assert layer_violations(import_graph()) == []
+
+
+def test_the_layer_check_finds_a_forbidden_import():
+    graph = import_graph()
+    graph["zoo.sdk.tokenizer"] = graph["zoo.sdk.tokenizer"] | {"zoo.training.trainer"}  # sdk may not see training
+    graph["zoo.store.card"] = graph["zoo.store.card"] | {"zoo"}  # nor the package root
+    assert layer_violations(graph) == ["zoo.sdk.tokenizer -> zoo.training.trainer (sdk -> training)",
+                                       "zoo.store.card -> zoo (store -> root)"]
+
+
+def test_nothing_imports_the_package_root():
+    importers = sorted(m for m, imported in import_graph().items() if "zoo" in imported and layer_of(m) != "kit")
+    assert importers == [], f"import zoo._version (or the module itself), not the package root: {importers}"
+
+
+def test_the_top_level_is_short():
+    top = sorted(p.name for p in CORE.glob("*.py"))
+    assert len(top) <= 12, top
+
+
+def test_long_modules_are_flagged():
+    files = module_files()
+    long = {name: n for name, path in files.items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > SOFT_MODULE_LINES}
+    if long:
+        warnings.warn(f"modules over {SOFT_MODULE_LINES} lines (two concerns?): {long}", stacklevel=1)
+    assert "zoo.training.trainer" in files  # the walk finds modules inside subpackages
 
 
 def _functions(path: Path):
@@ -99,7 +183,7 @@ def _functions(path: Path):
 
 def test_functions_are_short():
     long = {}
-    for path in [*CORE.glob("*.py"), *(ROOT / "plugins").glob("*/*.py")]:
+    for path in [*module_files().values(), *(ROOT / "plugins").glob("*/*.py")]:
         rel = str(path.relative_to(ROOT))
         for name, n in _functions(path):
             if n > MAX_FUNCTION_LINES and (rel, name) not in FUNCTION_EXCEPTIONS:

@@ -9,8 +9,8 @@ import pytest
 import torch
 import zoo
 from zoo import config
-from zoo.distributed import World
-from zoo.eval_budget import BoundedEval
+from zoo.runtime.distributed import World
+from zoo.training.evaluation import BoundedEval
 from zoo_lm.task import LMConfig, LMTask, units
 from zoo_tokenizers.char import CharTokenizer
 
@@ -138,12 +138,12 @@ def evaluate_with_clock(bounded: BoundedEval, clock: list[float]) -> int:
 
 
 def test_bounded_evaluation_stops_in_time_and_later_ones_stop_at_the_same_batch(caplog, monkeypatch):
-    import zoo.eval_budget
+    import zoo.training.evaluation
 
     clock = [0.0]
-    monkeypatch.setattr(zoo.eval_budget.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(zoo.training.evaluation.time, "perf_counter", lambda: clock[0])
     bounded = BoundedEval(FiveBatches(), 1.5, World(), torch.device("cpu"))
-    with caplog.at_level(logging.WARNING, logger="zoo.eval_budget"):
+    with caplog.at_level(logging.WARNING, logger="zoo.training.evaluation"):
         assert evaluate_with_clock(bounded, clock) == 2  # 1 s after the first, 2 s after the second: time is up
     assert bounded.examples == 6 and bounded.cap == 2
     assert "train.max_eval_time=1.5s after 2 batches (6 examples)" in caplog.text

@@ -27,7 +27,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from zoo.training import CHECKPOINT, load_checkpoint
+from zoo.store.checkpoint import CHECKPOINT, load_checkpoint
 
 from conftest import zoo_on_cores
 

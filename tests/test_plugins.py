@@ -14,12 +14,12 @@ import pytest
 
 import zoo
 from zoo import api, hookimpl
-from zoo.registry import KINDS
+from zoo.registry.names import KINDS
 from zoo.errors import AmbiguousNameError
 
-# ``zoo.plugins`` is the api function, which shadows the submodule of the same name (see
+# ``zoo.registry.discovery`` is the api function, which shadows the submodule of the same name (see
 # test_plugins_submodule_is_importable_by_name), so the module is taken from sys.modules.
-plugins = importlib.import_module("zoo.plugins")
+plugins = importlib.import_module("zoo.registry.discovery")
 
 FAKES = Path(__file__).resolve().parent / "fakeplugins"
 BUILTINS = {
@@ -64,9 +64,9 @@ def models(*names: str):
 
 
 def test_plugins_submodule_is_importable_by_name():
-    import zoo.plugins as module
+    import zoo.registry.discovery as module
 
-    assert module is sys.modules["zoo.plugins"]
+    assert module is sys.modules["zoo.registry.discovery"]
     assert callable(module.load)
 
 
@@ -453,7 +453,7 @@ BASECLS = ("basecls", lambda: fake(**register_components(task=["classification",
 
 
 def test_entry_resolves_short_names_in_its_dependencies_first(use_plugins):
-    from zoo.resolve import entry_config
+    from zoo.registry.resolve import entry_config
 
     use_plugins(("cnn", polarity_plugin(["basecls"])), (BASECLS[0], BASECLS[1]()),
                 ("rival", fake(**register_components(task=["classification"], dataset=["polarity"]))))
@@ -486,7 +486,7 @@ def test_zoo_plugins_hides_the_entries_of_plugins_it_does_not_load(monkeypatch):
 
 
 def test_a_name_hidden_by_zoo_plugins_names_the_plugin_that_provides_it(use_plugins):
-    from zoo.resolve import entry_config
+    from zoo.registry.resolve import entry_config
 
     use_plugins(("cnn", polarity_plugin(task="polarity-task")), (BASECLS[0], BASECLS[1]()),
                 environ={"ZOO_PLUGINS": "cnn"})
@@ -545,7 +545,7 @@ def test_artifact_of_a_hidden_or_missing_plugin_names_it_and_its_version(tiny_ru
 
     from safetensors.torch import load_file, save_file
 
-    from zoo.artifact import read_header
+    from zoo.store.artifact import read_header
 
     artifact = tiny_run / "model.safetensors"
     monkeypatch.setenv("ZOO_PLUGINS", "subseq,tokenizers")

@@ -15,10 +15,11 @@ import shutil
 import pytest
 
 import zoo
-from zoo import api, config, data
-from zoo.inference import SORT_WINDOW, Predictor
-from zoo.build import final_split
-from zoo.loading import find_artifact
+from zoo import api, config
+from zoo.sdk import files as data
+from zoo.inference.predict import SORT_WINDOW, Predictor
+from zoo.registry.build import final_split
+from zoo.inference.load import find_artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

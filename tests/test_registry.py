@@ -7,7 +7,7 @@ import json
 import pytest
 
 from zoo.errors import AmbiguousNameError, UnknownNameError, ZooError, ZooUsageError
-from zoo.registry import HiddenNameError, NameClashError, Registry, Spec, natural_key
+from zoo.registry.names import HiddenNameError, NameClashError, Registry, Spec, natural_key
 
 
 def make(*specs: tuple[str, str, str]) -> Registry:

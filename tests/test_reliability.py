@@ -20,7 +20,7 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import TINY_SUBSEQ_SETS
-from zoo.artifact import read_metadata
+from zoo.store.artifact import read_metadata
 
 ZOO = [sys.executable, "-m", "zoo"]
 # about 4 epochs of a few steps each: long enough to kill in the middle, short enough for CI
@@ -155,7 +155,7 @@ def test_a_failed_force_keeps_the_earlier_run_whole(straight, tmp_path):
 
 
 def test_a_run_that_died_before_its_first_checkpoint_is_not_stuck(tmp_path):
-    from zoo.rundir import write_marker
+    from zoo.store.rundir import write_marker
 
     out = tmp_path / "run"
     out.mkdir()

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from zoo.errors import RunDirError
-from zoo.rundir import RunLock, Staging, clean_stale, lock_path, status, write_marker
+from zoo.store.rundir import RunLock, Staging, clean_stale, lock_path, status
+from zoo.store.rundir import write_marker
 
 HOLD = """
 import sys, time
-from zoo.rundir import RunLock
+from zoo.store.rundir import RunLock
 lock = RunLock(sys.argv[1]).acquire()
 print("held", flush=True)
 time.sleep(60)
@@ -119,7 +120,7 @@ def test_clean_stale_removes_debris_and_restores_a_run_cut_mid_swap(tmp_path):
 def test_a_killed_replacement_leaves_the_earlier_run_whole(tmp_path):
     run = _run(tmp_path / "a")
     code = (
-        "import sys, os, time\nfrom pathlib import Path\nfrom zoo.rundir import RunLock, Staging\n"
+        "import sys, os, time\nfrom pathlib import Path\nfrom zoo.store.rundir import RunLock, Staging\n"
         "run = Path(sys.argv[1]); RunLock(run).acquire(); s = Staging(run); p = s.create()\n"
         "(p / 'config.toml').write_text('new'); print('building', flush=True); time.sleep(60)\n"
     )

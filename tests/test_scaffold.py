@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from test_kit import kit_args
 
 from zoo import ZooUsageError
-from zoo.cli import ZooGroup
-from zoo.scaffold import new_plugin_cmd, write_plugin
+from zoo.cli.common import ZooGroup
+from zoo.cli.new_plugin import new_plugin_cmd, write_plugin
 
 
 def new_plugin(*args: str):

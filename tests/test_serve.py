@@ -26,7 +26,7 @@ from hypothesis import strategies as st  # noqa: E402
 from starlette.testclient import TestClient  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo import api  # noqa: E402
+from zoo import api
 from zoo.serve import Limits  # noqa: E402
 from zoo.serve.app import create_app  # noqa: E402
 from zoo.serve.models import default_name, load_models, split_spec  # noqa: E402

@@ -21,7 +21,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from test_serve import TINY_GPT, TINY_RNN, events, start_server, stop_server  # noqa: E402
 
 import zoo  # noqa: E402
-from zoo import api  # noqa: E402
+from zoo import api
 
 CHROMIUM = os.environ.get("ZOO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ZOO_CHROMEDRIVER", "/usr/bin/chromedriver")

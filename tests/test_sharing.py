@@ -191,7 +191,7 @@ def test_a_truncated_download_without_sha256_is_never_loaded(http, run, artifact
 
 
 def test_a_partial_file_from_an_earlier_process_is_resumed(http, run, artifact, tmp_path):
-    from zoo.hub.fetch import cache_path
+    from zoo.store.fetch import cache_path
 
     data, sha = artifact
     dest = cache_path(f"{http.base}/model.safetensors", sha)
@@ -435,7 +435,7 @@ def test_a_packaged_model_whose_plugin_is_missing_names_the_package(cli, tmp_pat
 
 
 def test_the_progress_bar_counts_bytes(http, artifact, capsys):
-    from zoo.hub.fetch import fetch
+    from zoo.store.fetch import fetch
 
     data, sha = artifact
     fetch(f"{http.base}/model.safetensors#sha256={sha}", progress=True)

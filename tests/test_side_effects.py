@@ -37,3 +37,21 @@ def test_a_training_run_leaves_matplotlib_warnings_and_umask_alone(tmp_path):
     assert (_backend(), "matplotlib.pyplot" in sys.modules) == (backend, pyplot)  # no backend switch, no pyplot
     assert (tmp_path / "run" / "loss.png").stat().st_size > 0  # the plot was drawn
     assert result.artifact.stat().st_mode & 0o777 == 0o640  # files get the process's umask
+
+
+def test_training_restores_torch_thread_count(tmp_path):
+    import torch
+
+    from zoo.runtime.device import torch_threads
+
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1  # train.threads differs from the process's count, whatever the host has
+    torch.set_num_threads(3)
+    try:
+        with torch_threads(other):
+            assert torch.get_num_threads() == other
+        assert torch.get_num_threads() == 3
+        zoo.train("subseq-gru", {**TINY, "train": {**TINY["train"], "threads": other}}, out=tmp_path / "run")
+        assert torch.get_num_threads() == 3  # the kit's `threads: 1` no longer leaks into a pytest session
+    finally:
+        torch.set_num_threads(before)

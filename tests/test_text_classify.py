@@ -376,7 +376,7 @@ def test_classification_metrics_per_class_and_confusion():
     assert m["precision/b"] == pytest.approx(2 / 3) and m["recall/b"] == 1.0 and m["f1/c"] == 1.0
     assert m["confusion/a/b"] == 1.0 and m["confusion/b/b"] == 2.0 and m["confusion/b/a"] == 0.0
     records: list[dict] = []
-    from zoo.training import evaluate
+    from zoo.training.evaluation import evaluate
 
     again = evaluate(model, task, enc, 4, torch.device("cpu"), outputs=records)
     assert again["accuracy"] == pytest.approx(m["accuracy"])

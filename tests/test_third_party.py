@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import zoo
-from zoo import artifact
+from zoo.store import artifact
 from conftest import ROOT
 
 EXAMPLE = ROOT / "examples" / "zoo-lstm-seq2seq"

@@ -13,10 +13,13 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import api
-from zoo.build import build as build_run
+from zoo.registry.build import build as build_run
 from zoo.config import build, load_toml, merge
 from zoo.errors import ConfigError, RunDirError
-from zoo.training import OptimConfig, TrainConfig, Trainer, load_checkpoint, lr_factor
+from zoo.config.train import OptimConfig, TrainConfig
+from zoo.store.checkpoint import load_checkpoint
+from zoo.training.optim import lr_factor
+from zoo.training.trainer import Trainer
 
 from conftest import TINY_SUBSEQ
 
@@ -343,16 +346,16 @@ def test_length_batches_cover_every_example_once_and_bucket_by_length():
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_falls_back_to_float32(monkeypatch, caplog):
-    from zoo import device
+    from zoo.runtime import device
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
-    with caplog.at_level("WARNING", logger="zoo.device"):
+    with caplog.at_level("WARNING", logger="zoo.runtime.device"):
         assert device.autocast_dtype("bf16", cpu) is None  # falls back to float32
     assert "float32 instead" in caplog.text and "train.amp=off" in caplog.text
     caplog.clear()
     monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
-    with caplog.at_level("WARNING", logger="zoo.device"):
+    with caplog.at_level("WARNING", logger="zoo.runtime.device"):
         assert device.autocast_dtype("bf16", cpu) == torch.bfloat16
         assert device.autocast_dtype("auto", cpu) is None  # auto stays float32 on a CPU
     assert caplog.text == ""
@@ -361,7 +364,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns_and_falls_back_to_float32
 # --- weight average (train.ema) -------------------------------------------------------------------
 
 def test_weight_average_follows_the_documented_update():
-    from zoo.ema import WeightAverage
+    from zoo.training.ema import WeightAverage
     lin = torch.nn.Linear(3, 2)
     lin.register_buffer("count", torch.tensor(7))  # integer buffers are not averaged
     avg = WeightAverage(lin, 0.9)

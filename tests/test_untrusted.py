@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import api
-from zoo.artifact import read_header, read_metadata
+from zoo.store.artifact import read_header, read_metadata
 from zoo.errors import ArtifactError, ZooError
 
 from conftest import TINY_SUBSEQ
@@ -109,7 +109,7 @@ def test_a_huge_vocabulary_in_sizes_is_refused_naming_the_key(seq_run, tmp_path)
 
 
 def test_a_model_beyond_memory_names_the_estimate_and_the_memory(seq_run):
-    from zoo.untrusted import check_build
+    from zoo.runtime.untrusted import check_build
 
     resolved = zoo.resolve_entry("subseq-gru", {"model": {"hidden": 4096}})
     cls, cfg = resolved.cls("model"), resolved.configs["model"]
@@ -180,7 +180,7 @@ def test_info_escapes_control_characters_from_the_file(seq_run, tmp_path, cli):
 
 
 def test_predict_table_escapes_labels_from_the_file():
-    from zoo.cli_predict import Item, Readable
+    from zoo.cli.predict import Item, Readable
 
     class Task:
         labels = ["\x1b[31mneg", "pos"]  # class names come from the artifact's tokenizer state
@@ -273,7 +273,7 @@ def test_a_huge_pairs_csv_header_is_not_quoted_whole(tmp_path):
 
 
 def test_a_sentence_with_a_bad_token_is_not_quoted_whole(tmp_path):
-    from zoo.build import make_task
+    from zoo.registry.build import make_task
 
     conll = tmp_path / "train.conll"
     conll.write_text("a O\n\nb O\n", encoding="utf-8")
@@ -383,7 +383,7 @@ def test_hf_symlinks_inside_the_folder_and_the_hub_cache_layout_import(hf_folder
 def test_zoo_plugins_escapes_control_characters(monkeypatch, cli, caplog):
     import types
 
-    from zoo import plugins
+    from zoo.registry import discovery as plugins
     from zoo.hookspecs import hookimpl
 
     def evil_models(register):
@@ -433,7 +433,7 @@ def test_predict_input_and_serve_bodies_nested_too_deep_are_one_line(seq_run, tm
 
 
 def test_a_checkpoint_with_damaged_state_is_one_line(tmp_path):
-    from zoo.checkpoint import load_checkpoint
+    from zoo.store.checkpoint import load_checkpoint
     from zoo.errors import RunDirError
 
     for state in ("[" * 100_000 + "]" * 100_000, "{not json"):
@@ -444,7 +444,7 @@ def test_a_checkpoint_with_damaged_state_is_one_line(tmp_path):
 
 
 def test_printable_escapes_controls_and_bidi_marks_but_keeps_joiners():
-    from zoo.untrusted import clip, printable
+    from zoo.runtime.untrusted import clip, printable
 
     assert printable("a\x1b[31mb\u202ec\x9bd") == "a\\x1b[31mb\\u202ec\\x9bd"
     assert printable("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645") == "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"

@@ -120,7 +120,7 @@ def test_a_run_zoo_started_that_died_young_is_replaced_without_force_and_keeps_t
 def test_a_swap_killed_midway_gives_back_dotfiles_and_folders(tmp_path):
     """Killed after the user's entries moved into the new run, before the folders swapped: the next
     command on the folder (clean_stale, under its lock) moves every one of them back."""
-    from zoo.rundir import Staging, clean_stale
+    from zoo.store.rundir import Staging, clean_stale
 
     run = tmp_path / "run"
     run.mkdir()
@@ -244,7 +244,7 @@ def test_predict_output_writes_through_a_character_device(classifier, cli, tmp_p
     assert link.is_symlink() and os.readlink(link) == "/dev/null"
     after = os.stat("/dev/null")
     assert stat.S_ISCHR(after.st_mode) and (after.st_rdev, after.st_ino) == (before.st_rdev, before.st_ino)
-    from zoo.targets import STREAM, check_output_file
+    from zoo.store.targets import STREAM, check_output_file
 
     assert check_output_file("/dev/null", force=False, streams=True) == STREAM  # the device itself: the same
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-from .api import (  # noqa: E402
+from zoo._version import __version__
+from zoo.api import (
     evaluate,
     export,
     generate,
@@ -27,12 +26,18 @@ from .api import (  # noqa: E402
     resolve_entry,
     train,
 )
-from ._io import atomic_path, atomic_write  # noqa: E402
-from .config import SEED, EmptyConfig, Range, dumps_toml, load_toml, parse_sets  # noqa: E402
-from .config import build as build_config  # noqa: E402
-from .config import merge as merge_config  # noqa: E402
-from .data import read_text  # noqa: E402
-from .errors import (  # noqa: E402
+from zoo.config import (
+    SEED,
+    EmptyConfig,
+    Range,
+    dumps_toml,
+    load_toml,
+    parse_sets,
+    read_overrides,
+)
+from zoo.config import build as build_config
+from zoo.config import merge as merge_config
+from zoo.errors import (
     AmbiguousNameError,
     ArtifactError,
     ConfigError,
@@ -45,11 +50,28 @@ from .errors import (  # noqa: E402
     ZooUsageError,
     first_line,
 )
-from .files import data_dir, download, local_path, sha256_file, verify  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .interfaces import Dataset, ModelContract, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
-from .metrics import class_counts, class_scores, confusion_matrix, macro_f1, precision_recall_f1  # noqa: E402
-from .vocab import LabelTokenizer, by_frequency  # noqa: E402
+from zoo.hookspecs import hookimpl
+from zoo.sdk.atomic import atomic_path, atomic_write
+from zoo.sdk.dataset import Dataset
+from zoo.sdk.files import (
+    Source,
+    data_dir,
+    download,
+    local_path,
+    read_text,
+    sha256_file,
+    verify,
+)
+from zoo.sdk.metrics import (
+    class_counts,
+    class_scores,
+    confusion_matrix,
+    macro_f1,
+    precision_recall_f1,
+)
+from zoo.sdk.task import ModelContract, Task
+from zoo.sdk.tokenizer import Tokenizer, VocabTokenizer
+from zoo.sdk.vocab import LabelTokenizer, by_frequency
 
 __all__ = [
     "__version__",
@@ -57,7 +79,8 @@ __all__ = [
     "Tokenizer", "VocabTokenizer", "LabelTokenizer", "Dataset", "Source", "Task", "ModelContract", "Model",
     "EmptyConfig", "hookimpl",
     # configs: ranges, merging, --set parsing, TOML
-    "Range", "SEED", "build_config", "merge_config", "parse_sets", "load_toml", "dumps_toml",
+    "Range", "SEED", "build_config", "merge_config", "parse_sets", "read_overrides", "load_toml",
+    "dumps_toml",
     # files: reading, a user's own files, official files downloaded and verified, atomic writes
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
     # vocabularies, padding, metrics, mixed-precision helpers for models
@@ -80,23 +103,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Model": "zoo.model",
-    "Trainer": "zoo.trainer",
-    "TrainConfig": "zoo.train_config",
-    "OptimConfig": "zoo.train_config",
-    "Logger": "zoo.tracking",
-    "RunInfo": "zoo.tracking",
-    "Tracking": "zoo.tracking",
-    "Tracker": "zoo.tracking",
-    "Vectors": "zoo.embeddings",
-    "train_vectors": "zoo.embeddings",
-    "load_vectors": "zoo.embeddings",
-    "save_vectors": "zoo.embeddings",
-    "embedding_matrix": "zoo.embeddings",
-    "length_batches": "zoo.batching",
-    "pad_rows": "zoo.padding",
-    "attention": "zoo.ops",
-    "float32_linear": "zoo.ops",
+    "Model": "zoo.sdk.model",
+    "Trainer": "zoo.training.trainer",
+    "TrainConfig": "zoo.config.train",
+    "OptimConfig": "zoo.config.train",
+    "Logger": "zoo.sdk.logger",
+    "RunInfo": "zoo.sdk.logger",
+    "Tracking": "zoo.training.tracking",
+    "Tracker": "zoo.training.tracking",
+    "Vectors": "zoo.sdk.embeddings",
+    "train_vectors": "zoo.sdk.embeddings",
+    "load_vectors": "zoo.sdk.embeddings",
+    "save_vectors": "zoo.sdk.embeddings",
+    "embedding_matrix": "zoo.sdk.embeddings",
+    "length_batches": "zoo.sdk.tensors",
+    "pad_rows": "zoo.sdk.tensors",
+    "attention": "zoo.sdk.tensors",
+    "float32_linear": "zoo.sdk.tensors",
 }
 
 

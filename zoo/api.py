@@ -1,7 +1,8 @@
 """The programmatic API behind ``import zoo`` and the CLI: a facade that hands each call on.
 
-Names and plugins: :mod:`zoo.zoo_state`; config resolution: :mod:`zoo.resolve`; building a
-run's pieces: :mod:`zoo.build`; training runs: :mod:`zoo.run`; artifacts: :mod:`zoo.loading`.
+Names and plugins: :mod:`zoo.registry.discovery`; config resolution: :mod:`zoo.registry.resolve`; building a
+run's pieces: :mod:`zoo.registry.build`; training runs: :mod:`zoo.training.run`; artifacts: :mod:`zoo.inference.load`;
+evaluating one: :mod:`zoo.training.evaluation`.
 Light at import: torch and plugin code load only when a model is built, trained, evaluated or loaded.
 """
 
@@ -9,12 +10,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import config as _config
-from .loading import LoadedModel, artifact_path, default_split, export, generate, load, write_outputs
-from .loading import evaluate_artifact as evaluate
-from .resolve import Resolved, resolve, resolve_entry
-from .run import RunResult, check_train, train
-from .zoo_state import Zoo, get_registry, plugin_state, reset
+from zoo import config as _config
+from zoo.inference.load import (
+    LoadedModel,
+    artifact_path,
+    default_split,
+    export,
+    generate,
+    load,
+    write_outputs,
+)
+from zoo.registry.discovery import Zoo, get_registry, plugin_state, reset
+from zoo.registry.resolve import Resolved, resolve, resolve_entry
+from zoo.training.run import RunResult, check_train, train
 
 __all__ = [
     "Zoo", "plugin_state", "reset", "get_registry",
@@ -58,3 +66,11 @@ def get_model(name: str, *, config: dict[str, Any] | None = None, **sizes: int):
     """Build model ``name`` with ``config`` overrides and the task sizes (``vocab_size=...``)."""
     cls = get_registry().get("model", name).load()
     return cls(_config.build(cls.Config, config, "model"), **sizes)
+
+
+def evaluate(path: Any, split: str | None = None, **kwargs: Any) -> dict[str, float]:
+    """Metrics of an artifact on one split of its dataset: see :func:`zoo.training.evaluation.evaluate_artifact`
+    (imported on call: the evaluation loop needs torch)."""
+    from zoo.training.evaluation import evaluate_artifact
+
+    return evaluate_artifact(path, split, **kwargs)

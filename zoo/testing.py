@@ -14,7 +14,7 @@ A component the plugin registers but none of its entries uses is checked through
 entry of another plugin that uses it (a plugin providing only a dataset, say).
 
 For tests of your own, the fixtures ``zoo_plugin_specs`` (``zoo_plugin_specs(NAME)``:
-the :class:`zoo.registry.Spec` of everything a plugin registered) and ``tiny_run``
+the :class:`zoo.registry.names.Spec` of everything a plugin registered) and ``tiny_run``
 (``tiny_run(ENTRY)``: a :class:`TinyRun`, trained once per session) are available
 whenever this plugin is loaded.
 """

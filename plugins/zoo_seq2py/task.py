@@ -97,8 +97,8 @@ class CodeGenTask(Task):
                   "keep their extended ids (the model copies); false or absent: they read as <unk>"})
     example_fields = {"src": "str: the English intent", "tgt": "str: the Python code"}
 
-    def __init__(self, config: Any, tokenizers: Mapping[str, Any]):
-        super().__init__(config, tokenizers)
+    def __init__(self, config: Any, tokenizers: Mapping[str, Any], **kwargs: Any):
+        super().__init__(config, tokenizers, **kwargs)
         self._train_pairs: list[tuple[str, str]] = []  # slotted training pairs, for word vectors
 
     # -- text preparation

@@ -77,12 +77,9 @@ def tune_cmd(entry: str, trials: int, timeout: float | None, storage: str | None
 
 
 def _overrides(sets: tuple[str, ...], config_file: str | None, device: str | None) -> dict[str, Any]:
-    from pathlib import Path
-
     import zoo
 
-    overrides = zoo.config.load_toml(Path(config_file)) if config_file else {}
-    overrides = zoo.config.merge(overrides, zoo.config.parse_sets(sets))
+    overrides = zoo.read_overrides(sets, config_file)
     if device:
         overrides.setdefault("train", {})["device"] = device
     return overrides

@@ -24,8 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ArtifactError, RunDirError, ZooError, ZooUsageError, first_line
-from .fetch import check_sha256, fetch, filesystem, is_url
+from zoo.errors import ArtifactError, RunDirError, ZooError, ZooUsageError, first_line
+from zoo.store.fetch import check_sha256, fetch, filesystem, is_url
 
 FORMAT = "zoo-index/1"
 INDEX = "index.json"
@@ -78,7 +78,7 @@ def pick(index: dict[str, Any], name: str, version: str | None, where: str) -> d
 def pull(name: str, index: str, version: str | None = None) -> Path:
     """Download model ``name`` (``version``, default the latest) from the index at ``index`` into the cache,
     verified against the sha256 and size the index records; returns the cached file."""
-    from .resolve import check_artifact
+    from zoo.store.remote import check_artifact
 
     url = index_url(index)
     record = pick(read_index(url), name, version, url)
@@ -99,9 +99,9 @@ def publish(run: str | Path, dest: str, *, name: str | None = None, version: str
     """Copy a run's artifact and model card to ``dest`` (a folder or ``s3://`` prefix) and add them to its
     ``index.json``; returns the new index record. A version already published with other content is
     replaced only with ``force``."""
-    from ..artifact import read_metadata
-    from ..files import sha256_file
-    from ..loading import find_artifact
+    from zoo.store.artifact import read_metadata
+    from zoo.sdk.files import sha256_file
+    from zoo.inference.load import find_artifact
 
     art = find_artifact(run)
     if not art.is_file():
@@ -183,14 +183,14 @@ class _Folder:
         return _parse(path, str(path)) if path.is_file() else {"format": FORMAT, "models": {}}
 
     def put_file(self, rel: str, src: Path) -> None:
-        from .._io import atomic_path
+        from zoo.sdk.atomic import atomic_path
         import shutil
 
         with atomic_path(self.root / rel) as tmp:
             shutil.copyfile(src, tmp)
 
     def put_bytes(self, rel: str, data: bytes) -> None:
-        from .._io import atomic_write
+        from zoo.sdk.atomic import atomic_write
 
         atomic_write(self.root / rel, data)
 

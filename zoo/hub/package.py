@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArtifactError, RunDirError, ZooError, ZooUsageError
-from .resolve import GROUP, MANIFEST
+from zoo.errors import ArtifactError, RunDirError, ZooError, ZooUsageError
+from zoo.store.remote import GROUP, MANIFEST
 
 log = logging.getLogger(__name__)
 PEP508_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -34,7 +34,7 @@ def module_name(name: str) -> str:
 
 def plugin_distribution(meta: dict[str, Any]) -> tuple[str, str]:
     """The installed distribution (name, version) that provides the artifact's plugin."""
-    from ..zoo_state import plugin_state
+    from zoo.registry.discovery import plugin_state
 
     plugin = str(meta.get("plugin") or "")
     info = plugin_state().plugins.get(plugin)
@@ -47,9 +47,9 @@ def plugin_distribution(meta: dict[str, Any]) -> tuple[str, str]:
 def package(run: str | Path, name: str, out: str | Path = "dist", *, version: str = "0.1.0",
             force: bool = False) -> Path:
     """Build ``out/NAME-VERSION-py3-none-any.whl`` holding the model of ``run``; returns the wheel's path."""
-    from ..artifact import read_metadata
-    from ..files import sha256_file
-    from ..loading import find_artifact
+    from zoo.store.artifact import read_metadata
+    from zoo.sdk.files import sha256_file
+    from zoo.inference.load import find_artifact
 
     if not PEP508_NAME.match(name):
         raise ZooUsageError(f"--name {name}: a package name is letters, digits, '.', '_' and '-'")
@@ -70,7 +70,7 @@ def package(run: str | Path, name: str, out: str | Path = "dist", *, version: st
         if wheel.exists() and not force:
             raise RunDirError(f"{wheel} already exists; choose another --version, or force=True to overwrite it")
         out.mkdir(parents=True, exist_ok=True)
-        from .._io import atomic_path
+        from zoo.sdk.atomic import atomic_path
 
         with atomic_path(wheel) as target:
             shutil.copyfile(built, target)
@@ -79,7 +79,7 @@ def package(run: str | Path, name: str, out: str | Path = "dist", *, version: st
 
 
 def _requirements(dist: str, dist_version: str) -> list[str]:
-    from ..card import zoo_version
+    from zoo.store.card import zoo_version
 
     pins = [f"{dist}=={dist_version}"]
     if dist != "zoo":  # the plugin's own requirements say which zoo it needs; keep this zoo's major

@@ -18,25 +18,25 @@ __all__ = ["describe", "export_hf", "export_onnx", "import_hf"]
 
 
 def export_hf(loaded: Any, out_dir: str | Path, *, force: bool = False) -> Path:
-    from .hf import export_hf as run
+    from zoo.interop.hf import export_hf as run
 
     return run(loaded, out_dir, force=force)
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
               overrides: dict[str, Any] | None = None, force: bool = False) -> Path:
-    from .hf_import import import_hf as run
+    from zoo.interop.hf_import import import_hf as run
 
     return run(src_dir, entry, out, overrides=overrides, force=force)
 
 
 def export_onnx(loaded: Any, out_file: str | Path, **options: Any) -> Path:
-    from .onnx import export_onnx as run
+    from zoo.interop.onnx import export_onnx as run
 
     return run(loaded, out_file, **options)
 
 
 def describe(path: str | Path) -> list[str] | None:
-    from .inspect import describe as run
+    from zoo.interop.inspect import describe as run
 
     return run(path)

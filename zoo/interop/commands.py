@@ -22,17 +22,16 @@ FORMATS = ("safetensors", "hf", "onnx")  # zoo export --format
 def export_other(src: str | Path, out: str | Path, fmt: str, *, force: bool = False,
                  quantize: str | None = None) -> Path:
     """``zoo export SRC --format hf|onnx --out OUT``: the written folder (hf) or .onnx file."""
-    import zoo
-
-    from . import export_hf, export_onnx
-    from ..errors import ZooUsageError
+    from zoo import api
+    from zoo.errors import ZooUsageError
+    from zoo.interop import export_hf, export_onnx
 
     if quantize and fmt != "onnx":
         raise ZooUsageError(f"--quantize applies to --format onnx only, not {fmt}"
                             + ("; a zoo artifact takes --dtype int8" if fmt == "safetensors" else ""))
     if fmt not in ("hf", "onnx"):
         raise ZooUsageError(f"--format {fmt}: interop exports hf or onnx")
-    loaded = zoo.load(src)
+    loaded = api.load(src)
     return export_hf(loaded, out, force=force) if fmt == "hf" else export_onnx(loaded, out, force=force,
                                                                                 quantize=quantize)
 
@@ -58,11 +57,10 @@ def import_hf_cmd(src: str, entry: str, out: str, sets: tuple[str, ...], config_
 
     No dataset is needed to use the model; give one (--set dataset.files=[...]) here or on
     'zoo train --resume' to fine-tune it."""
-    from .. import config as _config
-    from . import import_hf
+    from zoo import config as _config
+    from zoo.interop import import_hf
 
-    base = _config.load_toml(Path(config_file)) if config_file else {}
-    run = import_hf(src, entry, out, overrides=_config.merge(base, _config.parse_sets(sets)), force=force)
+    run = import_hf(src, entry, out, overrides=_config.read_overrides(sets, config_file), force=force)
     click.echo(f"wrote {run}: try 'zoo generate {run} --prompt ...', 'zoo predict {run} TEXT', 'zoo serve {run}', "
                f"'zoo eval {run} --set dataset.files=[...]' or "
                f"'zoo train --resume {run} --set dataset.files=[...] --set train.epochs=N'")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from ..errors import ZooError
-from ..untrusted import clip
+from zoo.errors import ZooError
+from zoo.runtime.untrusted import clip
 
 
 def roots(src: Path) -> list[Path]:

@@ -17,10 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._io import umask
-from ..errors import ZooError
-from . import gpt2, hf_tokenizer
-from .hf_import import import_hf
+from zoo.errors import ZooError
+from zoo.interop import gpt2, hf_tokenizer
+from zoo.interop.hf_import import import_hf
+from zoo.sdk.atomic import umask
 
 __all__ = ["export_hf", "import_hf"]
 
@@ -135,7 +135,7 @@ EXPORT_FILES = ("config.json", "generation_config.json", "README.md", "tokenizer
 def check_folder(out: Path, force: bool) -> None:
     """``out`` may receive an export: missing or empty, or (with ``force``) holding an earlier one (a
     ``config.json``), whose files alone are replaced. A user's folder is never written into."""
-    from .._io import check_replaceable, kind
+    from zoo.sdk.atomic import check_replaceable, kind
 
     found = kind(out)
     if found not in ("none", "folder"):

@@ -19,11 +19,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..config import merge
-from ..errors import ConfigError, ZooError, first_line
-from ..untrusted import check_build, clip, loads
-from . import gpt2, hf_tokenizer
-from .folder import inside
+from zoo.config import merge
+from zoo.errors import ConfigError, ZooError, first_line
+from zoo.interop import gpt2, hf_tokenizer
+from zoo.runtime.untrusted import check_build, clip, loads
+from zoo.interop.folder import inside
 
 RUN_FILES = ("config.toml", "tokenizers.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl")
 SHAPE_KEYS = ("n_layer", "n_head", "n_embd", "mlp_ratio", "bias", "activation", "layer_norm_epsilon",
@@ -62,7 +62,7 @@ def weight_files(src: Path) -> list[Path]:
 
 def stored_values(src: Path) -> int:
     """How many values the folder's weights hold, from their headers (no tensor is read)."""
-    from ..artifact import read_header
+    from zoo.store.artifact import read_header
 
     headers = [read_header(path)[0] for path in weight_files(src)]
     return sum(math.prod(t["shape"]) for header in headers for t in header.values())
@@ -112,10 +112,10 @@ def zoo_state(w: dict[str, Any], n_layer: int, shift: int, eos: int | None, bloc
 
 def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], str, int]:
     """(resolved config, GPT-2 config.json, tokenizer state, id shift); every size checked against the weights."""
-    import zoo
+    from zoo import api
 
     cfg = read_config(src)
-    spec_model = zoo.resolve_entry(entry, {k: v for k, v in overrides.items() if k == "dataset"})
+    spec_model = api.resolve_entry(entry, {k: v for k, v in overrides.items() if k == "dataset"})
     model, problems = gpt2.zoo_model_config(cfg, gpt2.zoo_activations(spec_model.cls("model").Config))
     if spec_model.specs["model"].id != "lm:gpt" or spec_model.specs["task"].id != "lm:lm":
         problems.append(f"entry {spec_model.entry} trains {spec_model.specs['model'].id} on "
@@ -142,7 +142,7 @@ def plan(src: Path, entry: str, overrides: dict[str, Any]) -> tuple[Any, dict[st
     merged = merge(overrides, {"model": {**model, **{k: v for k, v in given.items() if k not in SHAPE_KEYS}},
                                "task": {"block_size": block},
                                "tokenizer": {"name": "bpe", "vocab_size": max(vocab, 260)}})
-    return zoo.resolve_entry(entry, merged), cfg, tok_state, shift
+    return api.resolve_entry(entry, merged), cfg, tok_state, shift
 
 
 def import_hf(src_dir: str | Path, entry: str = "text-gpt", out: str | Path | None = None, *,
@@ -197,16 +197,17 @@ def source_layout(src: Path, cfg: dict[str, Any], shift: int) -> dict[str, Any]:
 
 def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source: dict[str, Any]) -> None:
     """config.toml, tokenizers.json, the artifact, a zero-epoch checkpoint and README.md, each atomically."""
-    import zoo
-    from zoo._io import atomic_write
-    from zoo.artifact import save
+    from zoo import api
+    from zoo._version import __version__
     from zoo.config import dumps_toml
-    from zoo.rundir import write_marker
+    from zoo.sdk.atomic import atomic_write
+    from zoo.store.artifact import save
+    from zoo.store.rundir import write_marker
 
     spec = resolved.specs["model"]
-    info = zoo.plugin_state().plugins.get(spec.plugin)
+    info = api.plugin_state().plugins.get(spec.plugin)
     tokenizers = {"text": {"name": resolved.specs["tokenizer.text"].id, "state": task.tokenizers["text"].get_state()}}
-    meta = {"zoo_version": zoo.__version__, "entry": resolved.entry, "model": spec.id, "plugin": spec.plugin,
+    meta = {"zoo_version": __version__, "entry": resolved.entry, "model": spec.id, "plugin": spec.plugin,
             "plugin_version": info.version if info else "", "arch_version": str(spec.load().arch_version),
             "task": resolved.specs["task"].id, "dataset": resolved.specs["dataset"].id, "config": resolved.data,
             "sizes": task.model_sizes(), "tokenizers": tokenizers, "metrics": {}, "reference": {},
@@ -216,7 +217,7 @@ def write_run(out: Path, resolved: Any, model: Any, task: Any, src: Path, source
     out.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:  # --force: nothing of an earlier run may mix with this one
         (out / name).unlink(missing_ok=True)
-    write_marker(out)  # a run folder zoo wrote (see zoo.rundir)
+    write_marker(out)  # a run folder zoo wrote (see zoo.store.rundir)
     atomic_write(out / "config.toml", dumps_toml(resolved.data))
     atomic_write(out / "tokenizers.json", json.dumps(tokenizers, indent=1))
     save_start_checkpoint(out / "checkpoint.safetensors", model, task, resolved)
@@ -228,11 +229,11 @@ def save_start_checkpoint(path: Path, model: Any, task: Any, resolved: Any) -> N
     """The checkpoint ``zoo train --resume`` continues from: no epoch done, a fresh optimizer."""
     import dataclasses
 
-    import zoo
-    from zoo.training import save_checkpoint
+    from zoo.store.checkpoint import save_checkpoint
+    from zoo.training.trainer import Trainer
 
     tcfg = dataclasses.replace(resolved.configs["train"], device="cpu")
-    trainer = zoo.Trainer(model, task, tcfg, resolved.configs["optim"])
+    trainer = Trainer(model, task, tcfg, resolved.configs["optim"])
     save_checkpoint(path, trainer.checkpoint_state())
 
 

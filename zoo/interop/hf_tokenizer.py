@@ -19,9 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
-from ..untrusted import loads
-from .folder import inside
+from zoo.errors import ZooError
+from zoo.runtime.untrusted import loads
+from zoo.interop.folder import inside
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0-3 in every zoo text tokenizer
 BPE, CHAR = "tokenizers:bpe", "tokenizers:char"
@@ -38,7 +38,14 @@ def _byte_level(node: Any) -> bool:
 
 def char_tokenizer_json(itos: list[str]) -> str:
     """A ``tokenizers`` pipeline that encodes text to the same ids as zoo's char tokenizer with ``itos``."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+    )
 
     bad = [t for t in itos[len(SPECIALS):] if len(t) != 1]
     if list(itos[: len(SPECIALS)]) != list(SPECIALS) or bad:

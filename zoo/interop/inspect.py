@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import gpt2, hf_tokenizer
+from zoo.interop import gpt2, hf_tokenizer
 
 
 def describe(path: str | Path) -> list[str] | None:
@@ -34,18 +34,18 @@ def _activations(cfg: dict[str, Any]) -> tuple[str, ...]:
     if gpt2.FROM_HF_ACTIVATION.get(cfg.get("activation_function", "gelu_new")) in ("gelu", "relu"):
         return ("gelu", "relu")
     try:
-        import zoo
+        from zoo import api
 
-        return gpt2.zoo_activations(zoo.get_registry().get("model", "gpt").load().Config)
+        return gpt2.zoo_activations(api.get_registry().get("model", "gpt").load().Config)
     except Exception:  # no lm plugin: the import check below says so
         return ("gelu", "relu")
 
 
 def _weights(path: Path) -> tuple[dict[str, Any], str]:
     """(tensor header, what to print) of the folder's safetensors weights."""
-    from ..artifact import read_header
-    from ..errors import ZooError
-    from .hf_import import weight_files
+    from zoo.errors import ZooError
+    from zoo.interop.hf_import import weight_files
+    from zoo.store.artifact import read_header
 
     try:
         files = weight_files(path)
@@ -66,9 +66,9 @@ def _count(shape: list[int]) -> int:
 
 
 def describe_hf(path: Path) -> list[str]:
-    from ..errors import ZooError
-    from ..untrusted import loads
-    from .folder import inside
+    from zoo.errors import ZooError
+    from zoo.runtime.untrusted import loads
+    from zoo.interop.folder import inside
 
     try:
         cfg = loads(inside(path, "config.json").read_text(encoding="utf-8"))

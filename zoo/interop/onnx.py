@@ -30,13 +30,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError, first_line
+from zoo.interop.onnx_sidecar import PREPROCESS  # written beside every export
+from zoo.errors import ZooError, first_line
 
 log = logging.getLogger(__name__)
 
 FAMILIES = {"classify:classification": "classification", "tagging:tagging": "tagging",
             "seq2seq:seq2seq": "seq2seq-encoder"}
-PREPROCESS = "zoo_onnx_preprocess.py"  # written beside every export
 OPSET = 17
 TOLERANCE = 1e-4  # largest difference between onnxruntime and zoo the export accepts (fp32)
 
@@ -127,7 +127,7 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
     ``loaded`` is what :func:`zoo.load` returns. ``force`` replaces an existing file.
     ``quantize="int8"``: the verified float32 graph rewritten by onnxruntime's dynamic quantization.
     """
-    from . import onnx_int8
+    from zoo.interop import onnx_int8
 
     onnx_int8.check(quantize)
     if loaded.metadata.get("weights") == "int8":
@@ -137,15 +137,15 @@ def export_onnx(loaded: Any, out_file: str | Path, *, opset: int = OPSET, force:
 
 
 def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) -> Path:
-    from .._io import atomic_path, atomic_write
-    from . import onnx_sidecar
+    from zoo.interop import onnx_sidecar
+    from zoo.sdk.atomic import atomic_path, atomic_write
 
     out = Path(out_file)
     if out.suffix != ".onnx":
         raise ZooError(f"out={out}: give a file name ending in .onnx")
     preprocess = onnx_sidecar.preprocess_source()
     _check_targets(out, preprocess, force)
-    from .onnx_generative import export_generative, family as generative
+    from zoo.interop.onnx_generative import export_generative, family as generative
 
     if generative(loaded):  # zoo's GPT, the seq2py encoder-decoder: graphs with a key/value cache
         return export_generative(loaded, out)
@@ -164,7 +164,7 @@ def _export_float(loaded: Any, out_file: str | Path, opset: int, force: bool) ->
 def _check_targets(out: Path, preprocess: str, force: bool) -> None:
     """The three files an export writes may be written: none exists (but zoo's own, unchanged, preprocessing
     module, which exports in one folder share), or ``force``; never a link, device or a run's file."""
-    from ..targets import check_output_file
+    from zoo.store.targets import check_output_file
 
     check_output_file(out, force)
     check_output_file(out.with_suffix(".json"), force, f"{out.with_suffix('.json')} (the export's sidecar)")

@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError, first_line
+from zoo.errors import ZooError, first_line
 
 MODELS = {"lm:gpt": "gpt", "seq2py:transformer-seq2seq": "seq2seq-transformer"}
 TOLERANCE = 1e-4  # fp32, onnxruntime against zoo's forward
@@ -172,7 +172,7 @@ CACHE = {0: "layers", 1: "batch", 3: "positions"}
 
 def export_gpt(loaded: Any, out: Path) -> dict[str, Any]:
     """Write the GPT graph to ``out``; the sidecar's graph description."""
-    from .._io import atomic_path
+    from zoo.sdk.atomic import atomic_path
 
     model = copy.deepcopy(loaded.model).float().cpu().eval()
     cfg = model.config
@@ -240,7 +240,7 @@ def export_seq2seq(loaded: Any, out: Path) -> dict[str, Any]:
     """Write the encoder to ``out`` and one decoder step beside it; the sidecar's graph description."""
     import torch
 
-    from .._io import atomic_path
+    from zoo.sdk.atomic import atomic_path
 
     model = copy.deepcopy(loaded.model).float().cpu().eval()
     encoder, step = _seq2seq_graphs(model)
@@ -277,9 +277,8 @@ def export_seq2seq(loaded: Any, out: Path) -> dict[str, Any]:
 
 def export_generative(loaded: Any, out: Path) -> Path:
     """Write the graph(s) of a GPT or seq2py model and ``FILE.json`` beside them; return ``out``."""
-    from .._io import atomic_write
-    from .onnx import PREPROCESS
-    from .onnx_sidecar import FORMAT, VERSION, preprocess_source
+    from zoo.sdk.atomic import atomic_write
+    from zoo.interop.onnx_sidecar import FORMAT, PREPROCESS, VERSION, preprocess_source
 
     kind = family(loaded)
     graphs = export_gpt(loaded, out) if kind == "gpt" else export_seq2seq(loaded, out)

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 log = logging.getLogger(__name__)
 KINDS = ("int8",)
@@ -25,7 +25,7 @@ def check(quantize: str | None) -> None:
 
 def quantize_export(onnx_path: Path) -> Path:
     """Rewrite every graph of the export at ``onnx_path`` (named by its sidecar) as int8; return ``onnx_path``."""
-    from .._io import atomic_path, atomic_write
+    from zoo.sdk.atomic import atomic_path, atomic_write
 
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ZooError
+from zoo.errors import ZooError
 
 FORMAT, VERSION = "zoo-onnx", 1
 # tokenizers zoo_onnx_preprocess.py reimplements, per family and role
@@ -39,6 +39,8 @@ OUTPUTS = {
     "seq2seq-encoder": {"outputs": "float32 (batch, length, hidden): encoder states, zeros at padding",
                         "hidden": "float32 (layers, batch, hidden): final state per layer"},
 }
+
+PREPROCESS = "zoo_onnx_preprocess.py"  # the preprocessing module written beside every export
 
 
 def _tokenizer(loaded: Any, family: str, role: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ZooUsageError
+from zoo.errors import ZooUsageError
 
 
 @dataclass(frozen=True)

@@ -29,15 +29,21 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from .. import __version__
-from ..errors import ZooError
-from . import Limits, openapi
-from .budget import check_work
-from .guard import Access, HostGuard, RequestGuard
-from .metrics import CONTENT_TYPE, Metrics, Observe
-from .models import ServedModel
-from .requests import RequestError, generate_request, predict_request, read_json
-from .runner import Abandoned, Admission, BatchRunner, Busy
+from zoo._version import __version__
+from zoo.errors import ZooError
+from zoo.serve import Limits, openapi
+from zoo.serve.models import ServedModel
+from zoo.serve.requests import (
+    RequestError,
+    generate_request,
+    predict_request,
+    read_json,
+)
+from zoo.serve.runner import Admission, BatchRunner, Busy
+from zoo.serve.budget import check_work
+from zoo.serve.guard import Access, HostGuard, RequestGuard
+from zoo.serve.metrics import CONTENT_TYPE, Metrics, Observe
+from zoo.serve.runner import Abandoned
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"

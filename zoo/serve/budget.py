@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .requests import RequestError
+from zoo.serve.requests import RequestError
 
 STEP_OPTIONS = ("max_new_tokens", "max_len")  # predict options that set the tokens decoded per input
 # task config fields that bound the tokens decoded when the request leaves the option out

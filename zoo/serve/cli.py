@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from ..errors import ZooError, ZooUsageError
-from . import Limits
+from zoo.errors import ZooError
+from zoo.serve import Limits
+from zoo.errors import ZooUsageError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WILDCARD = ("0.0.0.0", "::", "")
@@ -106,8 +107,8 @@ def serve_cmd(models: tuple[str, ...], host: str, port: int, device: str, api_ke
     require_stack()
     check_exposure(host, api_key, insecure)
     Limits(**limits).validate()
-    from ..device import resolve_device
-    from .launch import Plan, build, run, worker_threads
+    from zoo.runtime.device import resolve_device
+    from zoo.serve.launch import Plan, build, run, worker_threads
 
     access = {"allow_hosts": allowed_hosts(host, allow_host), "cors_origins": cors_origin, "api_key": api_key or None,
               "show_paths": show_paths}

@@ -39,11 +39,11 @@ def worker_threads(workers: int, threads: int | None) -> int | None:
 
 def build(plan: Plan) -> Any:
     """The app of ``plan``, its models loaded (in the calling process)."""
-    from .. import api
-    from . import Limits
-    from .app import create_app
-    from .guard import Access
-    from .models import load_models
+    from zoo import api
+    from zoo.serve import Limits
+    from zoo.serve.app import create_app
+    from zoo.serve.guard import Access
+    from zoo.serve.models import load_models
 
     if plan.threads:
         import torch
@@ -74,7 +74,7 @@ def run(plan: Plan, app: Any, *, workers: int, log_level: str, **server: Any) ->
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from .protocol import ServeConfig
+    from zoo.serve.protocol import ServeConfig
 
     common = {"log_level": log_level, "log_config": log_config(log_level), "access_log": False,
               "timeout_graceful_shutdown": 5, **server}
@@ -82,7 +82,7 @@ def run(plan: Plan, app: Any, *, workers: int, log_level: str, **server: Any) ->
         server_ = uvicorn.Server(ServeConfig(app, **common))
         server_.run()
         if not server_.started:
-            from ..errors import ZooError
+            from zoo.errors import ZooError
 
             raise ZooError(f"zoo serve could not start on {server['host']}:{server['port']} (see the log above)")
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Any
 
-from ..errors import ZooUsageError
+from zoo.errors import ZooUsageError
 
 # the header fields `zoo info FILE` prints, in its order
 INFO_KEYS = ("entry", "model", "plugin", "plugin_version", "arch_version", "task", "dataset", "zoo_version",
@@ -29,7 +29,7 @@ class ServedModel:
     @property
     def generates(self) -> bool:
         """A language model: its task overrides ``Task.generate`` and streams text."""
-        from ..interfaces import Task
+        from zoo.sdk.task import Task
 
         return getattr(type(self.loaded.task), "generate", Task.generate) is not Task.generate
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import Limits
+from zoo.serve import Limits
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from . import Limits
+from zoo.serve import Limits
 
 # predict options whose size is a cost the server bounds: name -> the largest value admitted
 # (None: --max-new-tokens). Other options go to the model, which checks them (a ConfigError is a 422).

@@ -1,0 +1,1 @@
+"""Trained models at work: loading an artifact and predicting on raw inputs."""

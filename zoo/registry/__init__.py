@@ -1,0 +1,1 @@
+"""Names of everything plugins provide: discovery through entry points, names, entries, the catalog, resolving and building."""

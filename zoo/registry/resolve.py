@@ -1,0 +1,107 @@
+"""Name resolution: an entry (or a run's config) becomes validated config dataclasses and the specs they name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from zoo import config as _config
+from zoo.config.train import OptimConfig, TrainConfig
+from zoo.errors import ConfigError
+from zoo.registry.discovery import get_registry
+from zoo.registry.entries import entry_ids
+from zoo.registry.names import Spec
+
+SECTIONS = ("model", "task", "dataset", "tokenizer", "train", "optim")
+COMPONENTS = ("model", "task", "dataset")
+
+
+@dataclass
+class Resolved:
+    """A fully resolved run config and the component classes it names."""
+
+    data: dict[str, Any]
+    specs: dict[str, Spec]  # "model", "task", "dataset", "tokenizer.ROLE"
+    configs: dict[str, Any]  # same keys plus "train" and "optim"
+
+    @property
+    def entry(self) -> str:
+        return self.data.get("entry", "")
+
+    def cls(self, key: str) -> Any:
+        return self.specs[key].load()
+
+
+def entry_config(name: str) -> tuple[Spec, dict[str, Any]]:
+    """The entry's raw config: the ids of its components plus its config overrides.
+
+    ``name`` is what a user typed (an id, or a short name that must be unambiguous); the entry's
+    own short component names are looked up in its plugin and the plugins that plugin depends on
+    first (see :func:`zoo.registry.entries.entry_ids`), so no plugin installed later changes what it means.
+    """
+    reg = get_registry()
+    spec = reg.get("entry", name)
+    ids = entry_ids(reg, spec)
+    tok = ids.get("tokenizer", {})
+    raw: dict[str, Any] = {
+        "entry": spec.id,
+        "model": {"name": ids["model"]}, "task": {"name": ids["task"]}, "dataset": {"name": ids["dataset"]},
+        "tokenizer": {"name": tok} if isinstance(tok, str) else {r: {"name": n} for r, n in tok.items()},
+        "train": {}, "optim": {},
+    }
+    return spec, _config.merge(raw, spec.data.get("config", {}))
+
+
+def resolve(raw: dict[str, Any]) -> Resolved:
+    """Validate every section of ``raw`` against the named components' config dataclasses."""
+    unknown = sorted(set(raw) - set(SECTIONS) - {"entry"})
+    if unknown:
+        raise ConfigError(f"unknown config section '{unknown[0]}'; sections: {', '.join(SECTIONS)}")
+    reg = get_registry()
+    data: dict[str, Any] = {"entry": raw.get("entry", "")}
+    specs: dict[str, Spec] = {}
+    configs: dict[str, Any] = {}
+
+    def component(key: str, kind: str, section: dict[str, Any], where: str) -> None:
+        section = dict(section)
+        if "name" not in section:
+            raise ConfigError(f"[{where}] needs a 'name' (the {kind} to use)")
+        spec = reg.get(kind, str(section.pop("name")))
+        cls = spec.load()
+        cfg = _config.build(getattr(cls, "Config", _config.EmptyConfig), section, where)
+        specs[key], configs[key] = spec, cfg
+        data_node = {"name": spec.id, **_config.as_dict(cfg)}
+        if "." in key:
+            data.setdefault("tokenizer", {})[key.split(".", 1)[1]] = data_node
+        else:
+            data[key] = data_node
+
+    for key in COMPONENTS:
+        component(key, key, _section(raw, key), key)
+    roles = specs["task"].load().tokenizer_roles
+    tok = _section(raw, "tokenizer")
+    if "name" in tok and not isinstance(tok["name"], dict):  # one tokenizer kind for every role
+        tok = {role: dict(tok) for role in roles}
+    extra = sorted(set(tok) - set(roles))
+    if extra:
+        raise ConfigError(f"unknown tokenizer role 'tokenizer.{extra[0]}'; the task uses roles: {', '.join(roles)}")
+    for role in roles:
+        if role not in tok:
+            raise ConfigError(f"missing [tokenizer.{role}]: the task needs a tokenizer for role '{role}'")
+        component(f"tokenizer.{role}", "tokenizer", tok[role], f"tokenizer.{role}")
+    for key, cls in (("train", TrainConfig), ("optim", OptimConfig)):
+        configs[key] = _config.build(cls, _section(raw, key), key)
+        data[key] = _config.as_dict(configs[key])
+    return Resolved(data, specs, configs)
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a section (table), got {value!r}")
+    return value
+
+
+def resolve_entry(name: str, overrides: dict[str, Any] | None = None) -> Resolved:
+    _, raw = entry_config(name)
+    return resolve(_config.merge(raw, overrides or {}))

@@ -1,0 +1,1 @@
+"""What plugins implement and use: the interfaces, tokenizers, vocabularies, metrics, tensor helpers, word vectors, files."""

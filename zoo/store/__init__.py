@@ -1,0 +1,1 @@
+"""What zoo writes and reads back: atomic files, artifacts, checkpoints, run folders, model cards."""

@@ -1,0 +1,1 @@
+"""Training and evaluating: the run behind ``zoo train``, the loop, optimizers, the evaluation loop."""
