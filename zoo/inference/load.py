@@ -66,9 +66,10 @@ def find_artifact(name: str | Path, *, pretrained: bool = False) -> Path:
     existing path means ``runs/<short name>/model.safetensors``, where ``zoo train`` writes it; with
     ``pretrained``, the weights the entry publishes (its ``weights`` table) instead.
     """
+    from zoo.sdk.files import is_url
     from zoo.store import remote as hub
 
-    if hub.is_url(str(name)):
+    if is_url(str(name)):
         return hub.fetch_artifact(str(name))
     if pretrained:
         return hub.entry_weights(str(name))
