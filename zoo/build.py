@@ -41,11 +41,18 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
           splits: tuple[str, ...]) -> Built:
     """Dataset, tokenizers (fitted on the train split unless their states are given), task and encoded splits."""
     from .data import data_dir as _data_dir
+    from .prepared import splits as prepared
 
     dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
     task, toks = make_task(resolved, tokenizer_states)
     task.data_dir = dataset.data_dir  # where init_model finds files named relative to the data dir
     built = Built(resolved, dataset, toks, task)
+    if prepared.supports_cache(task, dataset):  # the task's prepared splits, fitted and encoded once per key
+        tcfg = resolved.configs.get("train")
+        built.splits = prepared.prepare_splits(resolved, dataset, task, tokenizer_states,
+                                               [s for s in splits if s in dataset.splits],
+                                               cache=getattr(tcfg, "cache", True), progress=_show_progress(tcfg))
+        return built
     examples = {s: dataset.load(s) for s in splits if s in dataset.splits}
     if tokenizer_states is None:
         if "train" not in examples:
@@ -53,6 +60,12 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
         task.fit_tokenizers(examples["train"])
     built.splits = {s: task.encode(ex) for s, ex in examples.items()}
     return built
+
+
+def _show_progress(tcfg: Any) -> bool:
+    from .progress import isatty
+
+    return bool(getattr(tcfg, "progress", False)) and isatty()
 
 
 def final_split(dataset: Any) -> str:

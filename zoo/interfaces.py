@@ -46,6 +46,11 @@ class Dataset(ABC):
             raise ZooError(f"{type(self).__name__} declares no source named '{filename}'")
         return locate(self.folder, matches[0], self.data_dir)
 
+    def input_files(self) -> list[Path] | None:
+        """Every file the dataset reads, for the key of the prepared-data cache (:mod:`zoo.prepared`);
+        None: unknown, so nothing it gives is cached. Default: the files of :attr:`sources`."""
+        return [self.file(s.filename) for s in self.sources] if self.sources else None
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ZooError(f"{type(self).__name__} has no split '{split}'; splits: {', '.join(self.splits)}")
@@ -116,6 +121,27 @@ class Task(ABC):
     @abstractmethod
     def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
         """Metrics of a split from the sums of all its batches."""
+
+    # -- the prepared-data cache (zoo.prepared): a task that implements prepare_split and load_prepared has
+    # each split prepared once per key, its tokenizers fitted once, and reuses them in later runs ----------
+    prepared_version: ClassVar[str] = "1"  # change it whenever prepare_split writes something else
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        """Write what :meth:`encode` would make of ``source`` (a :class:`zoo.prepared.splits.SplitSource`)
+        into ``out`` (a :class:`zoo.prepared.ArrayWriter`: arrays and JSON ``meta``)."""
+        raise NotImplementedError
+
+    def load_prepared(self, entry: Any) -> Any:
+        """What :meth:`encode` returns, rebuilt from a :class:`zoo.prepared.Entry` (arrays memory-mapped)."""
+        raise NotImplementedError
+
+    def prepare_key(self) -> Any:
+        """The settings :meth:`prepare_split` depends on (part of the cache key); default: the whole config."""
+        return self.config
+
+    def fit_tokenizers_from(self, source: Any) -> None:
+        """Fit the tokenizers on the train split's ``source``; tasks that stream their text override it."""
+        self.fit_tokenizers(source.examples())
 
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None

@@ -10,13 +10,17 @@ from __future__ import annotations
 import codecs
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from zoo import DataError, Dataset, Range, Source, read_text
 
+from zoo.prepared.stream import TextStream, head, read_chunks, tail
+
 from .documents import MissingExtra, expand, extract
+from .streaming import scan, streamable
 from .overlap import WARN_ABOVE, overlap
 
 log = logging.getLogger(__name__)
@@ -167,6 +171,69 @@ class TextFiles(Dataset):
                             "see the warnings above")
         return kept
 
+    # -- streaming, for the prepared-data cache: a plain-text file is never whole in memory ---------------
+    def input_files(self) -> list[Path]:
+        return [*self.paths("files"), *(self.paths("val_files") if self.config.val_files else [])]
+
+    def stream(self, split: str) -> TextStream:
+        """The documents of ``split`` as :meth:`load` gives them, each in chunks: plain-text files are read
+        twice in chunks (once to check and count their characters, once to hand them on), documents
+        (HTML, PDF, Word, or any file with normalize_text) are extracted one at a time."""
+        self.check_split(split)
+        cfg = self.config
+        if cfg.val_files:
+            self._check_disjoint()
+            key, part = ("files" if split == "train" else "val_files"), None
+        else:
+            key, part = "files", ("head" if split == "train" else "tail")
+        paths = self.paths(key)
+        share = 1.0 if part is None else (1.0 - cfg.val_fraction if part == "head" else cfg.val_fraction)
+        total = int(sum(p.stat().st_size for p in paths) * share)
+        return TextStream(self._documents(key, paths, part), total)
+
+    def _documents(self, key: str, paths: list[Path], part: str | None) -> Iterator[Iterator[str]]:
+        cfg, kept = self.config, 0
+        for path in paths:
+            if streamable(path, cfg.normalize_text):
+                n = self._scan(path)
+                if n is None:
+                    continue
+                chunks = lambda p=path: read_chunks(p, cfg.encoding)  # noqa: E731
+            else:
+                text = self.read(path)
+                if text is None:
+                    continue
+                n, chunks = len(text), (lambda t=text: iter([t]))
+            cut = n if part is None else int(n * (1.0 - cfg.val_fraction))
+            if part == "tail" and cut < n:
+                kept += 1
+                yield tail(chunks(), cut)
+            elif part != "tail" and cut > 0:
+                kept += 1
+                yield head(chunks(), cut)
+        if not kept:
+            raise DataError(f"dataset.{key}: no text for the {'val' if part == 'tail' or key == 'val_files' else 'train'} "
+                            "split (every file unreadable and skipped, or too short for val_fraction); see the "
+                            "warnings above")
+
+    def _scan(self, path: Path) -> int | None:
+        """Characters of a plain-text file, every byte checked; None when it cannot be read and on_error is skip."""
+        try:
+            n = scan(path, self.config.encoding)
+        except DataError as exc:
+            if self.config.on_error != "skip":
+                raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be read)") from None
+            log.warning("skipped %s", exc)
+            return None
+        log.info("read %s: %s characters (text, streamed)", path, f"{n:,}")
+        return n
+
+    def _check_disjoint(self) -> None:
+        both = sorted({p.resolve() for p in self.paths("files")} & {p.resolve() for p in self.paths("val_files")})
+        if both:
+            raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
+                            "validation text must not be trained on")
+
     def load(self, split: str) -> list[dict[str, str]]:
         self.check_split(split)
         texts = self._split_texts(split)
@@ -183,11 +250,7 @@ class TextFiles(Dataset):
         if not cfg.files:  # validate() says so too; a Config built by hand may skip it
             raise DataError("dataset.files is empty: give the text files to train on")
         if cfg.val_files:
-            train, val = self.paths("files"), self.paths("val_files")
-            both = sorted({p.resolve() for p in train} & {p.resolve() for p in val})
-            if both:
-                raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
-                                "validation text must not be trained on")
+            self._check_disjoint()
             return self.texts("files" if split == "train" else "val_files")
         cuts = [int(len(t) * (1.0 - cfg.val_fraction)) for t in self.texts("files")]
         return [t[:c] if split == "train" else t[c:] for t, c in zip(self.texts("files"), cuts)]

@@ -109,6 +109,10 @@ class BPETokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """The library's batch encoding, on all cores (``RAYON_NUM_THREADS`` bounds them)."""
+        return [e.ids for e in self.tok.encode_batch(list(texts), add_special_tokens=False)]
+
     def decode(self, ids: Sequence[int]) -> str:
         n, first = self.vocab_size, len(SPECIALS)
         return self.tok.decode([i for i in ids if first <= i < n], skip_special_tokens=True)

@@ -1,0 +1,126 @@
+"""A run's splits through the prepared-data cache: tokenizers fitted once, each split encoded once.
+
+Two kinds of entry serve a run. The *tokenizer* entry holds the fitted tokenizers' states;
+its key covers the input files, the dataset config, the task's preparation settings, the
+tokenizers' names and configs and the versions. Each *split* entry holds what the task made
+of one split (e.g. a memory-mapped token stream); its key is the same plus the split and the
+tokenizers' states. A resume, ``zoo eval`` and ``zoo tune`` trials, which restore tokenizer
+states, find the split entries that the first run wrote.
+
+With ``train.cache=false`` (``--no-cache``) the same preparation runs into a temporary folder
+that is removed as soon as its arrays are mapped: the numbers are the same, nothing is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .fingerprint import file_hashes, fingerprint
+from .store import ArrayWriter, Entry, PreparedCache
+from .stream import TextStream, byte_progress
+
+log = logging.getLogger(__name__)
+
+
+class SplitSource:
+    """One split of a dataset, as a task's preparation reads it: examples, or documents streamed in chunks."""
+
+    def __init__(self, dataset: Any, split: str, *, progress: bool = False):
+        self.dataset, self.split, self.show_progress = dataset, split, progress
+        self._examples: Sequence[Any] | None = None
+
+    def examples(self) -> Sequence[Any]:
+        """The split's examples, loaded whole (once)."""
+        if self._examples is None:
+            self._examples = self.dataset.load(self.split)
+        return self._examples
+
+    def documents(self, field: str = "text") -> Iterator[Iterator[str]]:
+        """The split's documents, each as chunks of text: streamed from the files where the dataset can
+        (``Dataset.stream``), else the ``field`` of each example; a progress bar in bytes on the way."""
+        stream = self.dataset.stream(self.split) if hasattr(self.dataset, "stream") else None
+        if stream is None:
+            stream = TextStream(([ex[field]] for ex in self.examples()), None)
+        with byte_progress(stream.total_bytes, f"preparing {self.split}", self.show_progress) as advance:
+            for doc in stream.documents:
+                yield _counted(doc, advance)
+
+
+def _counted(chunks: Any, advance: Any) -> Iterator[str]:
+    for chunk in chunks:
+        advance(len(chunk.encode("utf-8", "surrogatepass")))
+        yield chunk
+
+
+def supports_cache(task: Any, dataset: Any) -> bool:
+    """Whether the task opts in and the dataset can say which files it reads."""
+    from ..interfaces import Task
+
+    return type(task).prepare_split is not Task.prepare_split and dataset.input_files() is not None
+
+
+def _versions(resolved: Any) -> dict[str, str]:
+    from ..card import zoo_version
+    from ..zoo_state import default
+
+    plugins = default.loaded.plugins
+    out = {"zoo": zoo_version()}
+    for key, spec in resolved.specs.items():
+        if key != "model":
+            info = plugins.get(spec.plugin)
+            out[spec.plugin] = info.version if info else ""
+    return out
+
+
+def _base_key(resolved: Any, dataset: Any, task: Any, cache: PreparedCache) -> dict[str, Any]:
+    files = [Path(p) for p in dataset.input_files()]
+    toks = {k: {"name": s.id, "config": resolved.configs[k]} for k, s in resolved.specs.items()
+            if k.startswith("tokenizer.")}
+    return {"files": file_hashes(files, cache.root), "dataset": [resolved.specs["dataset"].id, resolved.configs["dataset"]],
+            "task": [resolved.specs["task"].id, task.prepare_key(), str(task.prepared_version)],
+            "tokenizers": toks, "versions": _versions(resolved)}
+
+
+def prepare_splits(resolved: Any, dataset: Any, task: Any, tokenizer_states: dict[str, Any] | None,
+                   splits: Sequence[str], *, cache: bool = True, progress: bool = False) -> dict[str, Any]:
+    """The task's prepared splits (and its tokenizers fitted or restored), through the cache when ``cache``."""
+    store, tmp = (PreparedCache(), None) if cache else (PreparedCache(tempfile.mkdtemp(prefix="zoo-prepare-")), 1)
+    try:
+        base = _base_key(resolved, dataset, task, store)
+        label = {"entry": resolved.entry, "dataset": resolved.specs["dataset"].id, "task": resolved.specs["task"].id}
+        if tokenizer_states is None:
+            _fit(store, base, label, dataset, task, progress)
+        states = {role: tok.get_state() for role, tok in task.tokenizers.items()}
+        out = {}
+        for split in splits:
+            source = SplitSource(dataset, split, progress=progress)
+            entry = store.get_or_create(fingerprint({**base, "split": split, "states": states}),
+                                        lambda w, s=source: task.prepare_split(s, w), {**label, "split": split})
+            out[split] = task.load_prepared(entry)
+        return out
+    finally:
+        if tmp is not None:  # mapped arrays stay readable after their files are unlinked
+            shutil.rmtree(store.root, ignore_errors=True)
+
+
+def _fit(store: PreparedCache, base: dict[str, Any], label: dict[str, Any], dataset: Any, task: Any,
+         progress: bool) -> None:
+    """Fit the task's tokenizers on the train split, or restore the states an earlier fit stored."""
+    from ..errors import ZooError
+
+    if "train" not in dataset.splits:
+        raise ZooError(f"dataset {label['dataset']} has no 'train' split to fit tokenizers on")
+
+    def fit(writer: ArrayWriter) -> None:
+        task.fit_tokenizers_from(SplitSource(dataset, "train", progress=progress))
+        writer.meta["states"] = {role: tok.get_state() for role, tok in task.tokenizers.items()}
+
+    entry: Entry = store.get_or_create(fingerprint({**base, "split": "tokenizers"}), fit,
+                                       {**label, "split": "tokenizers"})
+    for role, state in entry.meta["states"].items():
+        task.tokenizers[role].set_state(state)
