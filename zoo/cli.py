@@ -14,6 +14,7 @@ import click
 
 from . import __version__, api
 from .cli_predict import predict_cmd
+from .cli_cache import cache_cmd, prepare_cmd
 from .cli_info import info
 from .cli_plugins import plugins_cmd, warn_about_filter
 from .cli_types import FINITE_NONNEGATIVE
@@ -102,13 +103,13 @@ def list_cmd(pattern: str, kind: str) -> None:
     warn_about_filter()
 
 
-def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
+def _overrides(sets: tuple[str, ...], config_file: str | None, **train: Any) -> dict[str, Any]:
+    """--config, then --set, then the train.* settings that have flags of their own (None: not given)."""
     from . import config as _config
 
-    base: dict[str, Any] = {}
-    if config_file:
-        base = _config.load_toml(Path(config_file))
-    return _config.merge(base, _config.parse_sets(sets))
+    base = _config.load_toml(Path(config_file)) if config_file else {}
+    given = {k: v for k, v in train.items() if v is not None}
+    return _config.merge(_config.merge(base, _config.parse_sets(sets)), {"train": given} if given else {})
 
 
 @click.command()
@@ -122,9 +123,10 @@ def _overrides(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="Train data-parallel in N processes (torchrun; one per CPU core or GPU).")
+@click.option("--no-cache", is_flag=True, help="Prepare the data afresh and keep nothing (train.cache=false).")
 @click.pass_context
 def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_file: str | None, device: str | None,
-          out: str | None, resume: str | None, force: bool, data_dir: str | None, nproc: int) -> None:
+          out: str | None, resume: str | None, force: bool, data_dir: str | None, nproc: int, no_cache: bool) -> None:
     """Train ENTRY, evaluate it on its test split and write the run folder.
 
     With --nproc N (or under 'torchrun --nproc-per-node N -m zoo train ...') N processes
@@ -140,9 +142,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
     world = distributed.from_env()
     if nproc > 1 and world.size > 1:
         raise click.UsageError("--nproc inside torchrun: torchrun already started the processes")
-    overrides = _overrides(sets, config_file)
-    if device:
-        overrides.setdefault("train", {})["device"] = device
+    overrides = _overrides(sets, config_file, device=device or None, cache=False if no_cache else None)
     if nproc > 1:
         run_dir = api.check_train(entry, overrides, out=out, resume=resume, force=force, nproc=nproc)
         verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
@@ -153,8 +153,7 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
                 args += [flag, value]
         for item in sets:
             args += ["--set", item]
-        if force:
-            args.append("--force")
+        args += [flag for flag, on in (("--force", force), ("--no-cache", no_cache)) if on]
         distributed.launch(nproc, args, run_dir, quiet=verbose == 0)
         return
 
@@ -266,7 +265,7 @@ def generate(file: str, prompt: str, max_new_tokens: int, temperature: float, to
 
 
 COMMANDS = (list_cmd, info, train, eval_cmd, export, import_cmd, generate, predict_cmd, serve_cmd, plugins_cmd,
-            new_plugin_cmd)
+            new_plugin_cmd, cache_cmd, prepare_cmd)
 
 
 def build_cli() -> click.Group:

@@ -204,13 +204,14 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     """
     from .device import autocast_dtype, resolve_device
     from .evaluation import evaluate
+    from .prepared.splits import encode_split
 
     dev = resolve_device(device)
     lm = load(path, device=str(dev), task=task)
     source = _dataset(lm.resolved, data_dir, dataset)
     split = split or final_split(source)
     source.check_split(split)
-    encoded = lm.task.encode(source.load(split))
+    encoded = encode_split(lm.resolved, source, lm.task, split)  # prepared once, reused (zoo.prepared)
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch_size or tcfg.batch_size
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)

@@ -81,31 +81,68 @@ def _base_key(resolved: Any, dataset: Any, task: Any, cache: PreparedCache) -> d
     files = [Path(p) for p in dataset.input_files()]
     toks = {k: {"name": s.id, "config": resolved.configs[k]} for k, s in resolved.specs.items()
             if k.startswith("tokenizer.")}
-    return {"files": file_hashes(files, cache.root), "dataset": [resolved.specs["dataset"].id, resolved.configs["dataset"]],
+    return {"files": file_hashes(files, cache.root), "dataset": [resolved.specs["dataset"].id, dataset.config],
             "task": [resolved.specs["task"].id, task.prepare_key(), str(task.prepared_version)],
             "tokenizers": toks, "versions": _versions(resolved)}
 
 
 def prepare_splits(resolved: Any, dataset: Any, task: Any, tokenizer_states: dict[str, Any] | None,
                    splits: Sequence[str], *, cache: bool = True, progress: bool = False) -> dict[str, Any]:
-    """The task's prepared splits (and its tokenizers fitted or restored), through the cache when ``cache``."""
-    store, tmp = (PreparedCache(), None) if cache else (PreparedCache(tempfile.mkdtemp(prefix="zoo-prepare-")), 1)
+    """The task's prepared splits (and its tokenizers fitted or restored), through the cache when ``cache``.
+
+    ``tokenizer_states`` None: the tokenizers are fitted (or restored from the cache); otherwise they already
+    hold the states given. Without ``cache`` everything is prepared in a temporary folder, removed at once.
+    """
+    store = PreparedCache() if cache else PreparedCache(tempfile.mkdtemp(prefix="zoo-prepare-"))
     try:
-        base = _base_key(resolved, dataset, task, store)
-        label = {"entry": resolved.entry, "dataset": resolved.specs["dataset"].id, "task": resolved.specs["task"].id}
-        if tokenizer_states is None:
-            _fit(store, base, label, dataset, task, progress)
-        states = {role: tok.get_state() for role, tok in task.tokenizers.items()}
-        out = {}
-        for split in splits:
-            source = SplitSource(dataset, split, progress=progress)
-            entry = store.get_or_create(fingerprint({**base, "split": split, "states": states}),
-                                        lambda w, s=source: task.prepare_split(s, w), {**label, "split": split})
-            out[split] = task.load_prepared(entry)
-        return out
+        entries = _entries(store, resolved, dataset, task, tokenizer_states is None, splits, progress)
+        return {split: task.load_prepared(entry) for split, entry in entries.items()}
     finally:
-        if tmp is not None:  # mapped arrays stay readable after their files are unlinked
+        if not cache:  # mapped arrays stay readable after their files are unlinked
             shutil.rmtree(store.root, ignore_errors=True)
+
+
+def _entries(store: PreparedCache, resolved: Any, dataset: Any, task: Any, fit: bool, splits: Sequence[str],
+             progress: bool) -> dict[str, Entry]:
+    base = _base_key(resolved, dataset, task, store)
+    label = {"entry": resolved.entry, "dataset": resolved.specs["dataset"].id, "task": resolved.specs["task"].id}
+    if fit:
+        _fit(store, base, label, dataset, task, progress)
+    states = {role: tok.get_state() for role, tok in task.tokenizers.items()}
+    out = {}
+    for split in splits:
+        source = SplitSource(dataset, split, progress=progress)
+        out[split] = store.get_or_create(fingerprint({**base, "split": split, "states": states}),
+                                         lambda w, s=source: task.prepare_split(s, w), {**label, "split": split})
+    return out
+
+
+def encode_split(resolved: Any, dataset: Any, task: Any, split: str) -> Any:
+    """One split for a task whose tokenizers hold their states (``zoo eval``): through the cache when it can."""
+    if not supports_cache(task, dataset):
+        return task.encode(dataset.load(split))
+    tcfg = resolved.configs.get("train")
+    return prepare_splits(resolved, dataset, task, {}, [split], cache=getattr(tcfg, "cache", True))[split]
+
+
+def prepare_entry(entry: str, overrides: dict[str, Any], data_dir: Any = None) -> dict[str, Entry]:
+    """``zoo prepare``: fit ENTRY's tokenizers and prepare every split of its dataset into the cache."""
+    from ..build import make_task, seed
+    from ..data import data_dir as _data_dir
+    from ..errors import ConfigError
+    from ..resolve import resolve_entry
+
+    resolved = resolve_entry(entry, overrides)
+    dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
+    task, _ = make_task(resolved, None)
+    if not supports_cache(task, dataset):
+        raise ConfigError(f"{resolved.entry}: its task ({resolved.specs['task'].id}) or dataset "
+                          f"({resolved.specs['dataset'].id}) does not use the prepared-data cache; there is "
+                          "nothing to prepare ahead: 'zoo train' reads the data itself")
+    seed(resolved.configs["train"].seed)  # as a run does before it fits tokenizers
+    from ..progress import isatty
+
+    return _entries(PreparedCache(), resolved, dataset, task, True, list(dataset.splits), isatty())
 
 
 def _fit(store: PreparedCache, base: dict[str, Any], label: dict[str, Any], dataset: Any, task: Any,
