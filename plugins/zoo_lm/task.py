@@ -35,7 +35,7 @@ from zoo import ConfigError, DataError, ModelContract, Range, Task
 from zoo.prepared.stream import whitespace_cuts
 
 LN2 = math.log(2)
-_BATCH = 16  # chunks of text encoded in one call (the BPE library spreads a batch over the cores)
+_BATCH = 8  # chunks of text encoded in one call (the BPE library spreads a batch over the cores)
 
 
 @dataclass

@@ -124,6 +124,7 @@ class TextFiles(Dataset):
         self._ignored: dict[str, int] = {}  # files in named folders that are no documents
         self._loaded: dict[str, list[str]] = {}
         self._overlap_reported = False
+        self._scanned: dict[Path, int | None] = {}  # characters of each plain-text file streamed (checked once)
 
     def read(self, path: Path) -> str | None:
         """The text of ``path``, or None when it cannot be read and ``on_error`` is skip."""
@@ -218,14 +219,18 @@ class TextFiles(Dataset):
 
     def _scan(self, path: Path) -> int | None:
         """Characters of a plain-text file, every byte checked; None when it cannot be read and on_error is skip."""
+        if path in self._scanned:
+            return self._scanned[path]
         try:
             n = scan(path, self.config.encoding)
         except DataError as exc:
             if self.config.on_error != "skip":
                 raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be read)") from None
             log.warning("skipped %s", exc)
+            self._scanned[path] = None
             return None
         log.info("read %s: %s characters (text, streamed)", path, f"{n:,}")
+        self._scanned[path] = n
         return n
 
     def _check_disjoint(self) -> None:

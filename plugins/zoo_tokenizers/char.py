@@ -17,9 +17,15 @@ class CharTokenizer(VocabTokenizer):
     """
 
     def fit(self, texts: Iterable[str]) -> None:
+        import numpy as np
+
         chars: set[str] = set()
         for text in texts:
-            chars.update(text)
+            try:  # one byte per character: counted in bulk (streamed corpora come as large chunks)
+                counts = np.bincount(np.frombuffer(text.encode("latin-1"), dtype=np.uint8), minlength=256)
+                chars.update(chr(c) for c in np.flatnonzero(counts))
+            except UnicodeEncodeError:
+                chars.update(text)
         if not chars:
             raise DataError("char tokenizer: no text to fit on (the training split is empty or holds only empty texts)")
         self.set_vocab(sorted(chars))
@@ -31,20 +37,22 @@ class CharTokenizer(VocabTokenizer):
         lut = self._table()
         out = []
         for text in texts:
-            cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            ids = np.full(cps.shape, self.unk_id, dtype=np.int64)
-            known = cps < len(lut)
-            ids[known] = lut[cps[known]]
-            out.append(ids)
+            try:  # one byte per character when every one is below 256 (ASCII and Latin-1 text)
+                cps = np.frombuffer(text.encode("latin-1"), dtype=np.uint8)
+            except UnicodeEncodeError:
+                cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            out.append(lut[np.minimum(cps, np.uint32(len(lut) - 1))])
         return out
 
     def _table(self):
-        """code point -> id (<unk> for characters not in the vocabulary), rebuilt when the vocabulary changes."""
+        """code point -> id, rebuilt when the vocabulary changes; the last entry (<unk>) serves every code
+        point beyond the table, and characters never seen are <unk> too."""
         import numpy as np
 
         if getattr(self, "_lut_of", None) is not self.itos:
             chars = [(ord(t), i) for i, t in enumerate(self.itos) if len(t) == 1 and i >= len(self.SPECIALS)]
-            lut = np.full(max((c for c, _ in chars), default=0) + 1, self.unk_id, dtype=np.int64)
+            dtype = np.uint8 if len(self.itos) <= 256 else np.uint16 if len(self.itos) <= 65536 else np.uint32
+            lut = np.full(max((c for c, _ in chars), default=0) + 2, self.unk_id, dtype=dtype)
             for c, i in chars:
                 lut[c] = i
             self._lut, self._lut_of = lut, self.itos

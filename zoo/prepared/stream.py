@@ -23,7 +23,7 @@ from ..errors import DataError
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 22  # read this much of a file at a time
-CUT_CHARS = 1 << 20  # whitespace_cuts hands on chunks of at least this many characters (but the last)
+CUT_CHARS = 1 << 18  # whitespace_cuts hands on chunks of at least this many characters (but the last)
 MAX_UNCUT = 1 << 26  # text without a cut point is handed on whole once it is this long (a warning says so)
 
 
@@ -56,7 +56,7 @@ def read_chunks(path: str | Path, encoding: str = "utf-8", *, progress: Callable
     """
     path = Path(path)
     decoder = codecs.getincrementaldecoder(encoding)()
-    offset, lines, empty = 0, 0, True
+    offset, empty = 0, True
     with _open(path) as fh:
         while True:
             try:
@@ -67,7 +67,7 @@ def read_chunks(path: str | Path, encoding: str = "utf-8", *, progress: Callable
             try:
                 text = decoder.decode(data, final=final)
             except UnicodeDecodeError as exc:
-                raise _decode_error(path, encoding, exc, data, offset, lines) from exc
+                raise _decode_error(path, encoding, exc, data, offset) from exc
             if progress is not None and data:
                 progress(len(data))
             if text:
@@ -76,20 +76,31 @@ def read_chunks(path: str | Path, encoding: str = "utf-8", *, progress: Callable
             if final:
                 break
             offset += len(data)
-            lines += data.count(b"\n")
     if empty:
         raise DataError(f"{path}: the file is empty; remove it from the list or give it some text")
 
 
-def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, offset: int,
-                  lines: int) -> DataError:
-    held = len(exc.object) - len(data)  # bytes of the previous chunk the decoder held back (no newline in them)
+def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError, data: bytes, offset: int) -> DataError:
+    held = len(exc.object) - len(data)  # bytes of the previous chunk the decoder held back
     at = offset - held + exc.start
-    line = lines + exc.object.count(b"\n", held, max(exc.start, held)) + 1
+    line = _newlines_before(path, at) + 1
     bad = exc.object[exc.start]
     return DataError(f"{path}: not valid {encoding}: byte {bad:#04x} at byte offset {at} (line {line}) "
                      f"({exc.reason}); convert the file to {encoding} (e.g. 'iconv -f latin1 -t {encoding}'), "
                      "or set dataset.encoding to the encoding it is written in")
+
+
+def _newlines_before(path: Path, end: int) -> int:
+    """Newlines in the first ``end`` bytes of ``path`` (counted only when an error needs a line number)."""
+    n = 0
+    with _open(path) as fh:
+        while end > 0:
+            data = fh.read(min(CHUNK_BYTES, end))
+            if not data:
+                break
+            n += data.count(b"\n")
+            end -= len(data)
+    return n
 
 
 def count_chars(path: str | Path, encoding: str = "utf-8") -> int:
