@@ -6,7 +6,8 @@ prepared-data cache:
 1. ``zoo prepare`` the corpus (a process of its own): preparation MB/s (file hashing included);
 2. a first ``zoo train`` (tiny model, a few steps) that finds the cache prepared: peak RSS of the process;
 3. a second run with the same settings: seconds from the start of ``zoo.train`` to the first training
-   step (data ready + model construction), and its peak RSS.
+   step (torch's import, data ready, model construction), of which the data (``build``: dataset,
+   tokenizers, splits from the cache), and its peak RSS.
 
 The corpus is tiny-shakespeare repeated, each copy perturbed (its lines in another seeded order, a
 few words upper-cased), so that BPE sees varied text. Writes ``results/data_scale.json`` and
@@ -54,11 +55,19 @@ def timed(self, model, batch):
         first.append(time.perf_counter())
     return loss(self, model, batch)
 LMTask.loss = timed
+import zoo.run
+build, spent = zoo.run.build, []
+def build_timed(*a, **k):
+    t = time.perf_counter()
+    out = build(*a, **k)
+    spent.append(time.perf_counter() - t)
+    return out
+zoo.run.build = build_timed
 start = time.perf_counter()
 args = sys.argv[3:]
 sets = config.parse_sets([args[i + 1] for i in range(0, len(args), 2)])
 zoo.train(sys.argv[1], sets, out=sys.argv[2], force=True)
-print(json.dumps({"first_step_s": first[0] - start, "imports_s": start - t0,
+print(json.dumps({"first_step_s": first[0] - start, "imports_s": start - t0, "data_ready_s": spent[0],
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -114,7 +123,8 @@ def measure(tok: str, mb: int, corpus: Path, work: Path) -> dict:
             "prepare_peak_rss_mb": round(prep_rss),
             "first_run_peak_rss_mb": round(runs[0]["peak_rss_mb"]),
             "second_run_peak_rss_mb": round(runs[1]["peak_rss_mb"]),
-            "second_run_first_step_s": round(runs[1]["first_step_s"], 2)}
+            "second_run_first_step_s": round(runs[1]["first_step_s"], 2),
+            "second_run_data_ready_s": round(runs[1]["data_ready_s"], 2)}
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -160,7 +170,7 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
             corpus.unlink()
     cols = ["tokenizer", "size_mb", "prepare_s", "prepare_mb_s", "prepare_peak_rss_mb", "first_run_peak_rss_mb", "second_run_peak_rss_mb",
-            "second_run_first_step_s"]
+            "second_run_first_step_s", "second_run_data_ready_s"]
     print(table(rows, cols))
     RESULTS.mkdir(parents=True, exist_ok=True)
     plot(rows, RESULTS / "data_scale.png")

@@ -318,3 +318,21 @@ def test_ddp_ranks_share_one_prepared_split(corpus, tmp_path):
     assert len(entries()) == 3  # two ranks, one set of entries: the second waited on the lock and read them
     assert all(cache().get(k) is not None for k in entries())
     assert (tmp_path / "two" / "model.safetensors").is_file()
+
+
+# --- the validation-overlap check on streamed text -----------------------------------------------
+
+@pytest.mark.parametrize("budget", [None, 2000])
+def test_streamed_validation_copied_from_training_is_reported(tmp_path, caplog, monkeypatch, budget):
+    import zoo_text.overlap
+
+    if budget is not None:  # a small sample budget: the estimate from samples of both splits
+        monkeypatch.setattr(zoo_text.overlap, "SAMPLE_BYTES", budget)
+    words = " ".join(f"word{i % 997} other{i % 13}" for i in range(20000))
+    train, val = tmp_path / "train.txt", tmp_path / "val.txt"
+    train.write_text(words, encoding="utf-8")
+    val.write_text(words[:20000], encoding="utf-8")
+    built([train], dataset={"val_files": [str(val)]})
+    warning = [r.getMessage() for r in caplog.records if "also occur in the training text" in r.getMessage()]
+    assert warning and "validation loss will look better" in warning[0]
+    assert ("estimated from samples" in warning[0]) == (budget is not None)

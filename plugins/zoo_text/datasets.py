@@ -21,7 +21,7 @@ from zoo.prepared.stream import TextStream, head, read_chunks, tail
 
 from .documents import MissingExtra, expand, extract
 from .streaming import scan, streamable
-from .overlap import WARN_ABOVE, overlap
+from .overlap import WARN_ABOVE, overlap, streamed_overlap
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +184,36 @@ class TextFiles(Dataset):
         cfg = self.config
         if cfg.val_files:
             self._check_disjoint()
-            key, part = ("files" if split == "train" else "val_files"), None
-        else:
-            key, part = "files", ("head" if split == "train" else "tail")
-        paths = self.paths(key)
+        key, paths, part = self._split_source(split)
         share = 1.0 if part is None else (1.0 - cfg.val_fraction if part == "head" else cfg.val_fraction)
         total = int(sum(p.stat().st_size for p in paths) * share)
+        if split == "val":
+            self._report_streamed_overlap()
         return TextStream(self._documents(key, paths, part), total)
+
+    def _report_streamed_overlap(self) -> None:
+        """:meth:`_report_overlap` for streamed splits, from samples of both (bounded memory)."""
+        if self._overlap_reported:
+            return
+        self._overlap_reported = True
+        sizes = {}
+        for split in ("train", "val"):
+            key = "files" if split == "train" or not self.config.val_files else "val_files"
+            sizes[split] = sum(p.stat().st_size for p in self.paths(key))
+        train, val = (self._documents(*self._split_source(s)) for s in ("train", "val"))
+        found, estimate = streamed_overlap(train, val, sizes["train"], sizes["val"])
+        what = found.describe() + (" (estimated from samples of both splits: a lower bound)" if estimate else "")
+        if found.fraction is not None and found.fraction > WARN_ABOVE:
+            log.warning("%s: the validation loss will look better than on unseen text; hold out documents that "
+                        "share nothing with the training ones (dataset.val_files)", what)
+        else:
+            log.info("%s", what)
+
+    def _split_source(self, split: str) -> tuple[str, list[Path], str | None]:
+        if self.config.val_files:
+            key = "files" if split == "train" else "val_files"
+            return key, self.paths(key), None
+        return "files", self.paths("files"), ("head" if split == "train" else "tail")
 
     def _documents(self, key: str, paths: list[Path], part: str | None) -> Iterator[Iterator[str]]:
         cfg, kept = self.config, 0
