@@ -95,6 +95,23 @@ def test_bpe_and_char_encode_chunks_exactly_as_the_whole_text():
     assert [int(i) for i in char.encode_batch(["xyz\u0100"])[0]] == char.encode("xyz\u0100")  # unseen: <unk>
 
 
+def test_bpe_chunks_equal_the_whole_text_on_random_text_with_odd_whitespace():
+    import random
+
+    from zoo_tokenizers.bpe import BPEConfig, BPETokenizer
+
+    pool = list("ab cd\n\t\r 12'sllve.,!?") + ["\x1c", "\x1f", "\u00a0", "\u2028", "\x0b", "\x0c", "\u0085",
+                                                 "\u3000", "é", "🙂", "  ", "\n\n", "'s", "'ll"]
+    rng = random.Random(0)
+    tok = BPETokenizer(BPEConfig(vocab_size=320))
+    tok.fit(["".join(rng.choice(pool) for _ in range(20000))])
+    for _ in range(100):
+        text = "".join(rng.choice(pool) for _ in range(2000))
+        pieces = list(whitespace_cuts([text[i:i + 37] for i in range(0, len(text), 37)], min_chars=rng.randint(5, 200)))
+        assert "".join(pieces) == text and len(pieces) > 3
+        assert [i for ids in tok.encode_batch(pieces) for i in ids] == tok.encode(text)
+
+
 @pytest.mark.parametrize("entry, dtype", [("text-gpt", np.uint8), ("gpt-lm", np.uint16)])
 def test_prepared_stream_is_a_memory_map_of_the_smallest_dtype_equal_to_encoding_in_memory(corpus, entry, dtype):
     more = {"dataset": {"name": "text:text", "files": [str(corpus)]}, "tokenizer": {"vocab_size": 300}} \
