@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import gzip
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,20 @@ def whitespace_cuts(pieces: Iterable[str], min_chars: int = CUT_CHARS) -> Iterat
         buf, size = ([rest], len(rest)) if rest else ([], 0)
     if buf:
         yield "".join(buf)
+
+
+_CUT = re.compile(r"(?<=\S)\s")  # a cut point: whitespace after a non-space character (as str.isspace says)
+
+
+def split_text(text: str, size: int) -> Iterator[str]:
+    """``text`` in pieces of about ``size`` characters, each cut at the first cut point past ``size``
+    (see :func:`whitespace_cuts`): encoded one by one they give the ids of the whole text."""
+    start, n = 0, len(text)
+    while start < n:
+        found = _CUT.search(text, start + size) if start + size < n else None
+        end = found.start() if found else n
+        yield text[start:end]
+        start = end
 
 
 @contextlib.contextmanager
