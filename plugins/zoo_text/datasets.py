@@ -124,6 +124,7 @@ class TextFiles(Dataset):
         self._ignored: dict[str, int] = {}  # files in named folders that are no documents
         self._loaded: dict[str, list[str]] = {}
         self._overlap_reported = False
+        self._streamed: set[str] = set()
         self._scanned: dict[Path, int | None] = {}  # characters of each plain-text file streamed (checked once)
 
     def read(self, path: Path) -> str | None:
@@ -187,8 +188,9 @@ class TextFiles(Dataset):
         key, paths, part = self._split_source(split)
         share = 1.0 if part is None else (1.0 - cfg.val_fraction if part == "head" else cfg.val_fraction)
         total = int(sum(p.stat().st_size for p in paths) * share)
-        if split == "val":
+        if split == "val" and "train" in self._streamed:  # as load() does once both splits are read
             self._report_streamed_overlap()
+        self._streamed.add(split)
         return TextStream(self._documents(key, paths, part), total)
 
     def _report_streamed_overlap(self) -> None:
