@@ -353,3 +353,23 @@ def test_streamed_validation_copied_from_training_is_reported(tmp_path, caplog, 
     warning = [r.getMessage() for r in caplog.records if "also occur in the training text" in r.getMessage()]
     assert warning and "validation loss will look better" in warning[0]
     assert ("estimated from samples" in warning[0]) == (budget is not None)
+
+
+# --- classification: tokenised reviews, vocabulary and labels prepared once ----------------------
+
+def test_imdb_is_prepared_once_and_reads_back_as_encoded(data_dir_or_skip):
+    import torch
+
+    resolved = zoo.resolve_entry("imdb-rnn", {"dataset": {"limit": 120}})
+    first = build_run(resolved, None, None, ("train", "test"))
+    prepared = entries()
+    assert len(prepared) == 3  # tokenizers, train, test
+    api.reset()
+    again = build_run(zoo.resolve_entry("imdb-rnn", {"dataset": {"limit": 120}}), None, None, ("train", "test"))
+    assert entries() == prepared
+    assert again.tokenizers["text"].get_state() == first.tokenizers["text"].get_state()
+    direct = again.task.encode(again.dataset.load("train"))
+    got = again.splits["train"]
+    assert len(got["ids"]) == len(direct["ids"]) == 120
+    assert all(torch.equal(a, b) for a, b in zip(got["ids"], direct["ids"]))
+    assert torch.equal(got["labels"], direct["labels"]) and got["keys"] == direct["keys"]
