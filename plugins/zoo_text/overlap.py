@@ -61,9 +61,12 @@ def overlap(train: list[str], val: list[str], n: int = N) -> Overlap:
     """The share of the word ``n``-grams of ``val`` that occur anywhere in ``train``."""
     import numpy as np
 
-    seen_in_train = np.unique(ngram_hashes(train, n))
+    seen_in_train = np.sort(ngram_hashes(train, n))
     val_hashes = ngram_hashes(val, n)
-    return Overlap(n, int(val_hashes.size), int(np.isin(val_hashes, seen_in_train).sum()))
+    if not seen_in_train.size:
+        return Overlap(n, int(val_hashes.size), 0)
+    at = np.minimum(np.searchsorted(seen_in_train, val_hashes), seen_in_train.size - 1)
+    return Overlap(n, int(val_hashes.size), int((seen_in_train[at] == val_hashes).sum()))
 
 
 SAMPLE_BYTES = 16 << 20  # a streamed check reads at most about this much text of each split

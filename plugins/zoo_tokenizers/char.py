@@ -41,7 +41,8 @@ class CharTokenizer(VocabTokenizer):
                 cps = np.frombuffer(text.encode("latin-1"), dtype=np.uint8)
             except UnicodeEncodeError:
                 cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-            out.append(lut[np.minimum(cps, np.uint32(len(lut) - 1))])
+            inside = cps.dtype == np.uint8 and len(lut) > 255  # every byte value indexes the table
+            out.append(lut[cps] if inside else lut[np.minimum(cps, np.uint32(len(lut) - 1))])
         return out
 
     def _table(self):

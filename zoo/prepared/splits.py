@@ -48,7 +48,7 @@ class SplitSource:
             stream = TextStream(([ex[field]] for ex in self.examples()), None)
         with byte_progress(stream.total_bytes, f"preparing {self.split}", self.show_progress) as advance:
             for doc in stream.documents:
-                yield _counted(doc, advance)
+                yield _counted(doc, advance) if self.show_progress else iter(doc)
 
 
 def _counted(chunks: Any, advance: Any) -> Iterator[str]:
