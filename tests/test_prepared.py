@@ -373,3 +373,22 @@ def test_imdb_is_prepared_once_and_reads_back_as_encoded(data_dir_or_skip):
     assert len(got["ids"]) == len(direct["ids"]) == 120
     assert all(torch.equal(a, b) for a, b in zip(got["ids"], direct["ids"]))
     assert torch.equal(got["labels"], direct["labels"]) and got["keys"] == direct["keys"]
+
+
+def test_gensim_vectors_are_trained_once_per_corpus_and_settings():
+    import torch
+
+    from zoo.prepared.vectors import enabled
+
+    sentences = [["the", "film", "was", "good"], ["the", "plot", "was", "bad"], ["good", "acting"]] * 20
+    first = zoo.train_vectors(sentences, 8, epochs=2)
+    assert len(entries()) == 1
+    again = zoo.train_vectors(sentences, 8, epochs=2)
+    assert "from the prepared-data cache" in again.source and "cache" not in first.source
+    assert again.words == first.words and torch.equal(again.matrix, first.matrix)
+    zoo.train_vectors(sentences, 8, epochs=3)  # another setting: trained again
+    zoo.train_vectors(sentences[:-1], 8, epochs=2)  # another corpus: trained again
+    assert len(entries()) == 3
+    with enabled(False):  # train.cache=false
+        fresh = zoo.train_vectors(sentences, 8, epochs=2)
+    assert "cache" not in fresh.source and torch.equal(fresh.matrix, first.matrix) and len(entries()) == 3

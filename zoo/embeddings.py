@@ -67,9 +67,19 @@ def train_vectors(
     classes = {"word2vec": Word2Vec, "fasttext": FastText}
     if kind not in classes:
         raise ConfigError(f"vectors kind must be one of {sorted(classes)}, got {kind!r}")
-    model = classes[kind](
-        sentences=corpus, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
-        seed=seed, workers=1, sg=int(sg),
+    from .prepared.vectors import cached_vectors
+
+    settings = {"kind": kind, "dim": dim, "window": window, "min_count": min_count, "epochs": epochs, "seed": seed,
+                "sg": bool(sg)}
+    return cached_vectors(corpus, settings, lambda: _train(classes[kind], corpus, settings))
+
+
+def _train(cls: type, corpus: list[list[str]], settings: dict) -> Vectors:
+    """Train gensim's ``cls`` on ``corpus`` (one worker: the same corpus gives the same vectors)."""
+    kind, dim = settings["kind"], settings["dim"]
+    model = cls(
+        sentences=corpus, vector_size=dim, window=settings["window"], min_count=settings["min_count"],
+        epochs=settings["epochs"], seed=settings["seed"], workers=1, sg=int(settings["sg"]),
     )
     kv = model.wv
     words = list(kv.index_to_key)

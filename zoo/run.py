@@ -183,6 +183,7 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     """The built pieces, the model and its Trainer (restored from the checkpoint on resume; writing
     into ``write_dir``), and the extra files the task wants in the run folder; nothing is written."""
     from .limits import check_model_fits
+    from .prepared import vectors as prepared_vectors
     from .trainer import Trainer
 
     resolved, run_dir = plan.resolved, plan.run_dir
@@ -193,7 +194,8 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     seed(tcfg.seed)
     check_model_fits(resolved.cls("model"), resolved.configs["model"], built.task.model_sizes())
     model = make_model(resolved, built.task.model_sizes())
-    run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
+    with prepared_vectors.enabled(tcfg.cache):  # gensim vectors trained once per corpus and settings
+        run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch)
     if plan.resume:
         _restore(trainer, run_dir / CHECKPOINT)
