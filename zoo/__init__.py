@@ -48,6 +48,7 @@ from .errors import (  # noqa: E402
 from .files import data_dir, download, local_path, sha256_file, verify  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .interfaces import Dataset, ModelContract, Source, Task, Tokenizer, VocabTokenizer  # noqa: E402
+from .prepared.stream import TextStream, read_chunks, split_text, whitespace_cuts  # noqa: E402
 from .metrics import class_counts, class_scores, confusion_matrix, macro_f1, precision_recall_f1  # noqa: E402
 from .vocab import LabelTokenizer, by_frequency  # noqa: E402
 
@@ -60,6 +61,8 @@ __all__ = [
     "Range", "SEED", "build_config", "merge_config", "parse_sets", "load_toml", "dumps_toml",
     # files: reading, a user's own files, official files downloaded and verified, atomic writes
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
+    # text in chunks, for preparing large corpora (zoo.prepared)
+    "TextStream", "read_chunks", "whitespace_cuts", "split_text",
     # vocabularies, padding, metrics, mixed-precision helpers for models
     "by_frequency", "pad_rows", "precision_recall_f1", "confusion_matrix", "class_counts", "class_scores",
     "macro_f1", "attention", "float32_linear",

@@ -31,8 +31,7 @@ from typing import Annotated, Any, Literal
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, ModelContract, Range, Task
-from zoo.prepared.stream import whitespace_cuts
+from zoo import ConfigError, DataError, ModelContract, Range, Task, whitespace_cuts
 
 LN2 = math.log(2)
 _BATCH = 8  # chunks of text encoded in one call (the BPE library spreads a batch over the cores)

@@ -15,12 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from zoo import DataError, Dataset, Range, Source, read_text
-
-from zoo.prepared.stream import TextStream, head, read_chunks, tail
+from zoo import DataError, Dataset, Range, Source, TextStream, read_chunks, read_text
 
 from .documents import MissingExtra, expand, extract
-from .streaming import scan, streamable
+from .streaming import head, scan, streamable, tail
 from .overlap import WARN_ABOVE, overlap, streamed_overlap
 
 log = logging.getLogger(__name__)

@@ -75,7 +75,7 @@ SAMPLE_BYTES = 16 << 20  # a streamed check reads at most about this much text o
 def sampled(documents, total_bytes: int | None, budget: int = SAMPLE_BYTES):
     """The texts of evenly spaced chunks of ``documents`` (each an iterable of chunks cut at whitespace), about
     ``budget`` bytes of the ``total_bytes``; every chunk when the documents hold no more than that."""
-    from zoo.prepared.stream import whitespace_cuts
+    from zoo import whitespace_cuts
 
     every = max(1, -(-(total_bytes or 0) // budget))
     i = 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from zoo.prepared.stream import read_chunks
+from zoo import read_chunks
 
 from .documents import HTML_SUFFIXES, UnreadableFile
 
@@ -24,3 +25,22 @@ def scan(path: Path, encoding: str) -> int:
     if not text:
         raise UnreadableFile(path, "no text in it (only whitespace or markup)")
     return n
+
+
+def head(chunks: Iterable[str], n: int) -> Iterator[str]:
+    """The first ``n`` characters of ``chunks``."""
+    for chunk in chunks:
+        if n <= 0:
+            return
+        yield chunk[:n]
+        n -= len(chunk)
+
+
+def tail(chunks: Iterable[str], n: int) -> Iterator[str]:
+    """The characters of ``chunks`` after the first ``n``."""
+    for chunk in chunks:
+        if n >= len(chunk):
+            n -= len(chunk)
+            continue
+        yield chunk[n:]
+        n = 0

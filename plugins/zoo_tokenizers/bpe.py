@@ -21,8 +21,7 @@ from typing import Annotated, Any
 import tokenizers as hf
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from zoo import DataError, Range, Tokenizer, ZooError
-from zoo.prepared.stream import split_text
+from zoo import DataError, Range, Tokenizer, ZooError, split_text
 
 log = logging.getLogger(__name__)
 

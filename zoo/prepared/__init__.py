@@ -9,7 +9,7 @@ A task opts in by implementing :meth:`zoo.Task.prepare_split` and :meth:`zoo.Tas
 """
 
 from .store import ArrayWriter, Entry, PreparedCache, cache_root
-from .stream import TextStream, head, read_chunks, tail, whitespace_cuts
+from .stream import TextStream, read_chunks, split_text, whitespace_cuts
 
-__all__ = ["ArrayWriter", "Entry", "PreparedCache", "TextStream", "cache_root", "head", "read_chunks", "tail",
+__all__ = ["ArrayWriter", "Entry", "PreparedCache", "TextStream", "cache_root", "read_chunks", "split_text",
            "whitespace_cuts"]

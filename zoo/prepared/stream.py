@@ -109,25 +109,6 @@ def count_chars(path: str | Path, encoding: str = "utf-8") -> int:
     return sum(len(chunk) for chunk in read_chunks(path, encoding))
 
 
-def head(chunks: Iterable[str], n: int) -> Iterator[str]:
-    """The first ``n`` characters of ``chunks``."""
-    for chunk in chunks:
-        if n <= 0:
-            return
-        yield chunk[:n]
-        n -= len(chunk)
-
-
-def tail(chunks: Iterable[str], n: int) -> Iterator[str]:
-    """The characters of ``chunks`` after the first ``n``."""
-    for chunk in chunks:
-        if n >= len(chunk):
-            n -= len(chunk)
-            continue
-        yield chunk[n:]
-        n = 0
-
-
 def _cut(text: str) -> int:
     """The last index i > 0 with text[i] whitespace and text[i-1] not; 0 when there is none."""
     i = len(text) - 1
