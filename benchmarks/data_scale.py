@@ -149,6 +149,7 @@ def plot(rows: list[dict], path: Path) -> None:
                   label=f"{tok}: second run, to first step")
         ax_m.plot(sizes, [r["second_run_peak_rss_mb"] for r in mine], marker="o", label=f"{tok}: cached run")
         ax_m.plot(sizes, [r["first_run_peak_rss_mb"] for r in mine], marker="s", ls="--", label=f"{tok}: first run")
+        ax_m.plot(sizes, [r["prepare_peak_rss_mb"] for r in mine], marker="^", ls=":", label=f"{tok}: preparing")
     for ax, ylabel in ((ax_t, "seconds"), (ax_m, "peak RSS (MB)")):
         ax.set_xscale("log")
         ax.set_xlabel("corpus (MB of text)")
