@@ -175,7 +175,8 @@ def main() -> None:
                 rows.append(measure(tok, mb, corpus, Path(work)))
                 print(json.dumps(rows[-1]), flush=True)
             corpus.unlink()
-    cols = ["tokenizer", "size_mb", "prepare_s", "prepare_mb_s", "prepare_core_mb_s", "prepare_peak_rss_mb", "first_run_peak_rss_mb", "second_run_peak_rss_mb",
+    cols = ["tokenizer", "size_mb", "prepare_s", "prepare_mb_s", "prepare_core_mb_s", "prepare_peak_rss_mb",
+            "first_run_peak_rss_mb", "second_run_peak_rss_mb",
             "second_run_first_step_s", "second_run_data_ready_s"]
     print(table(rows, cols))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -236,7 +236,8 @@ class TextFiles(Dataset):
                 kept += 1
                 yield head(chunks(), cut)
         if not kept:
-            raise DataError(f"dataset.{key}: no text for the {'val' if part == 'tail' or key == 'val_files' else 'train'} "
+            split = "val" if part == "tail" or key == "val_files" else "train"
+            raise DataError(f"dataset.{key}: no text for the {split} "
                             "split (every file unreadable and skipped, or too short for val_fraction); see the "
                             "warnings above")
 
@@ -248,7 +249,8 @@ class TextFiles(Dataset):
             n = scan(path, self.config.encoding)
         except DataError as exc:
             if self.config.on_error != "skip":
-                raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be read)") from None
+                raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be "
+                                "read)") from None
             log.warning("skipped %s", exc)
             self._scanned[path] = None
             return None
