@@ -392,3 +392,13 @@ def test_gensim_vectors_are_trained_once_per_corpus_and_settings():
     with enabled(False):  # train.cache=false
         fresh = zoo.train_vectors(sentences, 8, epochs=2)
     assert "cache" not in fresh.source and torch.equal(fresh.matrix, first.matrix) and len(entries()) == 3
+
+
+def test_zoo_eval_reads_the_split_the_run_prepared(corpus, tmp_path):
+    run = zoo.train("text-gpt", tiny([corpus]), out=tmp_path / "run").run_dir
+    prepared = entries()
+    api.reset()
+    metrics = zoo.evaluate(run, "val")
+    assert entries() == prepared  # the run's tokenizer states and data: the same key, nothing prepared
+    val = json.loads((run / "metrics.json").read_text())["val"]
+    assert metrics["loss"] == pytest.approx(val["loss"], rel=1e-6)
