@@ -402,3 +402,13 @@ def test_zoo_eval_reads_the_split_the_run_prepared(corpus, tmp_path):
     assert entries() == prepared  # the run's tokenizer states and data: the same key, nothing prepared
     val = json.loads((run / "metrics.json").read_text())["val"]
     assert metrics["loss"] == pytest.approx(val["loss"], rel=1e-6)
+
+
+def test_cache_ls_and_prune_handle_an_entry_without_its_manifest(cli, corpus):
+    built([corpus])
+    entry = next(e for e in cache().entries() if e.manifest["label"]["split"] == "val")
+    (entry.folder / MANIFEST).unlink()  # e.g. a folder copied by hand, or a disk that lost it
+    listing = cli("cache", "ls")
+    assert listing.exit_code == 0 and "(incomplete or damaged)" in listing.output
+    assert cli("cache", "prune").exit_code == 0  # removed: it could never be trusted
+    assert not entry.folder.exists() and len(entries()) == 2

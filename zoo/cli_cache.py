@@ -62,7 +62,8 @@ def cache_ls() -> None:
         size, label = e.size, e.manifest.get("label", {})
         total += size
         what = " ".join(str(label.get(k, "")) for k in ("entry", "split")).strip() or "(incomplete or damaged)"
-        click.echo(f"{e.key[:12]:<12}  {_size(size):>9}  {_ago(e.last_use):<12}  {what}  [{label.get('dataset', '')}]")
+        used = _ago(e.last_use) if e.manifest else "-"
+        click.echo(f"{e.key[:12]:<12}  {_size(size):>9}  {used:<12}  {what}  [{label.get('dataset', '')}]")
     click.echo(f"{len(entries)} entries, {_size(total)} in {cache.root}")
 
 

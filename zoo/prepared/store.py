@@ -130,7 +130,11 @@ class Entry:
 
     @property
     def last_use(self) -> float:
-        return (self.folder / MANIFEST).stat().st_mtime
+        """When a run last read the entry (the manifest's mtime); 0 when it has no manifest."""
+        try:
+            return (self.folder / MANIFEST).stat().st_mtime
+        except OSError:
+            return 0.0
 
 
 class PreparedCache:
@@ -258,7 +262,7 @@ class PreparedCache:
             except (OSError, ValueError):
                 manifest = {}
             found.append(Entry(folder.name, folder, manifest if isinstance(manifest, dict) else {}))
-        return sorted(found, key=_last_use, reverse=True)
+        return sorted(found, key=lambda e: e.last_use, reverse=True)
 
     def remove(self, entry: Entry) -> bool:
         """Remove ``entry`` unless a process is preparing it right now; whether it was removed."""
@@ -278,9 +282,3 @@ class PreparedCache:
                     out.append(tmp)
         return out
 
-
-def _last_use(entry: Entry) -> float:
-    try:
-        return entry.last_use
-    except OSError:
-        return 0.0
