@@ -185,6 +185,7 @@ def test_runs_with_and_without_the_cache_train_identical_weights(corpus, tmp_pat
         api.reset()
         runs[name] = zoo.train(entry, zoo.config.merge(cfg, extra), out=tmp_path / name).run_dir
     assert len(entries()) == 3  # the run without the cache kept nothing
+    assert not list(cache().root.glob(".nocache-*"))  # its scratch folder is gone too
     weights = {k: load_file(str(d / "model.safetensors")) for k, d in runs.items()}
     losses = {k: [json.loads(line)["train_loss"] for line in (d / "metrics.jsonl").read_text().splitlines()]
               for k, d in runs.items()}
@@ -412,3 +413,13 @@ def test_cache_ls_and_prune_handle_an_entry_without_its_manifest(cli, corpus):
     assert listing.exit_code == 0 and "(incomplete or damaged)" in listing.output
     assert cli("cache", "prune").exit_code == 0  # removed: it could never be trusted
     assert not entry.folder.exists() and len(entries()) == 2
+
+
+def test_prune_removes_scratch_folders_of_processes_that_are_gone(cli, corpus):
+    built([corpus])
+    dead = cache().root / ".nocache-999999999-x"
+    dead.mkdir()
+    live = cache().root / f".nocache-{os.getpid()}-y"
+    live.mkdir()
+    assert cli("cache", "prune").exit_code == 0
+    assert not dead.exists() and live.exists() and len(entries()) == 3

@@ -14,6 +14,7 @@ that is removed as soon as its arrays are mapped: the numbers are the same, noth
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -93,13 +94,25 @@ def prepare_splits(resolved: Any, dataset: Any, task: Any, tokenizer_states: dic
     ``tokenizer_states`` None: the tokenizers are fitted (or restored from the cache); otherwise they already
     hold the states given. Without ``cache`` everything is prepared in a temporary folder, removed at once.
     """
-    store = PreparedCache() if cache else PreparedCache(tempfile.mkdtemp(prefix="zoo-prepare-"))
+    store = PreparedCache() if cache else PreparedCache(_scratch())
     try:
         entries = _entries(store, resolved, dataset, task, tokenizer_states is None, splits, progress)
         return {split: task.load_prepared(entry) for split, entry in entries.items()}
     finally:
         if not cache:  # mapped arrays stay readable after their files are unlinked
             shutil.rmtree(store.root, ignore_errors=True)
+
+
+def _scratch() -> str:
+    """A folder for a preparation kept nowhere (``train.cache=false``): beside the cache (on disk, where large
+    data is expected; ``/tmp`` is often memory), else the system's temporary folder."""
+    from .store import SCRATCH, cache_root
+
+    try:
+        cache_root().mkdir(parents=True, exist_ok=True)
+        return tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-", dir=cache_root())
+    except OSError:
+        return tempfile.mkdtemp(prefix="zoo-prepare-")
 
 
 def _entries(store: PreparedCache, resolved: Any, dataset: Any, task: Any, fit: bool, splits: Sequence[str],

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT = 1  # the layout of an entry; an entry of another format is prepared again
 _TMP = ".tmp-"  # prefix of a folder being written: KEY-PID-RANDOM follows
+SCRATCH = ".nocache-"  # prefix of the folder of a preparation kept nowhere (train.cache=false): PID-RANDOM follows
 _CHUNK = 1 << 22
 
 
@@ -273,8 +274,8 @@ class PreparedCache:
             return True
 
     def stale_temporaries(self) -> list[Path]:
-        """Folders that killed preparations left (their key's lock is free)."""
-        out = []
+        """Folders that killed preparations left (their key's lock is free, or their process is gone)."""
+        out = [p for p in self.root.glob(f"{SCRATCH}*") if not _alive(p.name[len(SCRATCH):].split("-")[0])]
         for tmp in self.root.glob(f"{_TMP}*") if self.root.is_dir() else ():
             key = tmp.name[len(_TMP):].rsplit("-", 2)[0]
             with self.lock(key, wait=False) as held:
@@ -282,3 +283,12 @@ class PreparedCache:
                     out.append(tmp)
         return out
 
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
