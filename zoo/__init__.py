@@ -72,6 +72,7 @@ from zoo.sdk.metrics import (
 from zoo.sdk.task import ModelContract, Task
 from zoo.sdk.tokenizer import Tokenizer, VocabTokenizer
 from zoo.sdk.vocab import LabelTokenizer, by_frequency
+from zoo.sdk.stream import TextStream, read_chunks, split_text, whitespace_cuts
 
 __all__ = [
     "__version__",
@@ -83,6 +84,8 @@ __all__ = [
     "dumps_toml",
     # files: reading, a user's own files, official files downloaded and verified, atomic writes
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
+    # text in chunks, for preparing large corpora (zoo.sdk.prepared, zoo.training.prepare)
+    "TextStream", "read_chunks", "whitespace_cuts", "split_text",
     # vocabularies, padding, metrics, mixed-precision helpers for models
     "by_frequency", "pad_rows", "precision_recall_f1", "confusion_matrix", "class_counts", "class_scores",
     "macro_f1", "attention", "float32_linear",

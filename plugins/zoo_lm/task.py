@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from zoo import ConfigError, DataError, ModelContract, Range, Task
+from zoo import ConfigError, DataError, ModelContract, Range, Task, whitespace_cuts
 
 LN2 = math.log(2)
+_BATCH = 8  # chunks of text encoded in one call (the BPE library spreads a batch over the cores)
 
 
 @dataclass
@@ -85,26 +86,75 @@ class LMTask(Task):
         return {"vocab_size": self.tokenizers["text"].vocab_size, "block_size": self.config.block_size}
 
     def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        """The split's token ids; bits per byte count the bytes of its text (without the gaps between units)."""
+        """The split's token ids (a numpy array of the smallest unsigned dtype that holds the vocabulary);
+        bits per byte count the bytes of its text (without the gaps between units)."""
+        import numpy as np
+
+        pieces = list(self._token_pieces([ex["text"]] for ex in examples))
+        ids = np.concatenate([np.asarray(p, dtype=self._dtype()) for p, _ in pieces] or [np.zeros(0, self._dtype())])
+        return self._encoded(ids, sum(n for _, n in pieces))
+
+    # -- the prepared-data cache: the token stream as a memory-mapped array ---------------------------------
+    prepared_version = "1"
+
+    def prepare_key(self) -> dict[str, Any]:
+        return {"separator": self.config.separator, "boundaries": self.config.boundaries}  # not block_size
+
+    def fit_tokenizers_from(self, source: Any) -> None:
+        """Fit on the train split's documents streamed in chunks (never a whole file in memory)."""
+        self.tokenizers["text"].fit(chunk for doc in source.documents() for chunk in whitespace_cuts(doc))
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        n_tokens, n_bytes, dtype = 0, 0, self._dtype()
+        for ids, nb in self._token_pieces(source.documents()):
+            out.append("ids", ids, dtype)
+            n_tokens, n_bytes = n_tokens + len(ids), n_bytes + nb
+        if n_tokens == 0:
+            out.append("ids", [], dtype)
+        out.meta.update(tokens=n_tokens, bytes=n_bytes)
+
+    def load_prepared(self, entry: Any) -> dict[str, Any]:
+        return self._encoded(entry.array("ids"), entry.meta["bytes"])
+
+    def _dtype(self) -> str:
+        """The smallest unsigned dtype that holds every id."""
+        top = self.tokenizers["text"].vocab_size - 1
+        return "uint8" if top < 2**8 else "uint16" if top < 2**16 else "uint32"
+
+    def _encoded(self, ids: Any, n_bytes: int) -> dict[str, Any]:
+        if len(ids) < self.config.block_size + 1:
+            raise DataError(f"lm: a split has {len(ids)} tokens, fewer than one block of "
+                            f"{self.config.block_size} + 1; use a smaller task.block_size or more text")
+        return {"ids": ids, "bytes_per_token": n_bytes / len(ids)}
+
+    def _token_pieces(self, documents: Iterable[Iterable[str]]) -> Iterator[tuple[Sequence[int], int]]:
+        """(ids, bytes of text) of the split's token stream, piece by piece: without boundaries the documents
+        joined by the separator, cut where encoding piecewise equals encoding the whole; with them, each unit
+        as <bos> ... <eos> (a document is held whole while it is cut into units)."""
         tok, cfg = self.tokenizers["text"], self.config
         if cfg.boundaries == "none":
-            text = cfg.separator.join(ex["text"] for ex in examples)
-            stream, n_bytes = tok.encode(text), len(text.encode("utf-8"))
-        else:
-            stream, n_bytes = [], 0
-            for unit in (u for ex in examples for u in units(ex["text"], cfg.boundaries)):
-                stream += [tok.bos_id, *tok.encode(unit), tok.eos_id]
-                n_bytes += len(unit.encode("utf-8"))
-        ids = torch.tensor(stream, dtype=torch.long)
-        if ids.numel() < cfg.block_size + 1:
-            raise DataError(f"lm: a split has {ids.numel()} tokens, fewer than one block of "
-                            f"{cfg.block_size} + 1; use a smaller task.block_size or more text")
-        return {"ids": ids, "bytes_per_token": n_bytes / ids.numel()}
+            def text() -> Iterator[str]:
+                for i, doc in enumerate(documents):
+                    if i:
+                        yield cfg.separator
+                    yield from doc
+
+            group: list[str] = []
+            for chunk in whitespace_cuts(text()):
+                group.append(chunk)
+                if len(group) == _BATCH:
+                    yield from zip(tok.encode_batch(group), (len(c.encode("utf-8")) for c in group))
+                    group = []
+            yield from zip(tok.encode_batch(group), (len(c.encode("utf-8")) for c in group))
+            return
+        for doc in documents:
+            for unit in units("".join(doc), cfg.boundaries):
+                yield [tok.bos_id, *tok.encode(unit), tok.eos_id], len(unit.encode("utf-8"))
 
     def _offsets(self, encoded: Mapping[str, Any]) -> torch.Tensor:
         """Start of every evaluation block: non-overlapping, or ``eval_blocks`` evenly spaced; in a fixed
         shuffled order, so that the first batches of an evaluation cut short cover the whole split."""
-        T, n = self.config.block_size, encoded["ids"].numel() - 1
+        T, n = self.config.block_size, len(encoded["ids"]) - 1
         starts = torch.arange(0, n - T + 1, T)
         if self.config.eval_blocks is not None and self.config.eval_blocks < len(starts):
             pick = torch.linspace(0, len(starts) - 1, self.config.eval_blocks).round().long()
@@ -112,20 +162,25 @@ class LMTask(Task):
         return starts[torch.randperm(len(starts), generator=torch.Generator().manual_seed(0))]
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
-        return max(1, (encoded["ids"].numel() - 1) // (self.config.block_size * batch_size))
+        return max(1, (len(encoded["ids"]) - 1) // (self.config.block_size * batch_size))
 
     def batches(self, encoded: Mapping[str, Any], batch_size: int, *, shuffle: bool,
                 seed: int) -> Iterator[dict[str, Any]]:
+        """Blocks gathered from the token array (memory-mapped when prepared: only the blocks drawn are read)."""
+        import numpy as np
+
         ids, T = encoded["ids"], self.config.block_size
         if shuffle:  # one "epoch" covers about as many tokens as the split holds
             g = torch.Generator().manual_seed(seed)
-            starts = torch.randint(ids.numel() - T, (self.num_batches(encoded, batch_size) * batch_size,), generator=g)
+            starts = torch.randint(len(ids) - T, (self.num_batches(encoded, batch_size) * batch_size,), generator=g)
         else:
             starts = self._offsets(encoded)
         cols = torch.arange(T)
         for i in range(0, len(starts), batch_size):
-            index = starts[i : i + batch_size, None] + cols  # (B, T)
-            yield {"x": ids[index], "y": ids[index + 1], "bytes_per_token": encoded["bytes_per_token"]}
+            index = (starts[i : i + batch_size, None] + cols).numpy()  # (B, T)
+            yield {"x": torch.from_numpy(np.asarray(ids[index], dtype=np.int64)),
+                   "y": torch.from_numpy(np.asarray(ids[index + 1], dtype=np.int64)),
+                   "bytes_per_token": encoded["bytes_per_token"]}
 
     def loss(self, model: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         logits = model(batch["x"])  # (B, T, V)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import codecs
 import logging
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from zoo import DataError, Dataset, Range, Source, read_text
+from zoo import DataError, Dataset, Range, Source, TextStream, read_chunks, read_text
 
 from .documents import MissingExtra, expand, extract
-from .overlap import WARN_ABOVE, overlap
+from .streaming import head, scan, streamable, tail
+from .overlap import WARN_ABOVE, overlap, streamed_overlap
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,8 @@ class TextFiles(Dataset):
         self._ignored: dict[str, int] = {}  # files in named folders that are no documents
         self._loaded: dict[str, list[str]] = {}
         self._overlap_reported = False
+        self._streamed: set[str] = set()
+        self._scanned: dict[Path, int | None] = {}  # characters of each plain-text file streamed (checked once)
 
     def read(self, path: Path) -> str | None:
         """The text of ``path``, or None when it cannot be read and ``on_error`` is skip."""
@@ -167,6 +171,99 @@ class TextFiles(Dataset):
                             "see the warnings above")
         return kept
 
+    # -- streaming, for the prepared-data cache: a plain-text file is never whole in memory ---------------
+    def input_files(self) -> list[Path]:
+        return [*self.paths("files"), *(self.paths("val_files") if self.config.val_files else [])]
+
+    def stream(self, split: str) -> TextStream:
+        """The documents of ``split`` as :meth:`load` gives them, each in chunks: plain-text files are read
+        twice in chunks (once to check and count their characters, once to hand them on), documents
+        (HTML, PDF, Word, or any file with normalize_text) are extracted one at a time."""
+        self.check_split(split)
+        cfg = self.config
+        if cfg.val_files:
+            self._check_disjoint()
+        key, paths, part = self._split_source(split)
+        share = 1.0 if part is None else (1.0 - cfg.val_fraction if part == "head" else cfg.val_fraction)
+        total = int(sum(p.stat().st_size for p in paths) * share)
+        if split == "val" and "train" in self._streamed:  # as load() does once both splits are read
+            self._report_streamed_overlap()
+        self._streamed.add(split)
+        return TextStream(self._documents(key, paths, part), total)
+
+    def _report_streamed_overlap(self) -> None:
+        """:meth:`_report_overlap` for streamed splits, from samples of both (bounded memory)."""
+        if self._overlap_reported:
+            return
+        self._overlap_reported = True
+        sizes = {}
+        for split in ("train", "val"):
+            key = "files" if split == "train" or not self.config.val_files else "val_files"
+            sizes[split] = sum(p.stat().st_size for p in self.paths(key))
+        train, val = (self._documents(*self._split_source(s)) for s in ("train", "val"))
+        found, estimate = streamed_overlap(train, val, sizes["train"], sizes["val"])
+        what = found.describe() + (" (estimated from samples of both splits: a lower bound)" if estimate else "")
+        if found.fraction is not None and found.fraction > WARN_ABOVE:
+            log.warning("%s: the validation loss will look better than on unseen text; hold out documents that "
+                        "share nothing with the training ones (dataset.val_files)", what)
+        else:
+            log.info("%s", what)
+
+    def _split_source(self, split: str) -> tuple[str, list[Path], str | None]:
+        if self.config.val_files:
+            key = "files" if split == "train" else "val_files"
+            return key, self.paths(key), None
+        return "files", self.paths("files"), ("head" if split == "train" else "tail")
+
+    def _documents(self, key: str, paths: list[Path], part: str | None) -> Iterator[Iterator[str]]:
+        cfg, kept = self.config, 0
+        for path in paths:
+            if streamable(path, cfg.normalize_text):
+                n = self._scan(path)
+                if n is None:
+                    continue
+                chunks = lambda p=path: read_chunks(p, cfg.encoding)  # noqa: E731
+            else:
+                text = self.read(path)
+                if text is None:
+                    continue
+                n, chunks = len(text), (lambda t=text: iter([t]))
+            cut = n if part is None else int(n * (1.0 - cfg.val_fraction))
+            if part == "tail" and cut < n:
+                kept += 1
+                yield tail(chunks(), cut)
+            elif part != "tail" and cut > 0:
+                kept += 1
+                yield head(chunks(), cut)
+        if not kept:
+            split = "val" if part == "tail" or key == "val_files" else "train"
+            raise DataError(f"dataset.{key}: no text for the {split} "
+                            "split (every file unreadable and skipped, or too short for val_fraction); see the "
+                            "warnings above")
+
+    def _scan(self, path: Path) -> int | None:
+        """Characters of a plain-text file, every byte checked; None when it cannot be read and on_error is skip."""
+        if path in self._scanned:
+            return self._scanned[path]
+        try:
+            n = scan(path, self.config.encoding)
+        except DataError as exc:
+            if self.config.on_error != "skip":
+                raise DataError(f"{exc} (or set dataset.on_error=skip to leave out files that cannot be "
+                                "read)") from None
+            log.warning("skipped %s", exc)
+            self._scanned[path] = None
+            return None
+        log.info("read %s: %s characters (text, streamed)", path, f"{n:,}")
+        self._scanned[path] = n
+        return n
+
+    def _check_disjoint(self) -> None:
+        both = sorted({p.resolve() for p in self.paths("files")} & {p.resolve() for p in self.paths("val_files")})
+        if both:
+            raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
+                            "validation text must not be trained on")
+
     def load(self, split: str) -> list[dict[str, str]]:
         self.check_split(split)
         texts = self._split_texts(split)
@@ -184,11 +281,7 @@ class TextFiles(Dataset):
             raise DataError("dataset.files is empty: give the text files to read, e.g. "
                             "--set 'dataset.files=[\"corpus.txt\"]'")
         if cfg.val_files:
-            train, val = self.paths("files"), self.paths("val_files")
-            both = sorted({p.resolve() for p in train} & {p.resolve() for p in val})
-            if both:
-                raise DataError(f"{both[0]}: listed in both dataset.files and dataset.val_files; "
-                                "validation text must not be trained on")
+            self._check_disjoint()
             return self.texts("files" if split == "train" else "val_files")
         cuts = [int(len(t) * (1.0 - cfg.val_fraction)) for t in self.texts("files")]
         return [t[:c] if split == "train" else t[c:] for t, c in zip(self.texts("files"), cuts)]

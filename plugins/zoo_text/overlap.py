@@ -61,6 +61,37 @@ def overlap(train: list[str], val: list[str], n: int = N) -> Overlap:
     """The share of the word ``n``-grams of ``val`` that occur anywhere in ``train``."""
     import numpy as np
 
-    seen_in_train = np.unique(ngram_hashes(train, n))
+    seen_in_train = np.sort(ngram_hashes(train, n))
     val_hashes = ngram_hashes(val, n)
-    return Overlap(n, int(val_hashes.size), int(np.isin(val_hashes, seen_in_train).sum()))
+    if not seen_in_train.size:
+        return Overlap(n, int(val_hashes.size), 0)
+    at = np.minimum(np.searchsorted(seen_in_train, val_hashes), seen_in_train.size - 1)
+    return Overlap(n, int(val_hashes.size), int((seen_in_train[at] == val_hashes).sum()))
+
+
+SAMPLE_BYTES = 16 << 20  # a streamed check reads at most about this much text of each split
+
+
+def sampled(documents, total_bytes: int | None, budget: int = SAMPLE_BYTES):
+    """The texts of evenly spaced chunks of ``documents`` (each an iterable of chunks cut at whitespace), about
+    ``budget`` bytes of the ``total_bytes``; every chunk when the documents hold no more than that."""
+    from zoo import whitespace_cuts
+
+    every = max(1, -(-(total_bytes or 0) // budget))
+    i = 0
+    for doc in documents:
+        for chunk in whitespace_cuts(doc):
+            if i % every == 0:
+                yield chunk
+            i += 1
+
+
+def streamed_overlap(train, val, train_bytes: int | None, val_bytes: int | None, n: int = N) -> tuple[Overlap, bool]:
+    """(:func:`overlap` of samples of two streamed splits, whether it was sampled): bounded memory on any input.
+
+    On inputs larger than :data:`SAMPLE_BYTES` it is an estimate from evenly spaced chunks of both splits;
+    an n-gram of the validation text copied from training text outside the training sample goes uncounted,
+    so the share is a lower bound there.
+    """
+    whole = max(train_bytes or 0, val_bytes or 0) <= SAMPLE_BYTES
+    return overlap(list(sampled(train, train_bytes)), list(sampled(val, val_bytes)), n), not whole

@@ -78,6 +78,12 @@ class IMDB(Dataset):
             return True  # nothing local: the official archive is downloaded into the cache
         return not (root / self.folder / "train.jsonl.gz").is_file() and (root / self.folder / TAR).is_file()
 
+    def input_files(self) -> list[Path]:
+        """The files read (for the prepared-data cache): the archive, or the two jsonl.gz files."""
+        if self._use_tar():
+            return [self.file(TAR)]
+        return [self.file("train.jsonl.gz"), self.file("test.jsonl.gz")]
+
     def reviews(self, part: str) -> list[dict[str, Any]]:
         """All reviews of ``part`` ("train" or "test"), pos then neg, by id."""
         if self._use_tar():

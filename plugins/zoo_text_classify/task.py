@@ -106,6 +106,27 @@ class ClassificationTask(Task):
             labels.append(classes.get(str(ex["label"]), UNKNOWN))
         return self._encoded(rows, labels, [ex.get("id", i) for i, ex in enumerate(examples)])
 
+    # -- the prepared-data cache: tokenised texts as one ragged array (ids + offsets), labels, keys ----------
+    prepared_version = "1"
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        import numpy as np
+
+        enc = self.encode(source.examples())
+        top = self.tokenizers["text"].vocab_size - 1
+        dtype = "uint8" if top < 2**8 else "uint16" if top < 2**16 else "uint32"
+        out.append("ids", np.concatenate([r.numpy() for r in enc["ids"]]), dtype)
+        out.append("offsets", np.concatenate([[0], np.cumsum(enc["lengths"].numpy())]), "int64")
+        out.append("labels", enc["labels"].numpy(), "int64")
+        out.meta["keys"] = list(enc["keys"])
+
+    def load_prepared(self, entry: Any) -> dict[str, Any]:
+        import numpy as np
+
+        ids, offsets = np.asarray(entry.array("ids"), dtype=np.int64), entry.array("offsets")
+        rows = [torch.from_numpy(ids[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
+        return self._encoded(rows, entry.array("labels").tolist(), entry.meta["keys"])
+
     def text_ids(self, text: str) -> tuple[torch.Tensor, int]:
         """The ids the model reads for ``text`` (at most ``max_len``), and how many tokens the text has."""
         tok, cfg = self.tokenizers["text"], self.config

@@ -23,13 +23,14 @@ from typing import Annotated, Any
 import tokenizers as hf
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from zoo import DataError, Range, Tokenizer, ZooError
+from zoo import DataError, Range, Tokenizer, ZooError, split_text
 
 log = logging.getLogger(__name__)
 
 SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")  # ids 0, 1, 2, 3, in this order
 BYTE_ALPHABET = 256  # one symbol per byte value
 MIN_VOCAB = BYTE_ALPHABET + len(SPECIALS)
+_PIECE, _PIECES = 1 << 14, 64  # encode_batch: characters per piece, pieces per call of the library
 
 
 @dataclass
@@ -106,7 +107,9 @@ class BPETokenizer(Tokenizer):
             nonlocal chars
             for text in texts:
                 chars += len(text)
-                yield text
+                # in pieces cut before whitespace (the same word counts): the library's memory grows with the
+                # length of the texts it is handed, not with how many
+                yield from split_text(text, _PIECE)
 
         trainer = trainers.BpeTrainer(
             vocab_size=self.config.vocab_size,
@@ -124,6 +127,24 @@ class BPETokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """The library's batch encoding, on all cores (``RAYON_NUM_THREADS`` bounds them).
+
+        Long texts are encoded in pieces of about 16k characters cut before whitespace (the same ids as the
+        whole text), a few at a time: the library's per-token records of a whole large text take far
+        more memory than its ids.
+        """
+        import numpy as np
+
+        out = []
+        for text in texts:
+            pieces, ids = list(split_text(text, _PIECE)), []
+            for i in range(0, len(pieces), _PIECES):
+                encs = self.tok.encode_batch(pieces[i:i + _PIECES], add_special_tokens=False)
+                ids += [np.asarray(e.ids, dtype=np.uint32) for e in encs]
+            out.append(np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint32))
+        return out
 
     def decode(self, ids: Sequence[int]) -> str:
         n = self.vocab_size

@@ -75,8 +75,10 @@ def fmt_value(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def overrides_from(sets: tuple[str, ...], config_file: str | None) -> dict[str, Any]:
-    """``--config FILE`` then ``--set KEY=VALUE`` (see :func:`zoo.config.read_overrides`)."""
-    from zoo.config import read_overrides
+def overrides_from(sets: tuple[str, ...], config_file: str | None, **train: Any) -> dict[str, Any]:
+    """``--config FILE``, then ``--set KEY=VALUE`` (see :func:`zoo.config.read_overrides`), then the ``train.*``
+    settings that have flags of their own (``--device``, ``--no-cache``; None: not given)."""
+    from zoo.config import merge, read_overrides
 
-    return read_overrides(sets, config_file)
+    given = {k: v for k, v in train.items() if v is not None}
+    return merge(read_overrides(sets, config_file), {"train": given} if given else {})

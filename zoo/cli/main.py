@@ -25,6 +25,7 @@ def _root(verbose: int) -> None:
 
 def commands() -> list[click.Command]:
     """The core commands, one module each, imported when the CLI is built (never by ``import zoo.cli``)."""
+    from zoo.cli.cache import cache_cmd, prepare_cmd
     from zoo.cli.evaluate import eval_cmd
     from zoo.cli.export import export
     from zoo.cli.generate import generate
@@ -39,7 +40,7 @@ def commands() -> list[click.Command]:
     from zoo.serve.cli import serve_cmd
 
     return [with_index(list_cmd), info, train, eval_cmd, export, import_cmd, generate, predict_cmd, serve_cmd,
-            plugins_cmd, new_plugin_cmd, *HUB_COMMANDS]
+            plugins_cmd, new_plugin_cmd, *HUB_COMMANDS, cache_cmd, prepare_cmd]
 
 
 def build_cli() -> click.Group:

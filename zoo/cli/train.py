@@ -22,10 +22,12 @@ from zoo.cli.tracking import logger_option
 @click.option("--data-dir", type=click.Path(), help="Folder holding the datasets [default: $ZOO_DATA_DIR].")
 @click.option("--nproc", type=int, default=1, show_default=True,
               help="Train data-parallel in N processes (torchrun; one per CPU core or GPU).")
+@click.option("--no-cache", is_flag=True, help="Prepare the data afresh and keep nothing (train.cache=false).")
 @logger_option
 @click.pass_context
 def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_file: str | None, device: str | None,
-          out: str | None, resume: str | None, force: bool, data_dir: str | None, nproc: int) -> None:
+          out: str | None, resume: str | None, force: bool, data_dir: str | None, nproc: int,
+          no_cache: bool) -> None:
     """Train ENTRY, evaluate it on its test split and write the run folder.
 
     With --nproc N (or under 'torchrun --nproc-per-node N -m zoo train ...') N processes
@@ -42,14 +44,12 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
     world = distributed.from_env()
     if nproc > 1 and world.size > 1:
         raise click.UsageError("--nproc inside torchrun: torchrun already started the processes")
-    overrides = overrides_from(sets, config_file)
-    if device:
-        overrides.setdefault("train", {})["device"] = device
+    overrides = overrides_from(sets, config_file, device=device or None, cache=False if no_cache else None)
     if nproc > 1:
         run_dir = api.check_train(entry, overrides, out=out, resume=resume, force=force, nproc=nproc)
         verbose = ctx.parent.params.get("verbose", 0) if ctx.parent else 0
         flags = {"--config": config_file, "--device": device, "--out": out, "--resume": resume, "--data-dir": data_dir}
-        launch(nproc, _rank_args(verbose, entry, flags, sets, force), run_dir, quiet=verbose == 0)
+        launch(nproc, _rank_args(verbose, entry, flags, sets, force, no_cache), run_dir, quiet=verbose == 0)
         return
 
     def on_epoch(rec: dict[str, Any]) -> None:
@@ -62,14 +62,14 @@ def train(ctx: click.Context, entry: str | None, sets: tuple[str, ...], config_f
 
 
 def _rank_args(verbose: int, entry: str | None, flags: dict[str, str | None], sets: tuple[str, ...],
-               force: bool) -> list[str]:
+               force: bool, no_cache: bool) -> list[str]:
     """The command line each rank runs: this one, less ``--nproc``."""
     args = ["-v"] * verbose + ["train"] + ([entry] if entry else [])
     for flag, value in flags.items():
         if value:
             args += [flag, value]
     args += [arg for item in sets for arg in ("--set", item)]  # --logger NAME is among them (train.loggers)
-    return args + (["--force"] if force else [])
+    return args + [flag for flag, on in (("--force", force), ("--no-cache", no_cache)) if on]
 
 
 def _echo_result(result: Any) -> None:

@@ -44,6 +44,9 @@ class TrainConfig:
     # DDP: seconds a rank waits in a collective for a hung peer before it gives up (at most a week)
     dist_timeout: Annotated[float, Range(gt=0, le=604_800)] = 300.0
     find_unused: bool = False  # DDP: allow parameters that a forward pass leaves unused (slower: it searches the graph)
+    # reuse what the task prepared of each split in an earlier run with the same data and settings (the
+    # prepared-data cache under $ZOO_CACHE_DIR/prepared); false: prepare afresh and keep nothing (--no-cache)
+    cache: bool = True
     # decay of an exponential moving average of the weights (e.g. 0.999), kept after every optimizer step;
     # validation, the best checkpoint and the saved model use the average; none: no average
     ema: Annotated[float, Range(gt=0, lt=1, note="none: no average")] | None = None

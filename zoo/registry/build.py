@@ -48,23 +48,6 @@ def make_model(resolved: Resolved, sizes: dict[str, int]) -> Any:
     return resolved.cls("model")(resolved.configs["model"], **sizes)
 
 
-def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dict[str, Any] | None,
-          splits: tuple[str, ...]) -> Built:
-    """Dataset, tokenizers (fitted on the train split unless their states are given), task and encoded splits."""
-    from zoo.sdk.files import data_dir as _data_dir
-
-    dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
-    task, toks = make_task(resolved, tokenizer_states, dataset.data_dir)
-    built = Built(resolved, dataset, toks, task)
-    examples = {s: dataset.load(s) for s in splits if s in dataset.splits}
-    if tokenizer_states is None:
-        if "train" not in examples:
-            raise ZooError(f"dataset {resolved.specs['dataset'].id} has no 'train' split to fit tokenizers on")
-        task.fit_tokenizers(examples["train"])
-    built.splits = {s: task.encode(ex) for s, ex in examples.items()}
-    return built
-
-
 def final_split(dataset: Any) -> str:
     """The split results are reported on: test, or val for datasets without one (e.g. nanoGPT's)."""
     return "test" if "test" in dataset.splits else "val"

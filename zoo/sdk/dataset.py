@@ -37,6 +37,11 @@ class Dataset(ABC):
             raise ZooError(f"{type(self).__name__} declares no source named '{filename}'")
         return locate(self.folder, matches[0], self.data_dir)
 
+    def input_files(self) -> list[Path] | None:
+        """Every file the dataset reads, for the key of the prepared-data cache (:mod:`zoo.training.prepare`);
+        None: unknown, so nothing it gives is cached. Default: the files of :attr:`sources`."""
+        return [self.file(s.filename) for s in self.sources] if self.sources else None
+
     def check_split(self, split: str) -> None:
         if split not in self.splits:
             raise ZooError(f"{type(self).__name__} has no split '{split}'; splits: {', '.join(self.splits)}")

@@ -10,16 +10,22 @@ Three steps, each usable alone:
   ready for ``nn.Embedding.weight.data.copy_``.
 
 :func:`save_vectors` writes word2vec text format, so the vectors a run trained
-can be inspected or reused by any tool that reads that format.
+can be inspected or reused by any tool that reads that format. Vectors trained on a corpus are kept in
+the prepared-data cache (:func:`cached_vectors`, switched off by ``train.cache=false`` through :func:`enabled`),
+so a second run on the same texts and settings skips gensim.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -67,9 +73,18 @@ def train_vectors(
     classes = {"word2vec": Word2Vec, "fasttext": FastText}
     if kind not in classes:
         raise ConfigError(f"vectors kind must be one of {sorted(classes)}, got {kind!r}")
-    model = classes[kind](
-        sentences=corpus, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
-        seed=seed, workers=1, sg=int(sg),
+
+    settings = {"kind": kind, "dim": dim, "window": window, "min_count": min_count, "epochs": epochs, "seed": seed,
+                "sg": bool(sg)}
+    return cached_vectors(corpus, settings, lambda: _train(classes[kind], corpus, settings))
+
+
+def _train(cls: type, corpus: list[list[str]], settings: dict) -> Vectors:
+    """Train gensim's ``cls`` on ``corpus`` (one worker: the same corpus gives the same vectors)."""
+    kind, dim = settings["kind"], settings["dim"]
+    model = cls(
+        sentences=corpus, vector_size=dim, window=settings["window"], min_count=settings["min_count"],
+        epochs=settings["epochs"], seed=settings["seed"], workers=1, sg=int(settings["sg"]),
     )
     kv = model.wv
     words = list(kv.index_to_key)
@@ -194,3 +209,62 @@ def _project(matrix: torch.Tensor, dim: int, seed: int) -> torch.Tensor:
 
 
 __all__ = ["Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix"]
+
+
+# --- vectors
+# Word vectors trained with gensim, kept in the prepared-data cache: a second run on the same training
+# texts with the same settings reads them instead of training them again (minutes on IMDB).
+#
+# The key is a hash of the tokenised sentences, every training setting, and the versions of zoo and
+# gensim; training is deterministic (one worker, a seed), so the vectors read back are the ones a run
+# would train. :func:`enabled` turns the cache off for one call (``train.cache=false``).
+
+_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar("zoo_prepared_vectors", default=True)
+
+
+@contextlib.contextmanager
+def enabled(on: bool) -> Iterator[None]:
+    """Within the block, :func:`cached_vectors` uses the cache only when ``on``."""
+    token = _enabled.set(on)
+    try:
+        yield
+    finally:
+        _enabled.reset(token)
+
+
+def _corpus_hash(corpus: Sequence[Sequence[str]]) -> str:
+    h = hashlib.sha256()
+    for sentence in corpus:
+        h.update("\x1f".join(sentence).encode("utf-8", "surrogatepass"))
+        h.update(b"\x1e")
+    return h.hexdigest()
+
+
+def cached_vectors(corpus: Sequence[Sequence[str]], settings: dict[str, Any], train: Callable[[], Any]) -> Any:
+    """``train()`` (a :class:`zoo.sdk.embeddings.Vectors`), or the vectors an earlier call with the same corpus
+    and ``settings`` stored."""
+    if not _enabled.get():
+        return train()
+    import gensim
+    import numpy as np
+    import torch
+
+    from zoo._version import __version__ as _zoo_version
+    from zoo.sdk.fingerprint import fingerprint
+    from zoo.sdk.prepared import PreparedCache
+
+    key = fingerprint({"vectors": settings, "corpus": _corpus_hash(corpus), "gensim": gensim.__version__,
+                       "zoo": _zoo_version})
+    made: list[Any] = []
+
+    def prepare(out: Any) -> None:
+        made.append(train())
+        out.put("matrix", made[0].matrix.numpy().astype(np.float32))
+        out.meta.update(words=made[0].words, source=made[0].source)
+
+    entry = PreparedCache().get_or_create(key, prepare, {"entry": f"{settings.get('kind', '')} vectors",
+                                                         "split": "train", "dataset": ""})
+    if made:
+        return made[0]
+    matrix = torch.from_numpy(np.array(entry.array("matrix"), dtype=np.float32))
+    return Vectors(list(entry.meta["words"]), matrix, source=entry.meta["source"] + ", from the prepared-data cache")

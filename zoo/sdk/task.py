@@ -88,6 +88,27 @@ class TaskCore(ABC):
     def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
         """Metrics of a split from the sums of all its batches."""
 
+    # -- the prepared-data cache (zoo.sdk.prepared, zoo.training.prepare): a task that implements prepare_split and load_prepared has
+    # each split prepared once per key, its tokenizers fitted once, and reuses them in later runs ----------
+    prepared_version: ClassVar[str] = "1"  # change it whenever prepare_split writes something else
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        """Write what :meth:`encode` would make of ``source`` (a :class:`zoo.training.prepare.SplitSource`)
+        into ``out`` (a :class:`zoo.sdk.prepared.ArrayWriter`: arrays and JSON ``meta``)."""
+        raise NotImplementedError
+
+    def load_prepared(self, entry: Any) -> Any:
+        """What :meth:`encode` returns, rebuilt from a :class:`zoo.sdk.prepared.Entry` (arrays memory-mapped)."""
+        raise NotImplementedError
+
+    def prepare_key(self) -> Any:
+        """The settings :meth:`prepare_split` depends on (part of the cache key); default: the whole config."""
+        return self.config
+
+    def fit_tokenizers_from(self, source: Any) -> None:
+        """Fit the tokenizers on the train split's ``source``; tasks that stream their text override it."""
+        self.fit_tokenizers(source.examples())
+
     def num_batches(self, encoded: Any, batch_size: int) -> int | None:
         return None
 

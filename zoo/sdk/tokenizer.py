@@ -33,6 +33,10 @@ class Tokenizer(ABC):
     def decode(self, ids: Sequence[int]) -> str:
         """Text of ``ids``; special ids are skipped."""
 
+    def encode_batch(self, texts: Sequence[str]) -> list[Sequence[int]]:
+        """:meth:`encode` of each text (a tokenizer may do it faster, e.g. on all cores or vectorised)."""
+        return [self.encode(t) for t in texts]
+
     @property
     @abstractmethod
     def vocab_size(self) -> int: ...

@@ -75,6 +75,7 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     """
     from zoo.inference.load import dataset_of, load
     from zoo.registry.build import final_split
+    from zoo.training.prepare import encode_split
     from zoo.runtime.device import autocast_dtype, resolve_device
 
     dev = resolve_device(device)
@@ -82,7 +83,7 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     source = dataset_of(lm.resolved, data_dir, dataset)
     split = split or final_split(source)
     source.check_split(split)
-    encoded = lm.task.encode(source.load(split))
+    encoded = encode_split(lm.resolved, source, lm.task, split)  # prepared once, reused (zoo.training.prepare)
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)

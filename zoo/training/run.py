@@ -19,11 +19,20 @@ from typing import Any
 from zoo import config as _config
 from zoo.errors import ConfigError, RunDirError, ZooError, first_line
 from zoo.inference.load import export_built, write_outputs
-from zoo.registry.build import Built, build, make_model, seed, tokenizer_states
+from zoo.registry.build import Built, make_model, seed, tokenizer_states
 from zoo.registry.resolve import Resolved, resolve, resolve_entry
 from zoo.store.card import model_card
-from zoo.store.rundir import ARTIFACT, CHECKPOINT, RunLock, Staging, clean_stale, status
-from zoo.store.rundir import check_replacing, write_marker
+from zoo.store.rundir import (
+    ARTIFACT,
+    CHECKPOINT,
+    RunLock,
+    Staging,
+    check_replacing,
+    clean_stale,
+    status,
+    write_marker,
+)
+from zoo.training.prepare import build
 from zoo.training.tracking import Tracker, Tracking, logger_classes
 
 log = logging.getLogger(__name__)
@@ -208,6 +217,7 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     """The built pieces, the model and its Trainer (restored from the checkpoint on resume; writing
     into ``write_dir``), and the extra files the task wants in the run folder; nothing is written."""
     from zoo.runtime.memory import check_model_fits
+    from zoo.sdk import embeddings as prepared_vectors
     from zoo.training.trainer import Trainer
 
     resolved, run_dir = plan.resolved, plan.run_dir
@@ -218,7 +228,8 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     seed(tcfg.seed)
     check_model_fits(resolved.cls("model"), resolved.configs["model"], built.task.model_sizes())
     model = make_model(resolved, built.task.model_sizes())
-    run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
+    with prepared_vectors.enabled(tcfg.cache):  # gensim vectors trained once per corpus and settings
+        run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
     trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch,
                       on_step=on_step)
     if plan.resume:
