@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 import zoo
 from zoo import api
-from zoo.build import build as build_run
+from zoo.training.prepare import build as build_run
 from zoo.sdk.prepared import PreparedCache
 from zoo.sdk.stream import read_chunks, whitespace_cuts
 from zoo.sdk.prepared import MANIFEST
