@@ -229,7 +229,7 @@ class GPT(Model):
 
 def _linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``layer(x)`` without the module call for a plain ``nn.Linear``; any other layer (e.g. an int8
-    dynamically quantized one, see zoo.inference.predict.int8) is called."""
+    dynamically quantized one, see zoo.inference.int8) is called."""
     return F.linear(x, layer.weight, layer.bias) if type(layer) is nn.Linear else layer(x)
 
 

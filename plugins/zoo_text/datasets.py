@@ -181,6 +181,9 @@ class TextFiles(Dataset):
         (HTML, PDF, Word, or any file with normalize_text) are extracted one at a time."""
         self.check_split(split)
         cfg = self.config
+        if not cfg.files:  # an imported model's config names none until the user gives some
+            raise DataError("dataset.files is empty: give the text files to read, e.g. "
+                            "--set 'dataset.files=[\"corpus.txt\"]'")
         if cfg.val_files:
             self._check_disjoint()
         key, paths, part = self._split_source(split)

@@ -26,7 +26,7 @@ from zoo.store.card import reference, zoo_version
 from zoo.store.rundir import ARTIFACT
 
 log = logging.getLogger(__name__)
-DTYPES = ("float32", "float16", "bfloat16", "int8")  # int8: see zoo.inference.predict.int8
+DTYPES = ("float32", "float16", "bfloat16", "int8")  # int8: see zoo.inference.int8
 
 
 @dataclass
@@ -141,7 +141,7 @@ def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any =
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if dtype == "int8":
-        from zoo.inference.predict.int8 import save_int8
+        from zoo.inference.int8 import save_int8
 
         return save_int8(path, built.model, meta)
     return save(path, built.model, meta, dtype=dtype)
@@ -225,7 +225,7 @@ def _load_int8(model: Any, resolved: Resolved, path: Path, dev: Any) -> tuple[An
 
     import torch
 
-    from zoo.inference.predict.int8 import load_int8
+    from zoo.inference.int8 import load_int8
 
     if dev.type != "cpu":
         log.warning("%s holds int8 weights, which run on the CPU; loading it there instead of %s", path, dev)
@@ -276,7 +276,7 @@ def generate(path: str | Path, prompt: str = "", *, max_new_tokens: int = 200, t
 
 def export(src: str | Path, out: str | Path, dtype: str | None = None, *, force: bool = False) -> Path:
     """Write a copy of an artifact (or a run folder's) to ``out``, optionally cast to float16/bfloat16 or
-    stored as int8 (Linear / LSTM / GRU weights, see :mod:`zoo.inference.predict.int8`).
+    stored as int8 (Linear / LSTM / GRU weights, see :mod:`zoo.inference.int8`).
 
     An existing ``out`` is replaced only with ``force``; a file of a run folder (its checkpoint,
     artifact, config...) never is.
