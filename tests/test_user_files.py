@@ -205,6 +205,20 @@ def test_predict_output_never_replaces_a_runs_own_files(classifier, cli):
         assert (classifier / name).read_bytes() == before
 
 
+def test_eval_out_keeps_a_users_files_without_force(classifier, cli, tmp_path):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    mine = folder / "outputs.val.jsonl"
+    mine.write_text("my own notes\n")
+    line = error_line(cli("eval", str(classifier), "--split", "val", "--out", str(folder), "--device", "cpu"))
+    assert "outputs.val.jsonl" in line and "--force" in line
+    assert mine.read_text() == "my own notes\n" and not (folder / "metrics.val.json").exists()
+    done = cli("eval", str(classifier), "--split", "val", "--out", str(folder), "--device", "cpu", "--force")
+    assert done.exit_code == 0, done.output
+    assert json.loads(mine.read_text().splitlines()[0])  # replaced by the records, on purpose
+    assert json.loads((folder / "metrics.val.json").read_text())
+
+
 def test_predict_output_refuses_a_symlink_and_an_existing_file_without_force(classifier, cli, tmp_path):
     target = tmp_path / "real.jsonl"
     target.write_text("earlier\n")

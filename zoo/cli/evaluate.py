@@ -24,8 +24,9 @@ from zoo.cli.common import fmt_value, overrides_from
 @click.option("--out", type=click.Path(file_okay=False),
               help="Folder for outputs.SPLIT.jsonl and metrics.SPLIT.json, written when the task has per-example "
                    "outputs (e.g. generated code) [default: the model's folder].")
+@click.option("--force", is_flag=True, help="Replace outputs.SPLIT.jsonl / metrics.SPLIT.json already in --out.")
 def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, batch_size: int | None,
-             sets: tuple[str, ...], as_json: bool, out: str | None) -> None:
+             sets: tuple[str, ...], as_json: bool, out: str | None, force: bool) -> None:
     """Evaluate a model FILE (or run folder) on a split of its dataset (or, with --set dataset.KEY=VALUE,
     on other files of the same kind)."""
     overrides = overrides_from(sets, None)
@@ -33,6 +34,8 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
         raise click.UsageError("zoo eval --set takes dataset.KEY=VALUE or task.KEY=VALUE only (weights are fixed)")
     dataset = overrides.get("dataset")
     split = split or api.default_split(file, dataset=dataset, data_dir=data_dir)
+    if out:  # a folder of the user's: its files are replaced only with --force, and checked before any work
+        _check_outputs(Path(out), split, force)
     records: list[dict[str, Any]] = []
     metrics = api.evaluate(file, split, device=device, data_dir=data_dir, batch_size=batch_size, outputs=records,
                            dataset=dataset, task=overrides.get("task"))
@@ -50,3 +53,10 @@ def eval_cmd(file: str, split: str | None, device: str, data_dir: str | None, ba
             click.echo(f"{split} {k}: {fmt_value(v)}")
         if out:
             click.echo(f"wrote {out}")
+
+
+def _check_outputs(folder: Path, split: str, force: bool) -> None:
+    from zoo.store.targets import check_output_file
+
+    for name in (f"outputs.{split}.jsonl", f"metrics.{split}.json"):
+        check_output_file(folder / name, force, f"--out {folder}: {name}")
