@@ -57,13 +57,13 @@ def timed(self, model, batch):
     return loss(self, model, batch)
 LMTask.loss = timed
 import zoo.training.run
-build, spent = zoo.run.build, []
+build, spent = zoo.training.run.build, []
 def build_timed(*a, **k):
     t = time.perf_counter()
     out = build(*a, **k)
     spent.append(time.perf_counter() - t)
     return out
-zoo.run.build = build_timed
+zoo.training.run.build = build_timed
 start = time.perf_counter()
 args = sys.argv[3:]
 sets = config.parse_sets([args[i + 1] for i in range(0, len(args), 2)])

@@ -362,3 +362,21 @@ def test_tune_module_imports_no_optuna_until_it_runs():
     proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--trials" in proc.stdout and proc.stdout.strip().splitlines()[-1].strip() == "NOOPTUNA"
+
+
+def test_tune_out_never_replaces_a_users_result_files(tmp_path, monkeypatch):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE, encoding="utf-8")
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "best.toml").write_text("# my own settings\n", encoding="utf-8")
+    monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
+    api.reset()
+    from zoo.cli import build_cli
+
+    result = CliRunner().invoke(build_cli(), tune_args(out, space, 1))
+    api.reset()
+    assert result.exit_code == 1, result.output
+    assert "best.toml" in result.output and "zoo tune did not write" in result.output
+    assert (out / "best.toml").read_text(encoding="utf-8") == "# my own settings\n"
+    assert sorted(p.name for p in out.iterdir()) == ["best.toml"]  # refused before any trial or database

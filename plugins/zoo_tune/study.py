@@ -330,10 +330,28 @@ def _plan(entry: str, space: str | Path | None, overrides: dict[str, Any] | None
     out_dir = Path(out) if out is not None else Path("runs") / f"tune-{short}"
     if out_dir.exists() and not out_dir.is_dir():
         raise RunDirError(f"--out {out_dir} is a file, not a folder")
+    _check_ours(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MARKER).touch()
     if storage is None:
         out_dir.mkdir(parents=True, exist_ok=True)
         storage = "sqlite:///" + str((out_dir / "study.db").resolve())
     return _StudyPlan(spec, base, resolved, metric, direction, out_dir, storage, study or short)
+
+
+MARKER = ".zoo-tune"  # in every folder zoo tune writes: its result files there are zoo's own to replace
+RESULT_FILES = ("trials.csv", "best.toml", "history.png")
+
+
+def _check_ours(out_dir: Path) -> None:
+    """``--out`` may receive a study's results: new, zoo tune's own (its marker or its study.db), or holding
+    none of the files a study writes. A user's own trials.csv, best.toml or history.png is never replaced."""
+    if not out_dir.is_dir() or (out_dir / MARKER).exists() or (out_dir / "study.db").exists():
+        return
+    theirs = [name for name in RESULT_FILES if (out_dir / name).exists()]
+    if theirs:
+        raise RunDirError(f"--out {out_dir} holds {', '.join(theirs)} that zoo tune did not write; "
+                          "choose another --out (zoo tune replaces only its own result files)")
 
 
 @contextlib.contextmanager
