@@ -269,7 +269,7 @@ def _zoo_version() -> str:
     return __version__
 
 
-# --- zoo_state
+# --- the plugin state of a process ----------------------------------------------------------------
 # The plugin state of a process: one :class:`Zoo` owns the plugin manager, registry and plugin infos.
 #
 # The module-level API (``zoo.list_models``, ``zoo.train``, ...) uses :data:`default`; a test or an

@@ -211,7 +211,7 @@ def _project(matrix: torch.Tensor, dim: int, seed: int) -> torch.Tensor:
 __all__ = ["Vectors", "train_vectors", "load_vectors", "save_vectors", "embedding_matrix"]
 
 
-# --- vectors
+# --- trained vectors kept in the prepared-data cache ----------------------------------------------
 # Word vectors trained with gensim, kept in the prepared-data cache: a second run on the same training
 # texts with the same settings reads them instead of training them again (minutes on IMDB).
 #

@@ -137,7 +137,7 @@ def _copy(src: Any, out: Any, decompress: str | None) -> None:
         shutil.copyfileobj(src, out)
 
 
-# --- data
+# --- dataset sources: the official URL and sha256 of each file, found or downloaded ---------------
 # Where dataset files come from: the data dir (``ZOO_DATA_DIR`` / ``--data-dir``),
 # a download cache, and the official URL, always checked by sha256.
 

@@ -1,4 +1,5 @@
-"""Batch orders for examples of varying length, shared by the tasks that pad."""
+"""Tensor helpers that tasks and models share: batch orders for examples of varying length, padding
+rows of ids into one tensor, mixed-precision helpers (attention, float32 logits), moving a batch to a device."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def length_batches(lengths: torch.Tensor, batch_size: int, *, shuffle: bool, see
     return groups
 
 
-# --- padding
+# --- padding rows of ids --------------------------------------------------------------------------
 # Padding rows of ids into one tensor, with torch: no Python loop over the rows' items.
 
 def pad_rows(rows: Sequence[Sequence[int] | torch.Tensor], value: int, *, width: int | None = None,
@@ -65,7 +66,7 @@ def pad_rows(rows: Sequence[Sequence[int] | torch.Tensor], value: int, *, width:
     return out
 
 
-# --- ops
+# --- mixed-precision helpers models share ---------------------------------------------------------
 # Mixed-precision helpers that models share.
 #
 # Under bf16 autocast two things are better kept in float32:

@@ -89,7 +89,7 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)
 
 
-# --- eval_budget
+# --- an evaluation bounded in time (train.max_eval_time) ------------------------------------------
 # An evaluation bounded in time (``train.max_eval_time``) that counts the examples it took.
 #
 # :class:`BoundedEval` stands in for the task in :func:`zoo.training.evaluation.evaluate`: it hands on

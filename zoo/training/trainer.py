@@ -303,7 +303,7 @@ class Trainer:
                 self.metric: st.best, "stopped": st.stopped or "completed"}
 
 
-# --- train_state
+# --- where a run stands, and the non-finite-loss guard --------------------------------------------
 # Where a run stands (:class:`TrainerState`, saved in every checkpoint) and the guard that
 # stops it at the first step whose loss is not finite (:class:`LossGuard`).
 
