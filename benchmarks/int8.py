@@ -14,7 +14,7 @@ entry's name; the issue's rows are imdb-rnn, pos-transformer-char and shakespear
     .venv/bin/python benchmarks/int8.py runs/imdb-rnn runs/pos-transformer-char runs/shakespeare-char-gpt
     .venv/bin/python benchmarks/int8.py --quick     # tiny models of entries that need no data: a smoke run
 
-Results: a table, and benchmarks/results/int8.json (``--quick`` writes int8_quick.json).
+Results: a table, and benchmarks/results/int8.json (``--quick`` writes int8_quick.json); the README keeps each entry's run as int8_ENTRY.json.
 """
 
 from __future__ import annotations
