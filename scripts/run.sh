@@ -7,7 +7,7 @@ bash scripts/setup.sh
 ENTRY=${1:-subseq-gru}
 .venv/bin/zoo train "$ENTRY" --out "runs/$ENTRY" --force
 .venv/bin/zoo eval "runs/$ENTRY/model.safetensors"
-.venv/bin/zoo export "runs/$ENTRY" --out "runs/$ENTRY-fp16.safetensors" --dtype float16
+.venv/bin/zoo export "runs/$ENTRY" --out "runs/$ENTRY-fp16.safetensors" --dtype float16 --force
 # its first 12 lines (piping into head would fail the script under pipefail: zoo exits 1 when head closes the pipe)
 info=$(.venv/bin/zoo info "runs/$ENTRY-fp16.safetensors")
 sed -n 1,12p <<<"$info"
