@@ -219,3 +219,89 @@ def test_an_unreadable_zoo_registry_fails_only_the_core_plugin(tmp_path, monkeyp
     assert info.status == "failed" and "ZOO_REGISTRY" in info.error and "missing.toml: cannot read it" in info.error
     result = cli("list", "subseq-gru")
     assert result.exit_code == 0 and "seq2seq:subseq-gru" in result.stdout
+
+
+# --- entry keys belong to the plugins that read them (zoo_register_entry_keys) ---------------------------
+
+def key_plugin(key: str, **kwargs) -> types.SimpleNamespace:
+    """A plugin that declares it reads entry key ``key``."""
+    return types.SimpleNamespace(zoo_register_entry_keys=hookimpl(
+        lambda register: register(key, summary=f"the {key} table", **kwargs)))
+
+
+ENTRY = {"model": "gru-seq2seq", "task": "seq2seq", "dataset": "subseq", "tokenizer": "digits"}
+
+
+def test_tune_and_tiny_are_declared_by_the_plugins_that_read_them():
+    from zoo.registry import discovery
+
+    loaded = discovery.load()
+    keys = loaded.registry.entry_keys
+    assert keys["tune"].plugin == "tune" and keys["tiny"].plugin == "zoo"
+    assert loaded.plugins["tune"].entry_keys == ["tune"] and loaded.plugins["zoo"].entry_keys == ["tiny"]
+    from zoo.registry.entries import ENTRY_KEYS
+
+    assert not {"tune", "tiny"} & ENTRY_KEYS  # not the core schema's any more
+
+
+def test_a_key_a_plugin_declares_is_accepted_and_checked(use_plugins):
+    def check(value, where):
+        if not isinstance(value, int):
+            raise zoo.ZooError(f"{where}: must be a number")
+
+    loaded = use_plugins(("mine", entry_plugin(depends=["seq2seq"], a={**ENTRY, "budget": 3})),
+                         ("budgets", key_plugin("budget", check=check)))
+    assert loaded.plugins["mine"].status == "ok"
+    assert loaded.registry.get("entry", "mine:a").data["budget"] == 3
+    bad = use_plugins(("mine", entry_plugin(depends=["seq2seq"], a={**ENTRY, "budget": "lots"})),
+                      ("budgets", key_plugin("budget", check=check)))
+    assert bad.plugins["mine"].status == "failed"
+    assert "entry 'a' [budget]: must be a number" in bad.plugins["mine"].error
+
+
+def test_a_key_nobody_declares_is_an_error_naming_who_declares_what(use_plugins):
+    loaded = use_plugins(("mine", entry_plugin(depends=["seq2seq"], a={**ENTRY, "budget": 3})))
+    info = loaded.plugins["mine"]
+    assert info.status == "failed"
+    for word in ("entry 'a' has unknown key(s) ['budget']", "tune (plugin tune)", "tiny (plugin zoo)"):
+        assert word in info.error, info.error
+
+
+def test_a_key_of_a_plugin_hidden_by_zoo_plugins_is_kept_with_a_warning(use_plugins):
+    loaded = use_plugins(environ={"ZOO_PLUGINS": "seq2seq"})
+    assert loaded.plugins["tune"].status == "blocked"
+    assert "tune" in loaded.registry.get("entry", "seq2seq:subseq-gru").data
+    warning = [w for w in loaded.plugins["seq2seq"].warnings if "read by no loaded plugin" in w]
+    assert warning and "['tune']" in warning[0] and "tune" in warning[0].split("not loaded here:")[1]
+
+
+def test_a_variant_merges_or_replaces_a_declared_key_as_declared(use_plugins):
+    base = {**ENTRY, "merged": {"a": 1, "b": 2}, "whole": {"a": 1, "b": 2}}
+    loaded = use_plugins(
+        ("mine", entry_plugin(depends=["seq2seq"], base=base,
+                              v={"base": "base", "merged": {"b": 3}, "whole": {"b": 3}})),
+        ("m", key_plugin("merged", inherit="merge")), ("w", key_plugin("whole")))
+    v = loaded.registry.get("entry", "mine:v").data
+    assert v["merged"] == {"a": 1, "b": 3} and v["whole"] == {"b": 3}
+
+
+@pytest.mark.parametrize("key, kwargs, words", [
+    ("config", {}, ["declared entry key 'config', which is the core's"]),
+    ("two words", {}, ["declared entry key 'two words'", "letters, digits"]),
+    ("fine", {"inherit": "sometimes"}, ["inherit must be one of ['replace', 'merge']"]),
+    ("fine", {"check": 3}, ["check must be callable"]),
+])
+def test_a_bad_key_declaration_fails_only_that_plugin(use_plugins, key, kwargs, words):
+    loaded = use_plugins(("keys", key_plugin(key, **kwargs)))
+    info = loaded.plugins["keys"]
+    assert info.status == "failed" and "zoo_register_entry_keys raised" in info.error
+    for word in words:
+        assert word in info.error, info.error
+    assert loaded.plugins["seq2seq"].status == "ok"
+
+
+def test_a_key_declared_twice_keeps_the_first_reader_in_load_order(use_plugins):
+    loaded = use_plugins(("zzz-again", key_plugin("tune")))  # plugins load in name order: tune first
+    assert loaded.registry.entry_keys["tune"].plugin == "tune"
+    assert any("entry key 'tune' is also declared by plugin tune" in w for w in loaded.plugins["zzz-again"].warnings)
+    assert loaded.plugins["zzz-again"].entry_keys == []

@@ -100,6 +100,33 @@ def zoo_register_loggers(register: Register) -> None:
     """
 
 
+class RegisterEntryKey(Protocol):
+    """The callback handed to :func:`zoo_register_entry_keys`."""
+
+    def __call__(self, key: str, *, summary: str, inherit: str = "replace",
+                 check: Any = None) -> None: ...
+
+
+@hookspec
+def zoo_register_entry_keys(register: RegisterEntryKey) -> None:
+    """Called once when the registry is built, before any entry registers, to declare entry keys this
+    plugin reads.
+
+    An entry table holds the core's keys (``model``, ``task``, ``dataset``, ``tokenizer``,
+    ``config``, ``summary``, ``reference``, ``command``, ``notes``, ``base``, ``weights``) and the
+    keys plugins declare here: ``register("tune", summary="zoo tune's default search space")``
+    lets every entry carry a ``tune`` table, read by the plugin that declared it.
+    ``inherit`` says what a variant (``base = ...``) does with its base's value: ``"replace"``
+    (the variant's own table replaces the base's whole; the default) or ``"merge"`` (merged key by
+    key, as ``config`` is). ``check(value, where)``, when given, is called for every entry that
+    holds the key and raises :class:`zoo.ZooError` with a one-line message naming ``where`` when
+    the value is malformed. A key no loaded plugin declares is an error in the entry (a typo, or
+    a missing package), unless ``ZOO_PLUGINS`` hides a plugin or one failed to load: then it is
+    kept, and ``zoo plugins`` warns. zoo's own ``tiny`` key (the conformance kit's overrides) is
+    declared this way by the core plugin, ``tune`` by plugin ``tune``.
+    """
+
+
 @hookspec
 def zoo_register_entries(register: RegisterEntry) -> None:
     """Called once when the registry is built, after every component hook, to declare zoo entries.
@@ -107,12 +134,14 @@ def zoo_register_entries(register: RegisterEntry) -> None:
     ``register(name, entry)``: ``entry`` has ``model``, ``task``, ``dataset`` (short names,
     looked up owner-first, or full ids), ``tokenizer`` (one name for every role, or
     ``{role: name}``), ``config`` overrides, ``summary``, ``reference`` (``metric``,
-    ``value``, ``source``: a public source), ``command``, ``notes``, ``tiny`` (overrides that
-    train in seconds, for tests and the conformance kit) and ``tune`` (``zoo tune``'s default
-    search space). ``base = "other-entry"`` starts from a registered entry (this plugin's, or
+    ``value``, ``source``: a public source), ``command``, ``notes``, ``weights``, and the keys
+    plugins declare with :func:`zoo_register_entry_keys` (e.g. ``tiny``: overrides that train in
+    seconds, for tests and the conformance kit; ``tune``: ``zoo tune``'s default search space).
+    ``base = "other-entry"`` starts from a registered entry (this plugin's, or
     one of a plugin in ``ZOO_DEPENDS``): the variant lists only what differs; ``config``
-    merges key by key, ``tiny`` and ``tune`` replace the base's when given, and ``summary``,
-    ``command``, ``reference`` and ``notes`` are never inherited.
+    merges key by key, a declared key as it was declared (``tiny`` and ``tune`` replace the
+    base's when given), and ``summary``, ``command``, ``reference``, ``notes`` and ``weights``
+    are never inherited.
     ``register.from_toml(file)`` registers the ``[entries.NAME]`` tables of a TOML file:
     the built-in plugins keep theirs in ``entries.toml`` beside their code.
     """

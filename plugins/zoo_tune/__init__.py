@@ -116,3 +116,23 @@ def _echo_result(result: Any) -> None:
 @hookimpl
 def zoo_register_commands(cli: click.Group) -> None:
     cli.add_command(tune_cmd)
+
+
+@hookimpl
+def zoo_register_entry_keys(register: Any) -> None:
+    """Entries carry their default search space as a ``tune`` table; this plugin is what reads it."""
+    register("tune", summary="zoo tune's default search space ([tune.space.\"SECTION.KEY\"] tables) and "
+             "settings (trials' budget, pruner)", check=_tune_table)
+
+
+def _tune_table(value: Any, where: str) -> None:
+    """The shape of an entry's ``tune`` table, checked when the entry registers; its parameters are
+    checked in full when a study starts (zoo_tune.space)."""
+    from zoo import ZooError
+
+    if not isinstance(value, dict):
+        raise ZooError(f"{where}: must be a table (settings and [tune.space.\"SECTION.KEY\"] tables), got {value!r}")
+    space = value.get("space", {})
+    if not isinstance(space, dict) or not all(isinstance(p, dict) for p in space.values()):
+        raise ZooError(f"{where}: 'space' must hold one table per parameter, e.g. "
+                       f"[tune.space.\"optim.lr\"] type = \"float\", got {space!r}")

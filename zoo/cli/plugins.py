@@ -49,6 +49,8 @@ def plugins_cmd(ctx: click.Context, check: bool) -> None:
             _traceback(problem, verbose)
         if info.registered:
             _echo(f"  registered: {', '.join(info.registered)}")
+        if info.entry_keys:
+            _echo(f"  entry keys: {', '.join(info.entry_keys)}")
         if info.depends:
             _echo(f"  depends on: {', '.join(info.depends)}")
         if info.note:

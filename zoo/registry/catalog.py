@@ -107,12 +107,18 @@ def _toml_value(value: Any) -> str:
 
 
 class CorePlugin:
-    """The plugin ``zoo``: registers the entries of ``ZOO_REGISTRY`` when it is set."""
+    """The plugin ``zoo``: declares the ``tiny`` entry key (read by the conformance kit, :mod:`zoo.testing`)
+    and registers the entries of ``ZOO_REGISTRY`` when it is set."""
 
     def __init__(self, environ: dict[str, str] | None = None):
         environ = os.environ if environ is None else environ
         self.path = environ.get("ZOO_REGISTRY") or ""
         self.note = f"entries from ZOO_REGISTRY={self.path}" if self.path else ""
+
+    @hookimpl
+    def zoo_register_entry_keys(self, register) -> None:
+        register("tiny", summary="config overrides that train the entry in seconds: the conformance kit "
+                 "and tests use them", check=_overrides_table)
 
     @hookimpl
     def zoo_register_entries(self, register) -> None:
@@ -122,3 +128,10 @@ class CorePlugin:
             register.from_toml(Path(self.path))
         except ZooError as exc:
             raise ZooError(f"ZOO_REGISTRY: {exc}") from None
+
+
+def _overrides_table(value: Any, where: str) -> None:
+    """An entry's ``tiny``: a table of ``[section] key = value`` overrides."""
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ZooError(f"{where}: must be a table of config overrides ([SECTION] tables, e.g. "
+                       f"train = {{max_steps = 2}}), got {value!r}")

@@ -27,7 +27,7 @@ from zoo.registry.deps import (
     declared_depends,
     dependency_order,
 )
-from zoo.registry.entries import EntryRegister
+from zoo.registry.entries import EntryRegister, entry_key_register
 from zoo.registry.names import Registry, Spec
 from zoo.runtime.untrusted import printable  # plugin names and errors come from installed packages' files
 
@@ -43,6 +43,7 @@ REGISTER_HOOKS = {
     "zoo_register_datasets": "dataset",
     "zoo_register_tasks": "task",
     "zoo_register_loggers": "logger",
+    "zoo_register_entry_keys": "entry_key",  # before entries: the keys their tables may hold
     "zoo_register_entries": "entry",
 }
 
@@ -61,6 +62,7 @@ class PluginInfo:
     depends: list[str] = field(default_factory=list)  # the plugins it declares it builds on (ZOO_DEPENDS)
     note: str = ""  # e.g. "loaded because cnn depends on it (ZOO_PLUGINS does not list it)"
     warnings: list[str] = field(default_factory=list)  # name clashes, missing dependencies
+    entry_keys: list[str] = field(default_factory=list)  # keys of entry tables it declared it reads
 
 
 @dataclass
@@ -212,6 +214,8 @@ def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) 
     """Every plugin's ``zoo_register_*`` hooks, in the order the plugins were registered."""
     registry = Registry({n: i.depends for n, i in infos.items() if i.status == "ok"})
     for hook_name, kind in REGISTER_HOOKS.items():
+        if kind == "entry":  # plugins that are not here may declare keys that entries hold
+            registry.incomplete = sorted(n for n, i in infos.items() if i.status != "ok")
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             info = infos[impl.plugin_name]
@@ -228,7 +232,9 @@ def _run_register_hooks(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) 
 
 def _make_register(registry: Registry, kind: str, plugin: str, info: PluginInfo) -> Callable[..., Any]:
     if kind == "entry":
-        return EntryRegister(registry, plugin, info.registered.append)
+        return EntryRegister(registry, plugin, info.registered.append, info.warnings.append)
+    if kind == "entry_key":
+        return entry_key_register(registry, plugin, info.entry_keys.append, info.warnings.append)
 
     def register(name: str, factory: Any, *, summary: str = "", **extra: Any) -> None:
         if factory is None:

@@ -71,6 +71,17 @@ class Spec:
 
 
 @dataclass
+class EntryKey:
+    """A key of entry tables that a plugin declared it reads (``zoo_register_entry_keys``)."""
+
+    key: str
+    plugin: str
+    summary: str = ""
+    inherit: str = "replace"  # what a variant does with its base's value: "replace" or "merge"
+    check: Callable[[Any, str], None] | None = None  # raises ZooError naming ``where`` on a bad value
+
+
+@dataclass
 class Collision:
     """One short name of one kind that more than one plugin registered (or one plugin twice)."""
 
@@ -128,6 +139,8 @@ class Registry:
         self.hidden: Callable[[str, str], list[Spec]] | None = None
         self.filter_text = ""  # "ZOO_PLUGINS=cnn" while a filter hides plugins
         self.alias: Callable[[str, str], str | None] | None = None  # (kind, old id) -> id, for retired ids
+        self.entry_keys: dict[str, EntryKey] = {}  # keys of entry tables that plugins declared they read
+        self.incomplete: list[str] = []  # plugins not loaded (hidden by ZOO_PLUGINS, failed): keys may be theirs
 
     def add(self, spec: Spec) -> None:
         if spec.kind not in self._specs:
@@ -151,6 +164,8 @@ class Registry:
         drop = set(plugins)
         clean = Registry(self.depends)
         clean.owners, clean.hidden, clean.filter_text, clean.alias = self.owners, self.hidden, self.filter_text, self.alias
+        clean.entry_keys = {k: v for k, v in self.entry_keys.items() if v.plugin not in drop}
+        clean.incomplete = [*self.incomplete, *(p for p in drop if p not in self.incomplete)]
         for kind in KINDS:
             for spec in self._specs[kind].values():  # registration order, so collisions list plugins in order
                 if spec.plugin not in drop:
