@@ -86,6 +86,8 @@ __all__ = [
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
     # text in chunks, for preparing large corpora (zoo.sdk.prepared, zoo.training.prepare)
     "TextStream", "read_chunks", "whitespace_cuts", "split_text",
+    # the prepared-data cache's layout helpers: dtypes, rows of varying length stored flat
+    "int_dtype", "Ragged", "pad_ragged", "ragged_rows",
     # vocabularies, padding, metrics, mixed-precision helpers for models
     "by_frequency", "pad_rows", "precision_recall_f1", "confusion_matrix", "class_counts", "class_scores",
     "macro_f1", "attention", "float32_linear",
@@ -120,6 +122,10 @@ _LAZY = {
     "save_vectors": "zoo.sdk.embeddings",
     "embedding_matrix": "zoo.sdk.embeddings",
     "length_batches": "zoo.sdk.tensors",
+    "pad_ragged": "zoo.sdk.tensors",
+    "ragged_rows": "zoo.sdk.tensors",
+    "int_dtype": "zoo.sdk.prepared",
+    "Ragged": "zoo.sdk.prepared",
     "pad_rows": "zoo.sdk.tensors",
     "attention": "zoo.sdk.tensors",
     "float32_linear": "zoo.sdk.tensors",

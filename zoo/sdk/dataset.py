@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from zoo.config import EmptyConfig
 from zoo.errors import ZooError
-from zoo.sdk.files import Source, locate
+from zoo.sdk.files import Source, local_path, locate
 
 Example = Mapping[str, Any]
 
@@ -39,8 +39,15 @@ class Dataset(ABC):
 
     def input_files(self) -> list[Path] | None:
         """Every file the dataset reads, for the key of the prepared-data cache (:mod:`zoo.training.prepare`);
-        None: unknown, so nothing it gives is cached. Default: the files of :attr:`sources`."""
+        None: unknown, so nothing it gives is cached. Default: the files of :attr:`sources`. A dataset of a
+        user's own files returns :meth:`user_files` of the config keys naming them."""
         return [self.file(s.filename) for s in self.sources] if self.sources else None
+
+    def user_files(self, *keys: str) -> list[Path]:
+        """The files the config ``keys`` name (those set; e.g. ``"train_file", "test_file"``), found as
+        :func:`zoo.local_path` finds them; a missing one is a :class:`zoo.DataError` naming its key."""
+        names = [(key, getattr(self.config, key)) for key in keys]
+        return [local_path(name, self.data_dir, key=f"dataset.{key}", kind="file") for key, name in names if name]
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:

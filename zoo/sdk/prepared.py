@@ -1,7 +1,10 @@
 """Cache entries on disk: ``$ZOO_CACHE_DIR/prepared/KEY/`` (default ``~/.cache/zoo/prepared/``).
 
-An entry is a folder of raw arrays (``NAME.bin``) and ``manifest.json``, which names every
-file with its dtype, shape, size and CRC-32 and the task's metadata. It is written in a
+An entry is a folder of raw arrays (``NAME.bin``), small JSON documents (``NAME.json``) and
+``manifest.json``, which names every file with its size and CRC-32, every array with its dtype and
+shape, and the task's metadata. Rows of varying length (tokenised sentences) are two arrays: their
+values one after another, and the offsets where each row starts (:meth:`ArrayWriter.put_ragged`,
+:meth:`Entry.ragged`). It is written in a
 temporary folder beside it; the manifest goes last, then the folder is renamed into place,
 so a killed preparation leaves nothing that a later run takes for an entry. An entry is used
 only when its manifest reads and every file has the size and checksum the manifest says;
@@ -37,6 +40,7 @@ FORMAT = 1  # the layout of an entry; an entry of another format is prepared aga
 _TMP = ".tmp-"  # prefix of a folder being written: KEY-PID-RANDOM follows
 SCRATCH = ".nocache-"  # prefix of the folder of a preparation kept nowhere (train.cache=false): PID-RANDOM follows
 _CHUNK = 1 << 22
+_PIECE = 1 << 22  # values put_ragged gathers before it writes them
 
 
 class CacheError(ZooError):
@@ -50,6 +54,43 @@ def cache_root() -> Path:
     return cache_dir() / "prepared"
 
 
+def int_dtype(max_value: int, min_value: int = 0) -> str:
+    """The smallest integer dtype holding every value in ``min_value .. max_value``: unsigned (``uint8``,
+    ``uint16``, ``uint32``, ``uint64``) when ``min_value >= 0``, else signed (``int8`` ... ``int64``)."""
+    import numpy as np
+
+    kinds = ("uint8", "uint16", "uint32", "uint64") if min_value >= 0 else ("int8", "int16", "int32", "int64")
+    for name in kinds:
+        info = np.iinfo(name)
+        if info.min <= min_value and max_value <= info.max:
+            return name
+    raise ValueError(f"no integer dtype holds {min_value} .. {max_value}")
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """Rows of varying length, stored flat: row ``i`` is ``values[offsets[i]:offsets[i + 1]]``.
+
+    Both arrays are memory-mapped when read from an entry; :func:`zoo.pad_ragged` lays the rows
+    out as one padded tensor, :func:`zoo.ragged_rows` as one tensor per row.
+    """
+
+    values: Any  # 1-D, every row's values one after another
+    offsets: Any  # 1-D int64, len(rows) + 1 items: where each row starts, then the end
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> Any:
+        return self.values[int(self.offsets[i]):int(self.offsets[i + 1])]
+
+    @property
+    def lengths(self) -> Any:
+        import numpy as np
+
+        return np.diff(np.asarray(self.offsets, dtype=np.int64))
+
+
 def _crc(path: Path) -> int:
     crc = 0
     with open(path, "rb") as fh:
@@ -59,20 +100,26 @@ def _crc(path: Path) -> int:
 
 
 class ArrayWriter:
-    """Where a task writes what it prepares: arrays (whole, or appended in pieces) and JSON metadata."""
+    """Where a task writes what it prepares: arrays (whole, appended in pieces, or ragged rows), JSON
+    documents, and ``meta`` (JSON kept in the manifest: a few numbers, not per-example data)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
         self.arrays: dict[str, dict[str, Any]] = {}
         self.meta: dict[str, Any] = {}
         self._open: dict[str, Any] = {}
+        self._json: set[str] = set()
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not name.isidentifier():
+            raise ValueError(f"array or document name must be an identifier, got {name!r}")
 
     def append(self, name: str, values: Any, dtype: str | None = None) -> None:
         """Append the 1-D ``values`` to array ``name`` (created on first use with ``dtype``)."""
         import numpy as np
 
-        if not name.isidentifier():
-            raise ValueError(f"array name must be an identifier, got {name!r}")
+        self._check_name(name)
         if name not in self._open:
             if name in self.arrays:
                 raise ValueError(f"array {name!r} is already complete")
@@ -91,6 +138,61 @@ class ArrayWriter:
         a = np.ascontiguousarray(values)
         self.append(name, a.reshape(-1))
         self.arrays[name]["shape"] = list(a.shape)
+
+    def put_ragged(self, name: str, rows: Any, dtype: str, *, lengths: Any = None) -> None:
+        """Store rows of varying length as array ``name`` (their values, one row after another, in ``dtype``,
+        e.g. :func:`int_dtype` of the largest id) and ``name_offsets`` (int64: where each row starts, then the
+        end); :meth:`Entry.ragged` reads them back. A value that ``dtype`` cannot hold is a ValueError.
+
+        ``rows``: an iterable of rows (lists, arrays or 1-D tensors); or, with ``lengths``, a padded 2-D array or
+        tensor whose row ``i`` holds ``lengths[i]`` values (what :func:`zoo.pad_rows` made), the padding dropped.
+        """
+        import numpy as np
+
+        self.append(name, [], dtype)
+        if lengths is not None:
+            padded, n = np.asarray(rows), np.asarray(lengths, dtype=np.int64)
+            if padded.ndim != 2 or len(n) != len(padded) or n.max(initial=0) > padded.shape[1]:
+                raise ValueError(f"put_ragged {name!r}: give a padded (rows, width) array and one length per row "
+                                 f"(at most the width), got shape {padded.shape} and {len(n)} lengths")
+            self._append_checked(name, padded[np.arange(padded.shape[1])[None, :] < n[:, None]], dtype)
+        else:
+            counts, pending, size = [], [], 0
+            for row in rows:
+                values = np.asarray(row).reshape(-1)
+                counts.append(values.size)
+                if values.size:  # an empty list reads as float64: it would make the piece float
+                    pending.append(values)
+                    size += values.size
+                if size >= _PIECE:  # written in pieces: rows of any number, memory of one piece
+                    self._append_checked(name, np.concatenate(pending), dtype)
+                    pending, size = [], 0
+            if pending:
+                self._append_checked(name, np.concatenate(pending), dtype)
+            n = np.asarray(counts, dtype=np.int64)
+        self.append(f"{name}_offsets", np.concatenate([[0], np.cumsum(n)]), "int64")
+
+    def _append_checked(self, name: str, values: Any, dtype: str) -> None:
+        import numpy as np
+
+        if values.size and values.dtype.kind in "iub" and np.dtype(dtype).kind in "iu":
+            lo, hi, info = int(values.min()), int(values.max()), np.iinfo(dtype)
+            if lo < info.min or hi > info.max:
+                raise ValueError(f"put_ragged {name!r}: values {lo} .. {hi} do not fit {dtype}; use "
+                                 f"int_dtype({hi}{f', {lo}' if lo < 0 else ''}) = {int_dtype(hi, min(lo, 0))}")
+        self.append(name, values, dtype)
+
+    def put_json(self, name: str, value: Any) -> None:
+        """Store ``value`` (JSON: lists, dicts, strings, numbers) as ``name.json``; :meth:`Entry.json` reads it.
+        For per-example data (keys, texts); tuples read back as lists."""
+        self._check_name(name)
+        if name in self._json or name == Path(MANIFEST).stem:
+            raise ValueError(f"document {name!r} is already written")
+        with open(self.folder / f"{name}.json", "w", encoding="utf-8") as fh:
+            json.dump(value, fh, ensure_ascii=True, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._json.add(name)
 
     def close(self) -> None:
         for fh in self._open.values():
@@ -124,6 +226,15 @@ class Entry:
 
     def arrays(self) -> dict[str, Any]:
         return {name: self.array(name) for name in self.manifest.get("arrays", {})}
+
+    def ragged(self, name: str) -> Ragged:
+        """The rows :meth:`ArrayWriter.put_ragged` stored as ``name``, memory-mapped."""
+        return Ragged(self.array(name), self.array(f"{name}_offsets"))
+
+    def json(self, name: str) -> Any:
+        """The document :meth:`ArrayWriter.put_json` stored as ``name`` (its checksum was verified on opening)."""
+        with open(self.folder / f"{name}.json", encoding="utf-8") as fh:
+            return json.load(fh)
 
     @property
     def size(self) -> int:

@@ -1,5 +1,6 @@
 """Tensor helpers that tasks and models share: batch orders for examples of varying length, padding
-rows of ids into one tensor, mixed-precision helpers (attention, float32 logits), moving a batch to a device."""
+rows of ids into one tensor (from lists, or from the flat rows of the prepared-data cache), mixed-precision
+helpers (attention, float32 logits), moving a batch to a device."""
 
 from __future__ import annotations
 
@@ -64,6 +65,36 @@ def pad_rows(rows: Sequence[Sequence[int] | torch.Tensor], value: int, *, width:
     out = torch.full((len(rows), target), value, dtype=dtype)
     out[torch.arange(target)[None, :] < torch.tensor(lengths, dtype=torch.long)[:, None]] = flat  # row by row
     return out
+
+
+def pad_ragged(ragged: Any, value: int, *, width: int | None = None, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """The rows of ``ragged`` (values and offsets, e.g. :meth:`zoo.sdk.prepared.Entry.ragged`) right-padded
+    with ``value`` into one (B, T) tensor: the tensor :func:`pad_rows` makes of the same rows, bit for bit."""
+    import numpy as np
+
+    lengths = torch.from_numpy(np.diff(np.asarray(ragged.offsets, dtype=np.int64)))  # (B,)
+    longest = int(lengths.max()) if len(lengths) else 0
+    if width is not None and longest > width:
+        raise ValueError(f"pad_ragged: a row has {longest} items, more than width={width}")
+    target = width if width is not None else max(1, longest)
+    out = torch.full((len(lengths), target), value, dtype=dtype)
+    out[torch.arange(target)[None, :] < lengths[:, None]] = _flat(ragged.values, dtype)  # row by row
+    return out
+
+
+def ragged_rows(ragged: Any, dtype: torch.dtype = torch.long) -> list[torch.Tensor]:
+    """The rows of ``ragged`` as one 1-D tensor each (views of one flat tensor in ``dtype``)."""
+    import numpy as np
+
+    lengths = np.diff(np.asarray(ragged.offsets, dtype=np.int64)).tolist()
+    return list(_flat(ragged.values, dtype).split(lengths)) if lengths else []
+
+
+def _flat(values: Any, dtype: torch.dtype) -> torch.Tensor:
+    """A (memory-mapped) numpy array as a tensor of ``dtype``, read once."""
+    import numpy as np
+
+    return torch.from_numpy(np.array(values, dtype=torch.empty(0, dtype=dtype).numpy().dtype))
 
 
 # --- mixed-precision helpers models share ---------------------------------------------------------
