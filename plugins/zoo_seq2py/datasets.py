@@ -187,6 +187,10 @@ class Pairs(Dataset):
 
     Config = PairsConfig
 
+    def input_files(self) -> list[Path]:
+        """The files read (for the prepared-data cache): train_file, and val_file and test_file when given."""
+        return self.user_files("train_file", "val_file", "test_file")
+
     def _path(self, key: str) -> Path:
         """The file config ``key`` names: relative to the working directory, else to the data dir."""
         return local_path(getattr(self.config, key), self.data_dir, key=f"dataset.{key}", kind="file")

@@ -174,6 +174,10 @@ class CoNLLFiles(Dataset):
         self.splits = tuple(s for s, on in (("train", True), ("val", has_val), ("test", bool(cfg.test_file))) if on)
         self._read: dict[str, list[Example]] = {}
 
+    def input_files(self) -> list[Path]:
+        """The files read (for the prepared-data cache): train_file, and val_file and test_file when given."""
+        return self.user_files("train_file", "val_file", "test_file")
+
     def _sentences(self, key: str) -> list[Example]:
         """The sentences of the file config ``key`` names (train_file, val_file, test_file)."""
         cfg = self.config

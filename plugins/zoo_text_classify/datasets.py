@@ -233,6 +233,10 @@ class TextClassificationFiles(Dataset):
         self.splits = ("train", "val", "test") if self.config.test_file else ("train", "val")
         self._read: dict[str, list[dict[str, Any]]] = {}
 
+    def input_files(self) -> list[Path]:
+        """The files read (for the prepared-data cache): train_file, and val_file and test_file when given."""
+        return self.user_files("train_file", "val_file", "test_file")
+
     def rows(self, key: str) -> list[dict[str, Any]]:
         name = getattr(self.config, key)
         if name not in self._read:

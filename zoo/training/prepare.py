@@ -63,10 +63,21 @@ def _counted(chunks: Any, advance: Any) -> Iterator[str]:
 
 
 def supports_cache(task: Any, dataset: Any) -> bool:
-    """Whether the task opts in and the dataset can say which files it reads."""
+    """Whether the task opts in and the dataset can say which files it reads, every one of them there.
+
+    A file that is missing (e.g. the training file of a run that ``zoo eval`` reads the test file of)
+    leaves the cache out: the split is read directly, and a split that needs the file says so itself.
+    """
+    from zoo.errors import DataError, first_line
     from zoo.sdk.task import Task
 
-    return type(task).prepare_split is not Task.prepare_split and dataset.input_files() is not None
+    if type(task).prepare_split is Task.prepare_split:
+        return False
+    try:
+        return dataset.input_files() is not None
+    except (DataError, OSError) as exc:
+        log.info("prepared-data cache not used (%s); the data is read directly", first_line(exc))
+        return False
 
 
 def _versions(resolved: Any) -> dict[str, str]:
@@ -152,6 +163,7 @@ def prepare_entry(entry: str, overrides: dict[str, Any], data_dir: Any = None) -
     resolved = resolve_entry(entry, overrides)
     dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
     task, _ = make_task(resolved, None)
+    dataset.input_files()  # a missing file is named here, not taken for a dataset without a cache
     if not supports_cache(task, dataset):
         raise ConfigError(f"{resolved.entry}: its task ({resolved.specs['task'].id}) or dataset "
                           f"({resolved.specs['dataset'].id}) does not use the prepared-data cache; there is "
