@@ -38,9 +38,11 @@ from zoo import (
     class_counts,
     class_scores,
     confusion_matrix,
+    int_dtype,
     length_batches,
     macro_f1,
     pad_rows,
+    ragged_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -106,26 +108,20 @@ class ClassificationTask(Task):
             labels.append(classes.get(str(ex["label"]), UNKNOWN))
         return self._encoded(rows, labels, [ex.get("id", i) for i, ex in enumerate(examples)])
 
-    # -- the prepared-data cache: tokenised texts as one ragged array (ids + offsets), labels, keys ----------
-    prepared_version = "1"
+    # -- the prepared-data cache: tokenised texts as ragged rows (ids + offsets), labels, keys ------------
+    prepared_version = "2"  # 2: zoo's ragged layout (ids_offsets), keys.json, labels in the smallest dtype
+
+    def prepare_key(self) -> dict[str, Any]:
+        return {"max_len": self.config.max_len, "truncate": self.config.truncate}  # not the training settings
 
     def prepare_split(self, source: Any, out: Any) -> None:
-        import numpy as np
-
         enc = self.encode(source.examples())
-        top = self.tokenizers["text"].vocab_size - 1
-        dtype = "uint8" if top < 2**8 else "uint16" if top < 2**16 else "uint32"
-        out.append("ids", np.concatenate([r.numpy() for r in enc["ids"]]), dtype)
-        out.append("offsets", np.concatenate([[0], np.cumsum(enc["lengths"].numpy())]), "int64")
-        out.append("labels", enc["labels"].numpy(), "int64")
-        out.meta["keys"] = list(enc["keys"])
+        out.put_ragged("ids", enc["ids"], int_dtype(self.tokenizers["text"].vocab_size - 1))
+        out.append("labels", enc["labels"].numpy(), int_dtype(len(self.labels) - 1, UNKNOWN))
+        out.put_json("keys", list(enc["keys"]))
 
     def load_prepared(self, entry: Any) -> dict[str, Any]:
-        import numpy as np
-
-        ids, offsets = np.asarray(entry.array("ids"), dtype=np.int64), entry.array("offsets")
-        rows = [torch.from_numpy(ids[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
-        return self._encoded(rows, entry.array("labels").tolist(), entry.meta["keys"])
+        return self._encoded(ragged_rows(entry.ragged("ids")), entry.array("labels").tolist(), entry.json("keys"))
 
     def text_ids(self, text: str) -> tuple[torch.Tensor, int]:
         """The ids the model reads for ``text`` (at most ``max_len``), and how many tokens the text has."""
