@@ -37,7 +37,18 @@ import torch
 import torch.nn.functional as F
 
 import zoo
-from zoo import DataError, ModelContract, Range, Task, class_scores, length_batches, macro_f1, pad_rows
+from zoo import (
+    DataError,
+    ModelContract,
+    Range,
+    Task,
+    class_scores,
+    int_dtype,
+    length_batches,
+    macro_f1,
+    pad_ragged,
+    pad_rows,
+)
 from zoo import precision_recall_f1 as prf
 from zoo_tagging.decode import viterbi_bio
 
@@ -143,6 +154,11 @@ class TaggingTask(Task):
         Besides the padded ``words``, ``tags`` and ``form_ids`` (B, T), ``forms`` holds
         the characters of every distinct word of the split (row 0: padding).
         """
+        encoded = self._encode(examples)
+        self._warn_unknown(encoded["unknown"])
+        return encoded
+
+    def _encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if not examples:
             raise DataError("tagging: a split has no sentences")
         classes = {lab: k for k, lab in enumerate(self.labels)}
@@ -159,14 +175,49 @@ class TaggingTask(Task):
                 unknown.update(t for t, k in zip(tags, tag_ids) if k == UNKNOWN)
             sentences.append(tokens)
             tag_rows.append(tag_ids)
-        if unknown:
-            log.warning("tagging: %d tokens carry %d labels never seen in training (%s); they count as errors "
-                        "and as unknown_labels", sum(unknown.values()), len(unknown),
-                        ", ".join(f"{t} x{n}" for t, n in unknown.most_common(5)))
         encoded = self.encode_sentences(sentences, tag_rows)
         if self.aux_on:
             encoded["aux"] = self.encode_sentences(sentences, self.aux_rows(examples))["tags"]
         return {**encoded, "unknown": dict(unknown)}
+
+    @staticmethod
+    def _warn_unknown(unknown: Mapping[str, int]) -> None:
+        if unknown:
+            log.warning("tagging: %d tokens carry %d labels never seen in training (%s); they count as errors "
+                        "and as unknown_labels", sum(unknown.values()), len(unknown),
+                        ", ".join(f"{t} x{n}" for t, n in sorted(unknown.items(), key=lambda tn: -tn[1])[:5]))
+
+    # -- the prepared-data cache: each per-token array as ragged rows (values + offsets), the split's word
+    # forms as characters, the labels never seen in training ----------------------------------------------
+    prepared_version = "1"
+
+    def prepare_key(self) -> dict[str, Any]:
+        cfg = self.config  # what encode reads: not the training or decoding settings
+        return {"max_len": cfg.max_len, "max_word_chars": cfg.max_word_chars,
+                "aux_labels": list(cfg.aux_labels) if self.aux_on else []}
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        enc = self._encode(source.examples())
+        n = enc["lengths"]  # the rows of every per-token array
+        out.put_ragged("words", enc["words"], int_dtype(self.tokenizers["words"].vocab_size - 1), lengths=n)
+        out.put_ragged("tags", enc["tags"], int_dtype(max(len(self.labels) - 1, 0), UNKNOWN), lengths=n)
+        out.put_ragged("form_ids", enc["form_ids"], int_dtype(len(enc["forms"]) - 1), lengths=n)
+        if "aux" in enc:
+            out.put_ragged("aux", enc["aux"], int_dtype(len(self.config.aux_labels) - 1, PAD), lengths=n)
+        out.put("forms", enc["forms"].numpy().astype(int_dtype(self.tokenizers["chars"].vocab_size - 1)))
+        out.put_json("unknown", enc["unknown"])
+
+    def load_prepared(self, entry: Any) -> dict[str, Any]:
+        words = entry.ragged("words")
+        encoded = {"words": pad_ragged(words, self.tokenizers["words"].pad_id),
+                   "tags": pad_ragged(entry.ragged("tags"), PAD), "form_ids": pad_ragged(entry.ragged("form_ids"), 0),
+                   "lengths": torch.from_numpy(words.lengths),
+                   "forms": torch.from_numpy(entry.array("forms").astype("int64"))}
+        if self.aux_on:
+            encoded["aux"] = pad_ragged(entry.ragged("aux"), PAD)
+        encoded["unknown"] = entry.json("unknown")
+        self._warn_unknown(encoded["unknown"])
+        return encoded
 
     def aux_rows(self, examples: Sequence[Mapping[str, Any]]) -> list[list[int]]:
         """The auxiliary class ids of every sentence; a label outside ``aux_labels``, or no ``aux_tags``: PAD."""
