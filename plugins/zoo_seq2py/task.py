@@ -44,8 +44,10 @@ from zoo import (
     Range,
     Task,
     embedding_matrix,
+    int_dtype,
     load_vectors,
     local_path,
+    pad_ragged,
     pad_rows,
     save_vectors,
     train_vectors,
@@ -97,10 +99,6 @@ class CodeGenTask(Task):
                   "keep their extended ids (the model copies); false or absent: they read as <unk>"})
     example_fields = {"src": "str: the English intent", "tgt": "str: the Python code"}
 
-    def __init__(self, config: Any, tokenizers: Mapping[str, Any], **kwargs: Any):
-        super().__init__(config, tokenizers, **kwargs)
-        self._train_pairs: list[tuple[str, str]] = []  # slotted training pairs, for word vectors
-
     # -- text preparation
     def prepare(self, ex: Mapping[str, Any], i: int) -> tuple[str, str, dict[str, str]]:
         """(intent, code, slots) with slots applied when configured."""
@@ -116,10 +114,6 @@ class CodeGenTask(Task):
         pairs = [self.prepare(ex, i) for i, ex in enumerate(examples)]
         return [p[0] if role == "src" else p[1] for p in pairs]
 
-    def fit_tokenizers(self, train: Sequence[Mapping[str, Any]]) -> None:
-        super().fit_tokenizers(train)
-        self._train_pairs = [self.prepare(ex, i)[:2] for i, ex in enumerate(train)]
-
     def model_sizes(self) -> dict[str, int]:
         src, tgt = self.tokenizers["src"], self.tokenizers["tgt"]
         if src.pad_id != tgt.pad_id:
@@ -128,10 +122,17 @@ class CodeGenTask(Task):
 
     # -- encoding
     def encode(self, examples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        rows, meta = self._rows(examples)
+        pad = self.tokenizers["tgt"].pad_id
+        return {**{key: pad_rows(r, pad) for key, r in rows.items()}, "meta": meta}
+
+    def _rows(self, examples: Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[list[int]]], list[dict[str, Any]]]:
+        """The id rows of every example (``src``, ``src_ext``, ``tgt_in``, ``tgt_out``, unpadded) and its meta."""
         cfg = self.config
         src_tok, tgt_tok = self.tokenizers["src"], self.tokenizers["tgt"]
         v, unk = tgt_tok.vocab_size, tgt_tok.unk_id
-        srcs, exts, tins, touts, meta = [], [], [], [], []
+        rows: dict[str, list[list[int]]] = {"src": [], "src_ext": [], "tgt_in": [], "tgt_out": []}
+        meta = []
         for i, ex in enumerate(examples):
             s_text, t_text, slots = self.prepare(ex, i)
             s_toks = src_tok.split(s_text)[: cfg.max_src_len]
@@ -140,19 +141,36 @@ class CodeGenTask(Task):
             first: dict[str, int] = {}
             for pos, w in enumerate(s_toks):
                 first.setdefault(w, pos)
-            ext = [tgt_tok.stoi.get(w, v + first[w]) for w in s_toks]
             out = []
             for w in tgt_tok.split(t_text)[: cfg.max_tgt_len]:
                 j = tgt_tok.stoi.get(w)
                 out.append(j if j is not None else (v + first[w] if w in first else unk))
-            srcs.append([src_tok.stoi.get(w, src_tok.unk_id) for w in s_toks])
-            exts.append(ext)
-            tins.append([tgt_tok.bos_id] + [j if j < v else unk for j in out])
-            touts.append(out + [tgt_tok.eos_id])
+            rows["src"].append([src_tok.stoi.get(w, src_tok.unk_id) for w in s_toks])
+            rows["src_ext"].append([tgt_tok.stoi.get(w, v + first[w]) for w in s_toks])
+            rows["tgt_in"].append([tgt_tok.bos_id] + [j if j < v else unk for j in out])
+            rows["tgt_out"].append(out + [tgt_tok.eos_id])
             meta.append({"intent": ex["src"], "reference": ex.get("tgt", ""), "slots": slots, "src_tokens": s_toks})
-        pad = tgt_tok.pad_id
-        return {"src": pad_rows(srcs, pad), "src_ext": pad_rows(exts, pad), "tgt_in": pad_rows(tins, pad),
-                "tgt_out": pad_rows(touts, pad), "meta": meta}
+        return rows, meta
+
+    # -- the prepared-data cache: the four id arrays as ragged rows (values + offsets), the meta as JSON ----
+    prepared_version = "1"
+
+    def prepare_key(self) -> dict[str, Any]:
+        cfg = self.config  # what encoding reads: not the training, decoding or word-vector settings
+        return {"slots": cfg.slots, "max_src_len": cfg.max_src_len, "max_tgt_len": cfg.max_tgt_len}
+
+    def prepare_split(self, source: Any, out: Any) -> None:
+        rows, meta = self._rows(source.examples())
+        src_top = self.tokenizers["src"].vocab_size - 1
+        tgt_top = self.tokenizers["tgt"].vocab_size + self.config.max_src_len - 1  # ids of copied source words
+        for key, r in rows.items():
+            out.put_ragged(key, r, int_dtype(src_top if key == "src" else tgt_top))
+        out.put_json("meta", meta)
+
+    def load_prepared(self, entry: Any) -> dict[str, Any]:
+        pad = self.tokenizers["tgt"].pad_id
+        return {**{key: pad_ragged(entry.ragged(key), pad) for key in ("src", "src_ext", "tgt_in", "tgt_out")},
+                "meta": entry.json("meta")}
 
     def num_batches(self, encoded: Mapping[str, Any], batch_size: int) -> int:
         return math.ceil(len(encoded["src"]) / batch_size)
@@ -293,24 +311,35 @@ class CodeGenTask(Task):
         }
 
     # -- pretrained embeddings
-    def vectors(self) -> Any:
-        """The word vectors ``config.vectors`` names: trained now with gensim, or read from a file."""
+    def vectors(self, train: Mapping[str, Any] | None = None) -> Any:
+        """The word vectors ``config.vectors`` names: trained now with gensim on the encoded training split
+        ``train`` (:meth:`corpus`), or read from a file."""
         cfg = self.config
         if cfg.vectors in ("word2vec", "fasttext"):
-            if not self._train_pairs:
+            if train is None:
                 raise ConfigError("task.vectors: training word vectors needs the training split (not on resume)")
-            src_tok, tgt_tok = self.tokenizers["src"], self.tokenizers["tgt"]
-            sentences = [src_tok.split(s) for s, _ in self._train_pairs]
-            sentences += [[w for w in tgt_tok.split(t) if not is_space(w)] for _, t in self._train_pairs]
-            return train_vectors(sentences, self._dim, kind=cfg.vectors, epochs=cfg.vectors_epochs, window=5)
+            return train_vectors(self.corpus(train), self._dim, kind=cfg.vectors, epochs=cfg.vectors_epochs, window=5)
         return load_vectors(local_path(cfg.vectors, self.data_dir, key="task.vectors", kind="file"))
+
+    def corpus(self, train: Mapping[str, Any]) -> list[list[str]]:
+        """The sentences word vectors are trained on, read back from the encoded training split (so prepared
+        data gives the same vectors): every intent's words, then every snippet's tokens without whitespace
+        (a copied word as the source's word, a token the vocabulary lacks as <unk>)."""
+        tok = self.tokenizers["tgt"]
+        v = tok.vocab_size
+        code = []
+        for row, n, meta in zip(train["tgt_out"].tolist(), (train["tgt_out"] != tok.pad_id).sum(1).tolist(),
+                                train["meta"]):
+            words = [tok.itos[i] if i < v else meta["src_tokens"][i - v] for i in row[: n - 1]]  # not <eos>
+            code.append([w for w in words if not is_space(w)])
+        return [list(meta["src_tokens"]) for meta in train["meta"]] + code
 
     def init_model(self, model: Any, train: Any = None) -> dict[str, Any]:
         cfg = self.config
         if cfg.vectors == "none":
             return {}
         self._dim = int(model.config.d_model)
-        vecs = self.vectors()
+        vecs = self.vectors(train)
         if vecs.dim != self._dim and not cfg.vectors_project:
             raise ConfigError(f"task.vectors: {vecs.source} has {vecs.dim}-dimensional vectors but the model's "
                               f"embeddings have {self._dim} (model.d_model); set model.d_model={vecs.dim} or "
