@@ -62,27 +62,39 @@ def train_vectors(
     seed: int = 0,
     sg: bool = True,
 ) -> Vectors:
-    """Train ``kind`` ("word2vec" or "fasttext") vectors of size ``dim`` with gensim."""
-    try:
-        from gensim.models import FastText, Word2Vec
-    except ImportError as e:  # pragma: no cover - gensim is a dependency
-        raise ConfigError("training word vectors needs gensim: pip install gensim") from e
+    """Train ``kind`` ("word2vec" or "fasttext") vectors of size ``dim`` with gensim (or read the vectors an
+    earlier call with the same sentences and settings kept; gensim is then not even imported)."""
+    _gensim_version()  # installed, or a ConfigError saying so
     corpus = [list(s) for s in sentences if len(s) > 0]
     if not corpus:
         raise DataError("no non-empty sentences to train word vectors on")
-    classes = {"word2vec": Word2Vec, "fasttext": FastText}
-    if kind not in classes:
-        raise ConfigError(f"vectors kind must be one of {sorted(classes)}, got {kind!r}")
+    if kind not in _KINDS:
+        raise ConfigError(f"vectors kind must be one of {sorted(_KINDS)}, got {kind!r}")
 
     settings = {"kind": kind, "dim": dim, "window": window, "min_count": min_count, "epochs": epochs, "seed": seed,
                 "sg": bool(sg)}
-    return cached_vectors(corpus, settings, lambda: _train(classes[kind], corpus, settings))
+    return cached_vectors(corpus, settings, lambda: _train(corpus, settings))
 
 
-def _train(cls: type, corpus: list[list[str]], settings: dict) -> Vectors:
-    """Train gensim's ``cls`` on ``corpus`` (one worker: the same corpus gives the same vectors)."""
+_KINDS = {"word2vec": "Word2Vec", "fasttext": "FastText"}  # kind -> the gensim.models class
+
+
+def _gensim_version() -> str:
+    """gensim's version, read from its installed metadata (importing gensim takes a second or more)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gensim")
+    except PackageNotFoundError:  # pragma: no cover - gensim is a dependency
+        raise ConfigError("training word vectors needs gensim: pip install gensim") from None
+
+
+def _train(corpus: list[list[str]], settings: dict) -> Vectors:
+    """Train gensim on ``corpus`` (one worker: the same corpus gives the same vectors)."""
+    import gensim.models
+
     kind, dim = settings["kind"], settings["dim"]
-    model = cls(
+    model = getattr(gensim.models, _KINDS[kind])(
         sentences=corpus, vector_size=dim, window=settings["window"], min_count=settings["min_count"],
         epochs=settings["epochs"], seed=settings["seed"], workers=1, sg=int(settings["sg"]),
     )
@@ -245,7 +257,6 @@ def cached_vectors(corpus: Sequence[Sequence[str]], settings: dict[str, Any], tr
     and ``settings`` stored."""
     if not _enabled.get():
         return train()
-    import gensim
     import numpy as np
     import torch
 
@@ -253,7 +264,7 @@ def cached_vectors(corpus: Sequence[Sequence[str]], settings: dict[str, Any], tr
     from zoo.sdk.fingerprint import fingerprint
     from zoo.sdk.prepared import PreparedCache
 
-    key = fingerprint({"vectors": settings, "corpus": _corpus_hash(corpus), "gensim": gensim.__version__,
+    key = fingerprint({"vectors": settings, "corpus": _corpus_hash(corpus), "gensim": _gensim_version(),
                        "zoo": _zoo_version})
     made: list[Any] = []
 
