@@ -113,6 +113,32 @@ def test_bpe_chunks_equal_the_whole_text_on_random_text_with_odd_whitespace():
         assert [i for ids in tok.encode_batch(pieces) for i in ids] == tok.encode(text)
 
 
+def test_chunks_are_never_cut_before_the_separators_u001c_to_u001f():
+    """Python calls U+001C-U+001F whitespace, GPT-2's pattern does not: BPE keeps ".\x1c" in one piece."""
+    import random
+
+    from zoo import split_text
+    from zoo_tokenizers.bpe import BPEConfig, BPETokenizer
+
+    tok = BPETokenizer(BPEConfig(vocab_size=300))
+    tok.fit(["x.\x1cy, z!\x1f w.\x1d\n" * 50])
+    assert tok.encode(".\x1c") != tok.encode(".") + tok.encode("\x1c")  # cutting there would change the ids
+    rng = random.Random(0)
+    pool = ["x", "yz", ".", "!,", "\x1c", "\x1d", "\x1e", "\x1f", "é"] * 8 + [" ", "\n", "\t", "\u2028"]
+    for _ in range(50):
+        text = "".join(rng.choice(pool) for _ in range(3000))
+        size = rng.randint(5, 100)
+        for pieces in (list(whitespace_cuts([text[i:i + 41] for i in range(0, len(text), 41)], min_chars=size)),
+                       list(split_text(text, size))):
+            assert "".join(pieces) == text and len(pieces) > 3
+            assert not any(p[0] in "\x1c\x1d\x1e\x1f" for p in pieces[1:])
+            assert [i for ids in tok.encode_batch(pieces) for i in ids] == tok.encode(text)
+    # text whose only whitespace is U+001C-U+001F has no cut point at all: it stays whole
+    text = "x.\x1cy!\x1f" * 200
+    assert list(whitespace_cuts([text[i:i + 7] for i in range(0, len(text), 7)], min_chars=10)) == [text]
+    assert list(split_text(text, 10)) == [text]
+
+
 @pytest.mark.parametrize("entry, dtype", [("text-gpt", np.uint8), ("gpt-lm", np.uint16)])
 def test_prepared_stream_is_a_memory_map_of_the_smallest_dtype_equal_to_encoding_in_memory(corpus, entry, dtype):
     more = {"dataset": {"name": "text:text", "files": [str(corpus)]}, "tokenizer": {"vocab_size": 300}} \
