@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import zoo
 from zoo import config
-from zoo_tokenizers.bpe import BPETokenizer
+from zoo_tokenizers.bpe import BPETokenizer, even_sample
 from zoo_tokenizers.char import CharTokenizer
 
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
@@ -141,3 +141,55 @@ def test_bpe_unfitted_and_empty_fit_are_clear_errors():
         BPETokenizer().encode("x")
     with pytest.raises(zoo.DataError, match="no text"):
         BPETokenizer().fit(iter([]))
+
+
+# --- bpe at scale: fitting on an even sample, encoding by distinct words, worker processes ---------------
+
+def numbered(n: int, width: int = 100) -> list[str]:
+    """``n`` pieces of text, each naming its own number (so a sample shows where it came from)."""
+    return [f"piece {i:06d} " + "x" * (width - 14) + "\n" for i in range(n)]
+
+
+def test_even_sample_is_everything_when_it_fits_and_otherwise_evenly_spread_and_deterministic():
+    pieces = numbered(1000)
+    assert even_sample(iter(pieces), 100 * 1000) == pieces  # all of it: small corpora fit as before
+    sample = even_sample(iter(pieces), 100 * 50)
+    assert sample == even_sample(iter(pieces), 100 * 50)
+    assert 45 <= len(sample) <= 55  # about the characters asked for, whole pieces
+    where = [int(p.split()[1]) for p in sample]
+    gaps = [b - a for a, b in zip(where, where[1:])]
+    assert where == sorted(where) and max(gaps) - min(gaps) <= 16  # even strides ...
+    assert where[0] < 40 and where[-1] > 960  # ... from the first pieces to the last
+    # the same spread whatever the corpus size: ten times the text, about the same sample
+    assert 45 <= len(even_sample(iter(numbered(10_000)), 100 * 50)) <= 55
+
+
+def test_bpe_fit_sample_learns_from_the_sample_alone_and_a_small_corpus_is_fitted_whole():
+    big = numbered(400, 2000)  # 800k characters
+    small = BPETokenizer(config.build(BPETokenizer.Config, {"vocab_size": 300, "fit_sample": 40_000}, "t"))
+    small.fit(iter(big))
+    direct = BPETokenizer(config.build(BPETokenizer.Config, {"vocab_size": 300, "fit_sample": None}, "t"))
+    from zoo import split_text
+
+    direct.fit(even_sample((p for t in big for p in split_text(t, 1 << 14)), 40_000))
+    assert small.get_state() == direct.get_state()
+    # the default (10M characters) leaves a corpus of this size as it was: fitted on all of it
+    default, whole = BPETokenizer(BPETokenizer.Config(vocab_size=300)), BPETokenizer(
+        BPETokenizer.Config(vocab_size=300, fit_sample=None))
+    default.fit(iter(CORPUS))
+    whole.fit(iter(CORPUS))
+    assert default.get_state() == whole.get_state()
+    with pytest.raises(zoo.ConfigError, match="fit_sample"):
+        config.build(BPETokenizer.Config, {"fit_sample": 0}, "tokenizer.text")
+
+
+def test_gpt_lm_on_tiny_shakespeare_is_fitted_on_all_of_it(data_dir_or_skip):
+    from zoo_text.datasets import TinyShakespeare
+
+    text = TinyShakespeare(data_dir=data_dir_or_skip).text()
+    default = BPETokenizer(BPETokenizer.Config(vocab_size=1024))
+    default.fit(zoo.whitespace_cuts([text]))
+    whole = BPETokenizer(BPETokenizer.Config(vocab_size=1024, fit_sample=None))
+    whole.fit(zoo.whitespace_cuts([text]))
+    assert default.get_state() == whole.get_state()
+

@@ -11,6 +11,9 @@ folder instead keeps the folder's ids and names one of its own tokens, e.g.
 input: text that contains the literal string "<eos>" encodes as the bytes
 ``<``, ``eos``, ``>``, not as the <eos> id (``encode_special_tokens``). Only the
 task adds special ids.
+
+Fitting learns the merges from ``fit_sample`` characters of the training text (an even sample of
+a longer text: :func:`even_sample`), so it costs about the same at 100 MB as at 1 GB.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class BPEConfig:
     # at most this many ids: 4 specials + 256 byte symbols + merges (the lower bound is checked in validate)
     vocab_size: Annotated[int, Range(le=2**20)] = 4096
     min_frequency: Annotated[int, Range(1)] = 2  # a pair seen fewer times in the training text is never merged
+    # characters the merges are learned from: of a longer training text, an even sample (whole pieces of about 16k
+    # characters at even strides from its first file to its last), so fitting costs about the same at 100 MB as
+    # at 1 GB (the text is still read through once); a shorter text is used whole. none: always all of it
+    fit_sample: Annotated[int, Range(1, note="none: all of the text")] | None = 10_000_000
 
     def validate(self) -> None:
         if self.vocab_size < MIN_VOCAB:
@@ -45,6 +52,27 @@ class BPEConfig:
                 f"vocab_size must be at least {MIN_VOCAB} ({BYTE_ALPHABET} byte symbols + "
                 f"{len(SPECIALS)} specials), got {self.vocab_size}"
             )
+
+
+def even_sample(pieces: Iterable[str], chars: int) -> list[str]:
+    """About ``chars`` characters of ``pieces``, spread evenly: all of them when they hold no more, else whole
+    pieces at even strides from the first to the last. Deterministic; holds at most ``2 * chars`` characters
+    (and one piece) while it reads."""
+    kept: list[str] = []
+    held, stride, total = 0, 1, 0  # kept holds pieces 0, stride, 2 * stride, ...
+    for i, piece in enumerate(pieces):
+        total += len(piece)
+        if i % stride:
+            continue
+        kept.append(piece)
+        held += len(piece)
+        if held > 2 * chars:  # keep every other piece, and take every other one from here on
+            kept, stride = kept[::2], stride * 2
+            held = sum(map(len, kept))
+    if total <= chars:
+        return kept
+    m = max(1, round(len(kept) * chars / held))  # pieces of the even stride that hold about ``chars``
+    return kept if m >= len(kept) else [kept[(2 * j + 1) * len(kept) // (2 * m)] for j in range(m)]
 
 
 def _empty() -> hf.Tokenizer:
@@ -103,13 +131,16 @@ class BPETokenizer(Tokenizer):
     def fit(self, texts: Iterable[str]) -> None:
         chars = 0
 
-        def counted() -> Iterator[str]:  # the texts are streamed to the trainer, counted on the way
+        def counted() -> Iterator[str]:  # the texts, counted on the way
             nonlocal chars
             for text in texts:
                 chars += len(text)
                 # in pieces cut before whitespace (the same word counts): the library's memory grows with the
                 # length of the texts it is handed, not with how many
                 yield from split_text(text, _PIECE)
+
+        sample = self.config.fit_sample
+        pieces = counted() if sample is None else even_sample(counted(), sample)  # streamed, or the sample
 
         trainer = trainers.BpeTrainer(
             vocab_size=self.config.vocab_size,
@@ -119,11 +150,13 @@ class BPETokenizer(Tokenizer):
             show_progress=False,  # about a second for 1 MB of text
         )
         tok = _empty()
-        tok.train_from_iterator(counted(), trainer=trainer)
+        tok.train_from_iterator(pieces, trainer=trainer)
         if chars == 0:
             raise DataError("bpe tokenizer: no text to fit on (the training split is empty or holds only empty texts)")
         self._tok, self._specials = _check(tok, "after training"), None
-        log.info("bpe: trained on %d characters, %d ids", chars, self.vocab_size)
+        used = chars if sample is None else sum(map(len, pieces))
+        log.info("bpe: trained on %s of %s characters%s, %d ids", f"{used:,}", f"{chars:,}",
+                 " (an even sample: tokenizer.fit_sample)" if used < chars else "", self.vocab_size)
 
     def encode(self, text: str) -> list[int]:
         return self.tok.encode(text, add_special_tokens=False).ids
