@@ -193,3 +193,63 @@ def test_gpt_lm_on_tiny_shakespeare_is_fitted_on_all_of_it(data_dir_or_skip):
     whole.fit(zoo.whitespace_cuts([text]))
     assert default.get_state() == whole.get_state()
 
+
+REAL = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.  \n"
+        "  Indented line,\twith a tab and   spaces.\r\nCRLF line; café, naïve — “quotes” 東京 🙂 don't I'll\n\n\n"
+        "Numbers 1,234.5 and ½ ² Ⅻ; 'quoted' \"double\" <eos> <pad> x\x1c.\x1f\u2028\u3000\u00a0end ")
+
+
+@pytest.fixture(scope="module")
+def rich() -> BPETokenizer:
+    """Merges of whitespace runs, newlines, contractions and words with their space: a wrong split shows."""
+    tok = BPETokenizer(BPETokenizer.Config(vocab_size=700))
+    tok.fit([REAL * 40, *CORPUS * 10])
+    return tok
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.lists(st.one_of(st.text(), st.sampled_from(TRICKY + REAL.split(" ") + ["  ", "\n\n", " \n "])),
+                     max_size=12).map("".join))
+def test_bpe_encode_batch_by_distinct_words_equals_encode(rich, text):
+    ids = rich.encode_batch([text, text + " " + text])
+    assert list(map(int, ids[0])) == rich.encode(text)
+    assert list(map(int, ids[1])) == rich.encode(text + " " + text)
+
+
+def test_bpe_encode_batch_equals_encode_on_real_text(rich, data_dir_or_skip):
+    from zoo_text.datasets import TinyShakespeare
+
+    text = TinyShakespeare(data_dir=data_dir_or_skip).text()[:300_000]
+    shakespeare = BPETokenizer(BPETokenizer.Config(vocab_size=1024))
+    shakespeare.fit([text])
+    texts = [REAL, "", " ", "\n", "\n\n  ", REAL * 20, text, text[1000:1500], REAL + text[:3000]]
+    for tok in (rich, shakespeare):
+        for got, want in zip(tok.encode_batch(texts), map(tok.encode, texts)):
+            assert list(map(int, got)) == want
+        assert tok._word_encoder() is not None  # by distinct words, not the library's fallback
+
+
+def test_bpe_words_classed_apart_or_an_unusual_pipeline_fall_back_to_the_library(bpe, monkeypatch):
+    from tokenizers import pre_tokenizers
+
+    from zoo_tokenizers import words
+
+    clone = BPETokenizer(bpe.config)
+    clone.set_state(bpe.get_state())
+    enc = clone._word_encoder()
+    monkeypatch.setattr(words.WordEncoder, "_same_split", lambda self, c: c != "é")
+    enc._alike.discard("é")
+    assert enc.encode("café") is None  # a character the two splitters might class apart: left to the library
+    assert list(map(int, clone.encode_batch(["café au lait"])[0])) == clone.encode("café au lait")
+    clone.tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # words would get a space each
+    assert words.encoder_for(clone.tok) is None
+
+
+def test_bpe_word_cache_emptied_when_full_gives_the_same_ids(bpe):
+    from zoo_tokenizers.words import WordEncoder
+
+    enc = WordEncoder(bpe.tok, cache_words=5)
+    for text in [*CORPUS, REAL, *CORPUS]:
+        assert list(map(int, enc.encode(text))) == bpe.encode(text)
+    assert len(enc._index) < 60
+

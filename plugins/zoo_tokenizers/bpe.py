@@ -13,7 +13,10 @@ input: text that contains the literal string "<eos>" encodes as the bytes
 task adds special ids.
 
 Fitting learns the merges from ``fit_sample`` characters of the training text (an even sample of
-a longer text: :func:`even_sample`), so it costs about the same at 100 MB as at 1 GB.
+a longer text: :func:`even_sample`), so it costs about the same at 100 MB as at 1 GB. Encoding a
+batch (:meth:`BPETokenizer.encode_batch`, which preparing a corpus uses) goes word by word through
+a cache of each distinct word's ids (:mod:`zoo_tokenizers.words`): the ids of ``encode``, far fewer
+calls to the library.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import tokenizers as hf
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from zoo import DataError, Range, Tokenizer, ZooError, split_text
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .words import WordEncoder
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +127,8 @@ class BPETokenizer(Tokenizer):
         super().__init__(config)
         self._tok: hf.Tokenizer | None = None
         self._specials: dict[str, int] | None = None  # None: zoo's own layout, ids 0-3
+        self._words: WordEncoder | None = None  # encode_batch's cache of words (None: not made yet, or not possible)
+        self._words_of: hf.Tokenizer | None = None  # the pipeline _words was made for
 
     @property
     def tok(self) -> hf.Tokenizer:
@@ -162,22 +170,39 @@ class BPETokenizer(Tokenizer):
         return self.tok.encode(text, add_special_tokens=False).ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[Sequence[int]]:
-        """The library's batch encoding, on all cores (``RAYON_NUM_THREADS`` bounds them).
+        """The ids of each text (uint32 arrays), equal to :meth:`encode`'s, by distinct words.
 
-        Long texts are encoded in pieces of about 16k characters cut before whitespace (the same ids as the
-        whole text), a few at a time: the library's per-token records of a whole large text take far
-        more memory than its ids.
+        Each word not met before goes through the library's batch encoding, on all cores
+        (``RAYON_NUM_THREADS`` bounds them); see :mod:`zoo_tokenizers.words`. A pipeline that does not
+        split like GPT-2's (an imported one may not), or a text with a character the two splitters
+        class apart, is encoded by the library whole (:meth:`_library_ids`).
         """
-        import numpy as np
-
+        words = self._word_encoder()
         out = []
         for text in texts:
-            pieces, ids = list(split_text(text, _PIECE)), []
-            for i in range(0, len(pieces), _PIECES):
-                encs = self.tok.encode_batch(pieces[i:i + _PIECES], add_special_tokens=False)
-                ids += [np.asarray(e.ids, dtype=np.uint32) for e in encs]
-            out.append(np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint32))
+            ids = words.encode(text) if words is not None else None
+            out.append(ids if ids is not None else self._library_ids(text))
         return out
+
+    def _word_encoder(self) -> WordEncoder | None:
+        from .words import encoder_for
+
+        tok = self.tok
+        if self._words_of is not tok:  # fitted or restored since: a new cache for the new pipeline
+            self._words, self._words_of = encoder_for(tok), tok
+        return self._words
+
+    def _library_ids(self, text: str) -> Any:
+        """The library's batch encoding of ``text`` in pieces of about 16k characters cut before whitespace (the
+        same ids as the whole text), a few at a time: its per-token records of a whole large text take far more
+        memory than the ids."""
+        import numpy as np
+
+        pieces, ids = list(split_text(text, _PIECE)), []
+        for i in range(0, len(pieces), _PIECES):
+            encs = self.tok.encode_batch(pieces[i:i + _PIECES], add_special_tokens=False)
+            ids += [np.asarray(e.ids, dtype=np.uint32) for e in encs]
+        return np.concatenate(ids) if ids else np.zeros(0, dtype=np.uint32)
 
     def decode(self, ids: Sequence[int]) -> str:
         n = self.vocab_size
