@@ -151,6 +151,27 @@ def test_prepared_stream_is_a_memory_map_of_the_smallest_dtype_equal_to_encoding
     assert b.splits["train"]["bytes_per_token"] == direct["bytes_per_token"]
 
 
+def test_gpt_lm_prepared_on_worker_processes_and_from_a_sample_equals_encoding_the_whole_text(corpus, monkeypatch,
+                                                                                             caplog):
+    import functools
+
+    import zoo_lm.task
+    import zoo_tokenizers.parallel as parallel
+
+    monkeypatch.setattr(parallel, "ALONE_CHARS", 2000)  # past 2,000 characters, on worker processes
+    monkeypatch.setattr(zoo_lm.task, "whitespace_cuts", functools.partial(whitespace_cuts, min_chars=500))
+    more = {"dataset": {"name": "text:text", "files": [str(corpus)]},
+            "tokenizer": {"vocab_size": 300, "fit_sample": 3000}}
+    with caplog.at_level("INFO"):
+        b = built([corpus], "gpt-lm", **more)
+    assert "on 2 worker processes" in caplog.text or parallel.cores() < 2
+    assert "an even sample" in caplog.text
+    tok = b.task.tokenizers["text"]
+    for split in ("train", "val"):
+        whole = b.dataset.load(split)[0]["text"]
+        assert np.array_equal(np.asarray(b.splits[split]["ids"]), tok.encode(whole))
+
+
 # --- hits and misses: every part of the key ------------------------------------------------------
 
 def test_the_same_data_and_settings_hit_the_cache(corpus):

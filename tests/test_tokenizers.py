@@ -252,4 +252,24 @@ def test_bpe_word_cache_emptied_when_full_gives_the_same_ids(bpe):
     for text in [*CORPUS, REAL, *CORPUS]:
         assert list(map(int, enc.encode(text))) == bpe.encode(text)
     assert len(enc._index) < 60
+    # a cache handed to another encoder (as to the worker processes) gives it the same words and ids
+    other = WordEncoder(bpe.tok)
+    other.encode(CORPUS[0])
+    other.warm(*enc.cached())
+    assert set(enc._index) <= set(other._index)
+    for text in [*CORPUS, REAL]:
+        assert list(map(int, other.encode(text))) == bpe.encode(text)
 
+
+def test_bpe_encode_stream_on_worker_processes_equals_encode_batch(bpe, monkeypatch, caplog):
+    import zoo_tokenizers.parallel as parallel
+
+    texts = [REAL * 3, *CORPUS, "", REAL[::-1], *CORPUS] * 3
+    want = [list(map(int, ids)) for ids in bpe.encode_batch(texts)]
+    monkeypatch.setattr(parallel, "ALONE_CHARS", 500)
+    with caplog.at_level("INFO", "zoo_tokenizers.parallel"):
+        got = [list(map(int, ids)) for ids in parallel.encode_stream(bpe, texts, 4, workers=2)]
+    assert got == want and "on 2 worker processes" in caplog.text
+    monkeypatch.setattr(parallel.sys, "executable", "/nonexistent/python")  # workers cannot start: this process
+    got = [list(map(int, ids)) for ids in parallel.encode_stream(bpe, texts, 4, workers=2)]
+    assert got == want and "cannot be started" in caplog.text

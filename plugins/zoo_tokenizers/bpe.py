@@ -184,6 +184,13 @@ class BPETokenizer(Tokenizer):
             out.append(ids if ids is not None else self._library_ids(text))
         return out
 
+    def encode_stream(self, texts: Iterable[str], batch: int = 8) -> Iterator[Sequence[int]]:
+        """:meth:`encode_batch` of a stream of texts, in order; past its first 32M characters on worker
+        processes, one per core (:mod:`zoo_tokenizers.parallel`)."""
+        from .parallel import encode_stream
+
+        return encode_stream(self, texts, batch)
+
     def _word_encoder(self) -> WordEncoder | None:
         from .words import encoder_for
 

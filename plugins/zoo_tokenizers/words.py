@@ -104,6 +104,21 @@ class WordEncoder:
         self._lens = np.concatenate([self._lens, lens])
         self._ids = np.concatenate([self._ids, ids.astype(np.uint32, copy=False)])
 
+    def cached(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The cache: its words in order, how many ids each has, and their ids one after another."""
+        with self._lock:
+            return list(self._index), self._lens.copy(), self._ids.copy()
+
+    def warm(self, words: list[str], lens: np.ndarray, ids: np.ndarray) -> None:
+        """Add what :meth:`cached` gave (of an encoder of the same pipeline) to this cache."""
+        lens = np.asarray(lens, np.int64)
+        if len(lens) != len(words) or int(lens.sum()) != len(ids):
+            raise ValueError("a word cache whose words, lengths and ids do not match")
+        with self._lock:
+            known = np.fromiter((w in self._index for w in words), bool, len(words))
+            keep = np.repeat(~known, lens)
+            self._append([w for w, k in zip(words, known) if not k], lens[~known], np.asarray(ids)[keep])
+
     def _classify(self, chars: set[str]) -> bool:
         """Whether the regex module and the library class every one of ``chars`` alike (the library is asked
         once per character)."""
