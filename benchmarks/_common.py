@@ -46,11 +46,12 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(out)
 
 
-def write(name: str, payload: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write(name: str, payload: dict[str, Any], folder: Path = RESULTS) -> Path:
+    """``folder/NAME.json``: the payload with the benchmark's name, the time and the machine."""
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {"benchmark": name, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "machine": machine(), **payload}
-    path = RESULTS / f"{name}.json"
+    path = folder / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
@@ -195,9 +196,10 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, An
 
 # ``python -c FIRST_STEP ENTRY OUT [--exit] KEY VALUE ...``: runs zoo.train(ENTRY) in that process with the
 # --set overrides KEY=VALUE and prints one JSON line: seconds from the call of zoo.train to its first training
-# step (first_step_s; torch's import is before it, in imports_s), of which the data (data_ready_s: dataset,
-# tokenizers, prepared splits: zoo.training.run.build), and the process's peak RSS so far. With --exit the
-# process ends right there (os._exit: the run is cut short, its folder incomplete), else training runs on.
+# step (first_step_s: torch's import, the data, the model), of which the data (data_ready_s: dataset,
+# tokenizers, prepared splits: zoo.training.run.build); imports_s (import zoo) comes before; and the
+# process's peak RSS so far. With --exit the process ends at the first step (os._exit: the run is cut short,
+# its folder incomplete), else after training, as zoo.train returns.
 FIRST_STEP = """
 import json, os, resource, sys, time
 t0 = time.perf_counter()
