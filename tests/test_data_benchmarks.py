@@ -1,5 +1,6 @@
-"""benchmarks/prepare_reuse.py (issue 28) end to end in its quick mode: it writes its JSON, and what it
-measures shows (a second run reads its data back)."""
+"""benchmarks/prepare_reuse.py and benchmarks/tune_cache.py (issue 28) end to end in their quick modes: each
+writes its JSON, and what it measures shows (a second run reads its data back; a study with the cache finds
+the same values as one without)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,14 @@ def test_prepare_reuse_on_a_few_reviews_times_both_runs_and_the_second_reads_its
     assert data["summary"]["first_step_s"] == [first["first_step_s"], second["first_step_s"]]
     assert "first run, empty cache" in out and not list(tmp_path.glob("zoo-prepare-reuse-*"))
 
+
+def test_tune_cache_tiny_runs_both_studies_and_they_find_the_same_values(tmp_path):
+    out = bench("tune_cache.py", "--tiny", "--trials", "2", "--results", str(tmp_path), "--work", str(tmp_path))
+    data = json.loads((tmp_path / "tune_cache_limited.json").read_text())
+    on, off = data["rows"]
+    assert (on["cache"], off["cache"]) == ("on", "off")
+    for row in data["rows"]:
+        assert row["trials"] == 2 and len(row["trial_seconds"]) == 2 and row["wall_s"] > row["trials_s"] > 0
+    assert data["settings"]["dataset.train_file"].endswith("reviews.csv")
+    assert data["summary"]["same_values"] is True and on["values"] == off["values"]
+    assert "with the cache" in out
