@@ -2,7 +2,7 @@
 
 Splitting text into words is Python work that holds the GIL, so threads would take turns; processes
 do not. The first :data:`ALONE_CHARS` characters of a stream are encoded in this process (a small
-corpus never starts a worker). Past them, one worker per core is started: a fresh interpreter
+corpus never starts a worker). Past them, one worker per core (at most 8) is started: a fresh interpreter
 running this module (``python -m zoo_tokenizers.parallel``), so nothing of the caller's process is
 inherited or run again, and a script without an ``if __name__ == "__main__"`` guard is safe. A worker
 restores the tokenizer from its JSON state and keeps a word cache of its own; each text goes to it as
@@ -34,6 +34,7 @@ from zoo import ZooError
 log = logging.getLogger(__name__)
 
 ALONE_CHARS = 1 << 25  # characters encoded in this process before any worker is started (32M, about 32 MB)
+MAX_WORKERS = 8  # past this, this process (reading, cutting, writing the ids) is the bottleneck, and each adds memory
 _SIZE = struct.Struct("<Q")  # every message: its length in bytes, then the bytes
 
 
@@ -47,7 +48,8 @@ def cores() -> int:
 
 def encode_stream(tok: Any, texts: Iterable[str], batch: int, workers: int | None = None) -> Iterator[Sequence[int]]:
     """The ids of each of ``texts`` in order, as ``tok.encode_batch`` gives them (see the module's docstring):
-    ``batch`` texts at a time in this process, then on ``workers`` processes (default: one per core)."""
+    ``batch`` texts at a time in this process, then on ``workers`` processes (default: one per core, at most
+    :data:`MAX_WORKERS`)."""
     it = iter(texts)
     alone, group = 0, []
     for text in it:
@@ -66,7 +68,7 @@ def encode_stream(tok: Any, texts: Iterable[str], batch: int, workers: int | Non
     if first is None:
         return
     it = itertools.chain([first], it)
-    procs = _start(tok, cores() if workers is None else workers)
+    procs = _start(tok, min(cores(), MAX_WORKERS) if workers is None else workers)
     if not procs:
         for text in it:
             yield from tok.encode_batch([text])
