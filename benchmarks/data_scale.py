@@ -4,15 +4,19 @@ For each size (MB of text) and tokenizer (text-gpt's characters, gpt-lm's byte-l
 prepared-data cache:
 
 1. ``zoo prepare`` the corpus (a process of its own): preparation MB/s of the whole command (start-up,
-   imports and file hashing included) and of the preparation alone (fit and splits, from the manifests);
+   imports and file hashing included) and of the preparation alone (fit and splits, from the manifests),
+   its CPU seconds, and its peak RSS: of its largest process, and of all its processes together (BPE
+   encodes a long corpus on worker processes, one per core);
 2. a first ``zoo train`` (tiny model, a few steps) that finds the cache prepared: peak RSS of the process;
 3. a second run with the same settings: seconds from the start of ``zoo.train`` to the first training
    step (torch's import, data ready, model construction), of which the data (``build``: dataset,
    tokenizers, splits from the cache), and its peak RSS.
 
 The corpus is tiny-shakespeare repeated, each copy perturbed (its lines in another seeded order, a
-few words upper-cased), so that BPE sees varied text. Writes ``results/data_scale.json`` and
-``results/data_scale.png``.
+few words upper-cased), so that BPE sees varied text: words, spaces and newlines as in the original.
+(Before 2026-12-05 the perturbation joined the words without their spaces, one long word a line, which
+BPE splits and merges quite differently from real text: rows measured then are marked ``"corpus":
+"spaces lost"`` in the JSON.) Writes ``results/data_scale.json`` and ``results/data_scale.png``.
 
     python benchmarks/data_scale.py                 # 10, 100 and 1000 MB: run it on a quiet machine
     python benchmarks/data_scale.py --sizes 10      # a smoke run
@@ -24,53 +28,22 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, table, write  # noqa: E402
+from _common import RESULTS, first_step, load_average, run_child, table, write  # noqa: E402
 
 TOKENIZERS = {
-    "char": ("text-gpt", []),
-    "bpe": ("gpt-lm", ["--set", "dataset.name=text:text", "--set", "tokenizer.vocab_size=1024"]),
+    "char": ("text-gpt", {}),
+    "bpe": ("gpt-lm", {"dataset.name": "text:text", "tokenizer.vocab_size": "1024"}),
 }
-TINY = ["--set", "model.n_layer=1", "--set", "model.n_head=2", "--set", "model.n_embd=32",
-        "--set", "task.block_size=64", "--set", "task.eval_blocks=16", "--set", "train.epochs=1",
-        "--set", "train.steps_per_epoch=3", "--set", "train.batch_size=8", "--set", "train.eval_batch_size=16",
-        "--set", "train.progress=false", "--set", "train.threads=2"]
+TINY = {"model.n_layer": "1", "model.n_head": "2", "model.n_embd": "32", "task.block_size": "64",
+        "task.eval_blocks": "16", "train.epochs": "1", "train.steps_per_epoch": "3", "train.batch_size": "8",
+        "train.eval_batch_size": "16", "train.progress": "false", "train.threads": "2"}
 
-# runs zoo.train in this process and prints JSON: seconds to the first training step, peak RSS
-DRIVER = """
-import json, resource, sys, time
-t0 = time.perf_counter()
-import zoo
-from zoo import config
-from zoo_lm.task import LMTask
-first = []
-loss = LMTask.loss
-def timed(self, model, batch):
-    if not first:
-        first.append(time.perf_counter())
-    return loss(self, model, batch)
-LMTask.loss = timed
-import zoo.training.run
-build, spent = zoo.training.run.build, []
-def build_timed(*a, **k):
-    t = time.perf_counter()
-    out = build(*a, **k)
-    spent.append(time.perf_counter() - t)
-    return out
-zoo.training.run.build = build_timed
-start = time.perf_counter()
-args = sys.argv[3:]
-sets = config.parse_sets([args[i + 1] for i in range(0, len(args), 2)])
-zoo.train(sys.argv[1], sets, out=sys.argv[2], force=True)
-print(json.dumps({"first_step_s": first[0] - start, "imports_s": start - t0, "data_ready_s": spent[0],
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+CORPUS = "tiny-shakespeare, lines shuffled, 1% of words upper-cased, spaces kept"
 
 
 def shakespeare() -> str:
@@ -87,44 +60,31 @@ def make_corpus(path: Path, mb: int, seed: int = 0) -> int:
         while written < target:
             order = lines[:]
             rng.shuffle(order)
-            copy = "".join(w.upper() if rng.random() < 0.01 else w for w in "".join(order).split(" "))
+            copy = " ".join(w.upper() if rng.random() < 0.01 else w for w in "".join(order).split(" "))
             piece = copy[: target - written]
             fh.write(piece)
             written += len(piece.encode("utf-8"))
     return path.stat().st_size
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS MB of the child process, stdout) of a command."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(cmd[:5])} ... failed:\n{err.read()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, out
-
-
 def measure(tok: str, mb: int, corpus: Path, work: Path) -> dict:
     entry, extra = TOKENIZERS[tok]
     env = {**os.environ, "ZOO_CACHE_DIR": str(work / f"cache-{tok}-{mb}")}
-    sets = ["--set", f"dataset.files={json.dumps([str(corpus)])}", *extra]
-    prep_wall, prep_rss, _ = run([sys.executable, "-m", "zoo", "prepare", entry, *sets, *TINY], env)
+    sets = {"dataset.files": json.dumps([str(corpus)]), **extra, **TINY}
+    load = load_average()
+    prep = run_child([sys.executable, "-m", "zoo", "prepare", entry,
+                      *(arg for k, v in sets.items() for arg in ("--set", f"{k}={v}"))], env)
     core = 0.0  # seconds the preparation itself took (fit + splits), from the entries' manifests
     for manifest in Path(env["ZOO_CACHE_DIR"], "prepared").glob("*/manifest.json"):
         core += json.loads(manifest.read_text())["prepare_seconds"]
-    runs = []
-    for i in range(2):
-        _, _, out = run([sys.executable, "-c", DRIVER, entry, str(work / f"run-{tok}-{mb}-{i}"), *sets, *TINY], env)
-        runs.append(json.loads(out.strip().splitlines()[-1]))
+    runs = [first_step(entry, work / f"run-{tok}-{mb}-{i}", sets, env) for i in range(2)]
     size_mb = corpus.stat().st_size / 1e6
-    return {"tokenizer": tok, "entry": entry, "size_mb": round(size_mb, 1), "prepare_s": round(prep_wall, 2),
-            "prepare_mb_s": round(size_mb / prep_wall, 1),
-            "prepare_peak_rss_mb": round(prep_rss), "prepare_core_s": round(core, 2),
+    tree = prep["peak_tree_rss_mb"]
+    return {"tokenizer": tok, "entry": entry, "size_mb": round(size_mb, 1), "corpus": CORPUS,
+            "load_before": load, "prepare_s": round(prep["wall_s"], 2),
+            "prepare_mb_s": round(size_mb / prep["wall_s"], 1), "prepare_cpu_s": round(prep["cpu_s"], 1),
+            "prepare_peak_rss_mb": round(prep["peak_rss_mb"]),
+            "prepare_peak_tree_rss_mb": round(tree) if tree else None, "prepare_core_s": round(core, 2),
             "prepare_core_mb_s": round(size_mb / core, 1),
             "first_run_peak_rss_mb": round(runs[0]["peak_rss_mb"]),
             "second_run_peak_rss_mb": round(runs[1]["peak_rss_mb"]),
@@ -176,7 +136,7 @@ def main() -> None:
                 print(json.dumps(rows[-1]), flush=True)
             corpus.unlink()
     cols = ["tokenizer", "size_mb", "prepare_s", "prepare_mb_s", "prepare_core_mb_s", "prepare_peak_rss_mb",
-            "first_run_peak_rss_mb", "second_run_peak_rss_mb",
+            "prepare_peak_tree_rss_mb", "first_run_peak_rss_mb", "second_run_peak_rss_mb",
             "second_run_first_step_s", "second_run_data_ready_s"]
     print(table(rows, cols))
     RESULTS.mkdir(parents=True, exist_ok=True)

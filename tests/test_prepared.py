@@ -113,6 +113,32 @@ def test_bpe_chunks_equal_the_whole_text_on_random_text_with_odd_whitespace():
         assert [i for ids in tok.encode_batch(pieces) for i in ids] == tok.encode(text)
 
 
+def test_chunks_are_never_cut_before_the_separators_u001c_to_u001f():
+    """Python calls U+001C-U+001F whitespace, GPT-2's pattern does not: BPE keeps ".\x1c" in one piece."""
+    import random
+
+    from zoo import split_text
+    from zoo_tokenizers.bpe import BPEConfig, BPETokenizer
+
+    tok = BPETokenizer(BPEConfig(vocab_size=300))
+    tok.fit(["x.\x1cy, z!\x1f w.\x1d\n" * 50])
+    assert tok.encode(".\x1c") != tok.encode(".") + tok.encode("\x1c")  # cutting there would change the ids
+    rng = random.Random(0)
+    pool = ["x", "yz", ".", "!,", "\x1c", "\x1d", "\x1e", "\x1f", "é"] * 8 + [" ", "\n", "\t", "\u2028"]
+    for _ in range(50):
+        text = "".join(rng.choice(pool) for _ in range(3000))
+        size = rng.randint(5, 100)
+        for pieces in (list(whitespace_cuts([text[i:i + 41] for i in range(0, len(text), 41)], min_chars=size)),
+                       list(split_text(text, size))):
+            assert "".join(pieces) == text and len(pieces) > 3
+            assert not any(p[0] in "\x1c\x1d\x1e\x1f" for p in pieces[1:])
+            assert [i for ids in tok.encode_batch(pieces) for i in ids] == tok.encode(text)
+    # text whose only whitespace is U+001C-U+001F has no cut point at all: it stays whole
+    text = "x.\x1cy!\x1f" * 200
+    assert list(whitespace_cuts([text[i:i + 7] for i in range(0, len(text), 7)], min_chars=10)) == [text]
+    assert list(split_text(text, 10)) == [text]
+
+
 @pytest.mark.parametrize("entry, dtype", [("text-gpt", np.uint8), ("gpt-lm", np.uint16)])
 def test_prepared_stream_is_a_memory_map_of_the_smallest_dtype_equal_to_encoding_in_memory(corpus, entry, dtype):
     more = {"dataset": {"name": "text:text", "files": [str(corpus)]}, "tokenizer": {"vocab_size": 300}} \
@@ -123,6 +149,28 @@ def test_prepared_stream_is_a_memory_map_of_the_smallest_dtype_equal_to_encoding
     direct = b.task.encode(b.dataset.load("train"))  # the whole text in memory, as before the cache
     assert np.array_equal(np.asarray(ids), direct["ids"])
     assert b.splits["train"]["bytes_per_token"] == direct["bytes_per_token"]
+
+
+def test_gpt_lm_prepared_on_worker_processes_and_from_a_sample_equals_encoding_the_whole_text(corpus, monkeypatch,
+                                                                                             caplog):
+    import functools
+
+    import zoo_lm.task
+    import zoo_tokenizers.parallel as parallel
+
+    monkeypatch.setattr(parallel, "ALONE_CHARS", 2000)  # past 2,000 characters, on worker processes
+    monkeypatch.setattr(zoo_lm.task, "whitespace_cuts", functools.partial(whitespace_cuts, min_chars=500))
+    more = {"dataset": {"name": "text:text", "files": [str(corpus)]},
+            "tokenizer": {"vocab_size": 300, "fit_sample": 3000}}
+    with caplog.at_level("INFO"):
+        b = built([corpus], "gpt-lm", **more)
+    workers = min(parallel.cores(), parallel.MAX_WORKERS)
+    assert f"on {workers} worker processes" in caplog.text or workers < 2
+    assert "an even sample" in caplog.text
+    tok = b.task.tokenizers["text"]
+    for split in ("train", "val"):
+        whole = b.dataset.load(split)[0]["text"]
+        assert np.array_equal(np.asarray(b.splits[split]["ids"]), tok.encode(whole))
 
 
 # --- hits and misses: every part of the key ------------------------------------------------------

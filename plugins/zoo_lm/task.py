@@ -22,6 +22,7 @@ paragraphs, ``separator`` between documents), and with ``stop_at_eos`` ends ther
 
 from __future__ import annotations
 
+import collections
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from zoo import ConfigError, DataError, ModelContract, Range, Task, whitespace_cuts
 
 LN2 = math.log(2)
-_BATCH = 8  # chunks of text encoded in one call (the BPE library spreads a batch over the cores)
+_BATCH = 8  # chunks of text handed to the tokenizer's encode_batch at a time
 
 
 @dataclass
@@ -139,13 +140,15 @@ class LMTask(Task):
                         yield cfg.separator
                     yield from doc
 
-            group: list[str] = []
-            for chunk in whitespace_cuts(text()):
-                group.append(chunk)
-                if len(group) == _BATCH:
-                    yield from zip(tok.encode_batch(group), (len(c.encode("utf-8")) for c in group))
-                    group = []
-            yield from zip(tok.encode_batch(group), (len(c.encode("utf-8")) for c in group))
+            sizes: collections.deque[int] = collections.deque()  # bytes of the chunks handed on, not yet encoded
+
+            def chunks() -> Iterator[str]:
+                for chunk in whitespace_cuts(text()):
+                    sizes.append(len(chunk.encode("utf-8")))
+                    yield chunk
+
+            for ids in tok.encode_stream(chunks(), _BATCH):
+                yield ids, sizes.popleft()
             return
         for doc in documents:
             for unit in units("".join(doc), cfg.boundaries):

@@ -3,9 +3,14 @@
 :func:`read_chunks` decodes a file piece by piece (a character cut in two by a chunk
 boundary is completed from the next chunk) and fails as :func:`zoo.read_text` does, naming
 the file, the byte offset and the line. :func:`whitespace_cuts` regroups pieces of text so
-that every chunk ends just before whitespace that follows a non-space character: no
-tokenizer zoo ships (characters, words, GPT-2's byte-level BPE) merges across such a point,
-so encoding the chunks one by one gives exactly the ids of encoding the whole text.
+that every chunk ends at a *cut point*: just before whitespace that follows a non-space
+character. No tokenizer zoo ships (characters, words, GPT-2's byte-level BPE) merges across
+such a point, so encoding the chunks one by one gives exactly the ids of encoding the whole text.
+
+The separators U+001C-U+001F are never cut before: Python's ``str.isspace`` (and ``str.split``)
+counts them as whitespace, Unicode's White_Space (``\\s`` of GPT-2's pattern in the ``tokenizers``
+library) does not, so byte-level BPE keeps them in one piece with the punctuation before them
+(``".\\x1c"``). Every other character is whitespace to both or to neither.
 """
 
 from __future__ import annotations
@@ -109,30 +114,28 @@ def count_chars(path: str | Path, encoding: str = "utf-8") -> int:
     return sum(len(chunk) for chunk in read_chunks(path, encoding))
 
 
-def _cut(text: str) -> int:
-    """The last index i > 0 with text[i] whitespace and text[i-1] not; 0 when there is none."""
-    i = len(text) - 1
-    while i > 0:
-        if text[i].isspace() and not text[i - 1].isspace():
-            return i
-        i -= 1
-    return 0
+# A cut point: whitespace (but U+001C-U+001F, see the module's docstring) after a non-space character
+_CUT = re.compile(r"(?<=\S)[^\S\x1c-\x1f]")
 
 
 def _last_cut(text: str) -> int:
-    """:func:`_cut` on the last line (or run of text) first, so that the scan back is short."""
+    """The last cut point of ``text`` (0 when it has none): before the last newline or space that
+    follows a non-space character, else (rarely) the last cut point before any other whitespace."""
     for sep in ("\n", " "):
         j = text.rfind(sep)
         while j > 0:
             if not text[j - 1].isspace():
                 return j
             j = text.rfind(sep, 0, j)
-    return _cut(text)
+    last = 0
+    for found in _CUT.finditer(text):
+        last = found.start()
+    return last
 
 
 def whitespace_cuts(pieces: Iterable[str], min_chars: int = CUT_CHARS) -> Iterator[str]:
-    """The text of ``pieces`` again, in chunks of at least ``min_chars`` that end just before whitespace
-    following a non-space character (see the module's docstring); the last chunk ends where the text ends."""
+    """The text of ``pieces`` again, in chunks of at least ``min_chars`` that end at a cut point (just before
+    whitespace following a non-space character; see the module's docstring); the last ends where the text ends."""
     buf: list[str] = []
     size = 0
     for piece in pieces:
@@ -156,9 +159,6 @@ def whitespace_cuts(pieces: Iterable[str], min_chars: int = CUT_CHARS) -> Iterat
         buf, size = ([rest], len(rest)) if rest else ([], 0)
     if buf:
         yield "".join(buf)
-
-
-_CUT = re.compile(r"(?<=\S)\s")  # a cut point: whitespace after a non-space character (as str.isspace says)
 
 
 def split_text(text: str, size: int) -> Iterator[str]:

@@ -6,7 +6,7 @@ Re-exported by ``zoo``; this module does not import torch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from zoo.config import EmptyConfig
@@ -36,6 +36,18 @@ class Tokenizer(ABC):
     def encode_batch(self, texts: Sequence[str]) -> list[Sequence[int]]:
         """:meth:`encode` of each text (a tokenizer may do it faster, e.g. on all cores or vectorised)."""
         return [self.encode(t) for t in texts]
+
+    def encode_stream(self, texts: Iterable[str], batch: int = 8) -> Iterator[Sequence[int]]:
+        """:meth:`encode_batch` of a stream of texts (e.g. a corpus in chunks), ``batch`` at a time, the ids of
+        each text in order. A tokenizer may spread a long stream over worker processes."""
+        group: list[str] = []
+        for text in texts:
+            group.append(text)
+            if len(group) == batch:
+                yield from self.encode_batch(group)
+                group = []
+        if group:
+            yield from self.encode_batch(group)
 
     @property
     @abstractmethod
