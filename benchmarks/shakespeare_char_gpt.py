@@ -18,6 +18,8 @@ folder, the plot and the artifact. Rows, from the baseline to the entry as shipp
 - ``shipped``: the entry as shipped: the recipe under bf16 autocast (attention and logits float32).
 - ``unfused``: as shipped with ``optim.fused=false``: what the fused AdamW step buys.
 - ``ddp2`` (not default): as shipped, ``--nproc 2`` of one thread each.
+- ``fp32-1000``, ``fp32-b16``, ``fp32-b24``, ``fp32-b8`` (not default): float32 recipes that see fewer
+  samples than the shipped 1,250 x 12, the attempts at the fp32 target (<= 0.5x).
 
 ``--seeds`` applies to ``shipped`` and ``fp32`` (the rows whose figures are claimed); the others
 run seed 0. Model FLOPs per token: 6 per weight (the position table left out, the tied token table
@@ -60,6 +62,16 @@ ROWS = {  # key: (label, --set overrides, processes, seeded)
     "shipped": ("as shipped (bf16, lr 5e-3, 1,250 it)", [], 1, True),
     "unfused": ("as shipped, unfused AdamW", ["optim.fused=false"], 1, False),
     "ddp2": ("as shipped, --nproc 2 x 1 thread", ["train.threads=1"], 2, False),
+    # the fp32 path (issue 32): fewer samples to the same loss? (not default rows; README, "the fp32 path")
+    "fp32-1000": ("fp32, 1,000 it, lr 6e-3", ["train.amp=off", "train.epochs=4", "train.eval_every=4",
+                                              "optim.lr=0.006"], 1, False),
+    "fp32-b16": ("fp32, batch 16, 800 it, lr 6e-3", ["train.amp=off", "train.epochs=4", "train.steps_per_epoch=200",
+                                                     "train.eval_every=4", "train.batch_size=16", "optim.lr=0.006",
+                                                     "optim.warmup_steps=40"], 1, False),
+    "fp32-b24": ("fp32, batch 24, 600 it, lr 8e-3", ["train.amp=off", "train.epochs=4", "train.steps_per_epoch=150",
+                                                     "train.eval_every=4", "train.batch_size=24", "optim.lr=0.008",
+                                                     "optim.warmup_steps=30"], 1, False),
+    "fp32-b8": ("fp32, batch 8, 1,250 it", ["train.amp=off", "train.batch_size=8"], 1, False),
 }
 DEFAULT_ROWS = ["nanogpt", "nanogpt-bf16", "fp32", "shipped", "unfused"]
 BASELINE = "nanogpt"
