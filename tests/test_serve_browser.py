@@ -31,9 +31,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(path).is_file():
-            pytest.skip(f"{path} is missing: apt-get install {package} (.ci/run installs it)")
+    need_chromium()
     out = tmp_path_factory.mktemp("browser")
     api.reset()
     zoo.train("text-rnn", TINY_RNN, out=out / "reviews")
@@ -44,8 +42,15 @@ def server(tmp_path_factory):
     stop_server(proc)
 
 
+def need_chromium() -> None:
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(path).is_file():
+            pytest.skip(f"{path} is missing: apt-get install {package} (.ci/run installs it)")
+
+
 @pytest.fixture(scope="module")
 def browser():
+    need_chromium()
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
