@@ -319,3 +319,13 @@ def test_cli_train_and_eval_write_generated_code(tmp_path, cli):
     result = cli("train", "seq2py-pairs", "--out", str(tmp_path / "r2"), "--set", f"dataset.train_file={bad}")
     assert result.exit_code == 1 and "bad.jsonl, line 2, column 2: malformed JSON" in result.output
     assert "Traceback" not in result.output
+
+
+def test_pairs_jsonl_lines_end_at_newline_only(tmp_path):
+    # U+0085 and U+2028 are text inside a JSON string, not line ends (str.splitlines would cut there)
+    src = ["add one\u0085now", "sum\u2028all", *[f"s{i}" for i in range(10)]]
+    f = tmp_path / "odd.jsonl"
+    f.write_text("\n".join(json.dumps({"src": s, "tgt": "x + 1"}, ensure_ascii=False) for s in src) + "\n",
+                 encoding="utf-8")
+    ds = Pairs(PairsConfig(train_file=str(f)))
+    assert sorted(e["src"] for s in ("train", "val", "test") for e in ds.load(s)) == sorted(src)

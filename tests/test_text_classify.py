@@ -434,3 +434,13 @@ def test_cli_reports_bad_csv_with_exit_1_and_no_traceback(cli, tmp_path):
               "--set", "train.threads=1")
     assert res.exit_code == 1
     assert "bad.csv:3: missing 'label'" in res.output and "Traceback" not in res.output
+
+
+def test_jsonl_lines_end_at_newline_only(tmp_path):
+    # JSON strings may hold U+0085, U+2028, U+001C raw (IMDB's training reviews hold U+0085); str.splitlines
+    # would cut the record there. A CRLF file reads the same.
+    odd = ["caf\u00e9\u0085 next", "a\u2028b", "x\u001cy", "plain"]
+    lines = [json.dumps({"text": t, "label": "pos" if i % 2 else "neg"}, ensure_ascii=False) for i, t in enumerate(odd * 3)]
+    for sep in ("\n", "\r\n"):
+        ds = _files(tmp_path, sep.join(lines) + sep, "odd.jsonl", val_fraction=0.25)
+        assert sorted(r["text"] for r in ds.load("train") + ds.load("val")) == sorted(odd * 3)

@@ -158,7 +158,7 @@ def read_pairs(path: Path, src_field: str, tgt_field: str) -> list[Example]:
             raise DataError(f"{path}, line 1: the header needs columns '{src_field}' and '{tgt_field}', "
                             f"found {_quote(reader.fieldnames)}")
     else:
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # lines end at \n only: U+0085, U+2028 may be text
             if not line.strip():
                 continue
             try:

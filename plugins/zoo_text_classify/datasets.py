@@ -344,7 +344,7 @@ def _csv_fields_unlimited() -> Iterator[None]:
 
 def _read_jsonl(path: Path, text: str, cfg: TextClassificationConfig) -> list[dict[str, Any]]:
     rows = []
-    for line, raw in enumerate(text.splitlines(), 1):
+    for line, raw in enumerate(text.split("\n"), 1):  # JSON Lines ends lines at \n only: U+0085, U+2028 may be text
         if not raw.strip():
             continue
         try:
