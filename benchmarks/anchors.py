@@ -73,7 +73,8 @@ ROWS: dict[str, dict[str, Any]] = {
         "Johnson & Zhang 2016, one-hot bidirectional LSTM with pooling: 91.86% (8.14% error); NBSVM-bigrams 91.2%",
         "the epoch kept and the ensemble (model.members) chosen by validation accuracy on 2,500 held-out training "
         "reviews (dataset.val_size)",
-        {"model.members": 1}, {}),  # the baseline: one network, the first wave's recipe
+        {"model.members": 1, "model.bag": 0},  # the baseline: one network, the first wave's recipe
+        {"no n-gram bag (two networks, shipped 2026-12-02)": {"model.bag": 0}}),
     "seq2py": _row(
         "bleu", 0.31, 1200.0,
         "Yin & Neubig 2019 reranker 30.11 BLEU on CoNaLa test; TranX 24.30",

@@ -39,10 +39,10 @@ def train(entry, out, overrides):
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory):  # text-rnn with imdb-rnn's hashed word pairs and triples
+def classifier(tmp_path_factory):  # text-rnn with imdb-rnn's hashed word pairs and triples and its n-gram bag
     return train("text-rnn", tmp_path_factory.mktemp("cls") / "run", {
         "dataset": {"train_file": REVIEWS, "val_fraction": 0.25}, "tokenizer": {"text": {"min_freq": 1}},
-        "model": {"hidden": 8, "emb_dim": 8, "bigrams": 1024, "trigrams": 1024},
+        "model": {"hidden": 8, "emb_dim": 8, "bigrams": 1024, "trigrams": 1024, "bag": 256},
         "task": {"max_len": 8, "truncate": "head+tail"}, "train": {"epochs": 1, "batch_size": 4}})
 
 

@@ -12,7 +12,7 @@ import torch
 
 import zoo
 from zoo_text_classify.datasets import IMDB, IMDBConfig, TextClassificationConfig, TextClassificationFiles
-from zoo_text_classify.model import RNNClassifier, RNNClassifierConfig
+from zoo_text_classify.model import NgramBag, RNNClassifier, RNNClassifierConfig
 from zoo_text_classify.task import ClassificationTask
 from zoo_text_classify.tokenizers import LabelTokenizer, WordConfig, WordTokenizer
 
@@ -339,6 +339,58 @@ def test_an_ensembles_members_start_from_the_same_pretrained_vectors(tmp_path):
         zoo.build_config(RNNClassifierConfig, {"members": 0}, "model")
 
 
+def _bag_reference(bag: NgramBag, row: list[int]) -> torch.Tensor:
+    """Logits of one unpadded text, from sets of its words, pairs and triples (hashed as ngram_ids does)."""
+    V, H = bag.vocab_size, bag.buckets
+    feats = set(row)
+    feats |= {V + (row[i - 1] * 1_000_003 + row[i]) % H for i in range(1, len(row))}
+    feats |= {V + H + (row[i - 2] * 1_000_003 ** 2 + row[i - 1] * 1_000_003 + row[i]) % H for i in range(2, len(row))}
+    return bag.bias + sum(bag.weight.weight[f] for f in feats)
+
+
+def test_the_ngram_bag_counts_each_distinct_word_pair_and_triple_once():
+    torch.manual_seed(0)
+    bag = NgramBag(vocab_size=12, buckets=7, n_classes=3, pad_id=0)
+    assert float(bag.weight.weight.detach().abs().sum()) == 0  # starts as the model without it
+    with torch.no_grad():
+        bag.weight.weight.normal_()
+        bag.bias.normal_()
+    rows = [[5, 6, 5, 6, 5, 6], [4, 4, 4], [7], [9, 10, 11, 9, 10]]  # repeats, a one-word text
+    T = max(map(len, rows)) + 2  # and padding after every text
+    ids = torch.tensor([r + [0] * (T - len(r)) for r in rows])
+    lengths = torch.tensor([len(r) for r in rows])
+    got = bag(ids, lengths)
+    for i, row in enumerate(rows):
+        torch.testing.assert_close(got[i], _bag_reference(bag, row))
+    torch.testing.assert_close(bag(ids[:, :6], lengths), got)  # the padding's length changes nothing
+
+
+def test_an_ensemble_with_a_bag_averages_it_in_and_fits_it_on_its_own_loss():
+    model = _ensemble(members=2, bag=16, dropout=0.0).eval()
+    ids, lengths = torch.tensor([[5, 6, 7, 0], [8, 9, 10, 11]]), torch.tensor([3, 4])
+    with torch.no_grad():
+        model.bag.weight.weight.normal_()
+    each = model(ids, lengths, each=True)
+    assert model.ensemble_size == 3 and each.shape == (3, 2, 3)
+    torch.testing.assert_close(each[2], model.bag(ids, lengths))
+    torch.testing.assert_close(model(ids, lengths).exp(), each.softmax(-1).mean(0))
+    assert model.param_groups()["bag"] == list(model.bag.parameters())
+    one = _ensemble(members=1, bag=16, dropout=0.0)  # one network and the bag: an ensemble of two
+    assert one.ensemble_size == 2 and one(ids, lengths, each=True).shape == (2, 2, 3)
+    words, labels = WordTokenizer(), LabelTokenizer()
+    words.fit(["good fine great", "bad awful poor"])
+    labels.fit(["neg", "pos", "meh"])
+    task = ClassificationTask(None, {"text": words, "labels": labels})
+    batch = {"ids": ids, "lengths": lengths, "labels": torch.tensor([1, 0])}
+    task.loss(one, batch).backward()
+    together = one.bag.weight.weight.grad.clone()
+    one.zero_grad()
+    (torch.nn.functional.cross_entropy(one.bag(ids, lengths), batch["labels"]) / 2).backward()
+    torch.testing.assert_close(together, one.bag.weight.weight.grad)
+    with pytest.raises(zoo.ConfigError, match="bag"):
+        zoo.build_config(RNNClassifierConfig, {"bag": -1}, "model")
+
+
 # --- task metrics ---------------------------------------------------------------------------------
 
 class _Fixed(torch.nn.Module):
@@ -415,11 +467,13 @@ def test_an_ensemble_trains_saves_and_predicts_through_the_cli(cli, tmp_path, mo
     out = tmp_path / "run"
     res = cli("train", "text-rnn", "--out", str(out), "--set", f"dataset.train_file={REVIEWS}",
               "--set", "model.hidden=8", "--set", "model.emb_dim=8", "--set", "model.members=2",
-              "--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "train.threads=1",
-              "--set", "train.progress=false")
+              "--set", "model.bag=256", "--set", "train.epochs=1", "--set", "train.batch_size=4",
+              "--set", "train.threads=1", "--set", "train.progress=false")
     assert res.exit_code == 0, res.output
     loaded = zoo.load(out / "model.safetensors")
     assert loaded.model.config.members == 2 and len(loaded.model.members) == 2
+    assert loaded.model.ensemble_size == 3 and loaded.model.bag.buckets == 256
+    assert float(loaded.model.bag.weight.weight.detach().abs().sum()) > 0  # the bag was trained, not left at zero
     res = cli("predict", str(out), "a great film", "--json")
     assert res.exit_code == 0, res.output
     row = json.loads(res.output.strip().splitlines()[-1])

@@ -8,6 +8,9 @@ dropout -> a linear head returning logits (the task applies ``F.cross_entropy``)
 ``members`` > 1 builds that many independently initialised copies of the network (an ensemble
 in one model): training fits each copy to the labels on its own, through the same batches
 (``forward(..., each=True)``), and ``forward`` returns the log of their averaged probabilities.
+``bag`` > 0 adds a member of another kind (:class:`NgramBag`): a linear classifier over the
+distinct words, word pairs and word triples of the text (a bag of n-grams, as NBSVM and fastText
+use), trained and averaged the same way; it costs a few per cent of a network's time.
 
 The embedding can start from pretrained vectors: ``vectors`` names a GloVe or
 word2vec file, or ``"gensim"`` to train Word2Vec on the training texts first.
@@ -57,6 +60,9 @@ class RNNClassifierConfig:
     # real token's state (same outputs, see RNNClassifier): torch 2.x's packed LSTM/GRU backward on CPU is 5-10x slower
     # copies of the whole network, each initialised and fitted on its own; predictions average their probabilities
     members: Annotated[int, Range(1, 64, note="1: one network")] = 1
+    # one more member of another kind: a linear classifier over the text's distinct words, and its word pairs and
+    # word triples each hashed into this many buckets (NgramBag), fitted on its own loss and averaged in; 0: none
+    bag: Annotated[int, Range(0, 2**24, note="0: none")] = 0
 
     def validate(self) -> None:
         for name in ("bigrams", "trigrams"):  # declared above too; kept for callers of validate() alone
@@ -93,6 +99,43 @@ def flip(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return x.gather(1, index[..., None].expand_as(x))
 
 
+class NgramBag(nn.Module):
+    """``forward(ids (B, T), lengths (B,)) -> logits (B, K)``: a linear classifier over a bag of n-grams.
+
+    Its features are the text's distinct word ids, and its distinct (previous word, word) pairs and
+    word triples, each hashed into ``buckets`` (:func:`ngram_ids`); a feature counts once however
+    often it occurs (binarised, as in Wang & Manning's NBSVM). A text's logits are the bias plus the
+    sum of its features' weights, which start at zero. Distinct features are found by sorting each
+    row (no ``unique`` per row), so the model exports to ONNX.
+    """
+
+    def __init__(self, vocab_size: int, buckets: int, n_classes: int, pad_id: int):
+        super().__init__()
+        self.vocab_size, self.buckets, self.pad_id = vocab_size, buckets, pad_id
+        self.weight = nn.Embedding(vocab_size + 2 * buckets, n_classes)
+        self.bias = nn.Parameter(torch.zeros(n_classes))
+        nn.init.zeros_(self.weight.weight)
+
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Row-sorted feature ids (B, 3T) and a mask (B, 3T) true at each distinct feature of the text."""
+        T = ids.size(1)
+        t = torch.arange(T, device=ids.device)[None, :]
+        real = t < lengths.to(ids.device)[:, None]  # (B, T)
+        V, H = self.vocab_size, self.buckets
+        feats = torch.cat([ids, V + ngram_ids(ids, self.pad_id, H, 2), V + H + ngram_ids(ids, self.pad_id, H, 3)], 1)
+        valid = torch.cat([real, real & (t >= 1), real & (t >= 2)], 1)  # pairs and triples inside the text only
+        end = V + 2 * H  # past every feature: sorts last, never counted
+        feats = torch.sort(feats.masked_fill(~valid, end), dim=1).values
+        first = torch.ones_like(valid[:, :1])
+        distinct = torch.cat([first, feats[:, 1:] != feats[:, :-1]], 1) & (feats < end)
+        return feats.clamp(max=end - 1), distinct
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        feats, distinct = self.features(ids, lengths)
+        w = self.weight(feats)  # (B, 3T, K)
+        return (w * distinct[..., None].to(w.dtype)).sum(1) + self.bias
+
+
 class RNNClassifier(Model):
     """``forward(ids (B, T), lengths (B,)) -> logits (B, n_classes)``; sizes: vocab_size, n_classes, pad_id.
 
@@ -107,8 +150,9 @@ class RNNClassifier(Model):
       text's last real step. Outputs equal the packed ones (tested).
 
     With ``members`` > 1 the copies are ``members.0``, ``members.1``, ... (each an
-    ``RNNClassifier`` of one member); ``forward(..., each=True)`` gives their logits
-    (M, B, K), plain ``forward`` the log of their mean softmax (B, K).
+    ``RNNClassifier`` of one member); with ``bag`` > 0 an :class:`NgramBag` is ``bag``.
+    ``forward(..., each=True)`` gives every member's logits (M, B, K), the bag's last; plain
+    ``forward`` the log of their mean softmax (B, K).
     """
 
     Config = RNNClassifierConfig
@@ -119,8 +163,9 @@ class RNNClassifier(Model):
         super().__init__(config, vocab_size=vocab_size, n_classes=n_classes, pad_id=pad_id, **sizes)
         cfg = self.config
         self.pad_id = pad_id
+        self.bag = NgramBag(vocab_size, cfg.bag, n_classes, pad_id) if cfg.bag else None
         if cfg.members > 1:
-            one = replace(cfg, members=1)
+            one = replace(cfg, members=1, bag=0)
             self.members = nn.ModuleList(RNNClassifier(one, vocab_size=vocab_size, n_classes=n_classes,
                                                        pad_id=pad_id, **sizes) for _ in range(cfg.members))
             return
@@ -179,25 +224,36 @@ class RNNClassifier(Model):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         return pad_packed_sequence(rnn(packed)[0], batch_first=True, total_length=x.shape[1])[0]
 
+    @property
+    def ensemble_size(self) -> int:
+        """How many members' logits ``forward(..., each=True)`` gives: the networks, and the bag if any."""
+        return self.config.members + (self.bag is not None)
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Freeze groups by part (``embedding``, ``rnn``, ``head``...), across the members of an ensemble."""
+        """Freeze groups by part (``embedding``, ``rnn``, ``head``, ``bag``...), across the members of an ensemble."""
         if self.config.members == 1:
             return super().param_groups()
         groups: dict[str, list[nn.Parameter]] = {}
         for member in self.members:
             for name, params in member.param_groups().items():
                 groups.setdefault(name, []).extend(params)
+        if self.bag is not None:
+            groups["bag"] = list(self.bag.parameters())
         return groups
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, each: bool = False) -> torch.Tensor:
         if self.config.members > 1:
-            logits = torch.stack([member(ids, lengths) for member in self.members])  # (M, B, K)
-            if each:
-                return logits
-            return torch.logsumexp(logits.float().log_softmax(-1), dim=0) - math.log(len(self.members))
+            outs = [member(ids, lengths) for member in self.members]
+        else:
+            outs = [self._forward(ids, lengths)]
+        if self.bag is not None:
+            outs.append(self.bag(ids, lengths))
+        if len(outs) == 1:
+            return outs[0][None] if each else outs[0]  # (1, B, K) or (B, K)
+        logits = torch.stack(outs)  # (M, B, K)
         if each:
-            return self._forward(ids, lengths)[None]  # (1, B, K)
-        return self._forward(ids, lengths)
+            return logits
+        return torch.logsumexp(logits.float().log_softmax(-1), dim=0) - math.log(len(outs))
 
     def _forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         B, T = ids.shape

@@ -60,10 +60,14 @@ class ClassificationConfig:
 
 
 def ensemble_size(model: Any) -> int:
-    """``config.members`` of ``model`` (through a DDP or torch.compile wrapper); 1 for a model without it."""
+    """How many members ``model`` fits on their own losses (through a DDP or torch.compile wrapper): its
+    ``ensemble_size``, else ``config.members``; 1 for a model with neither."""
     inner = getattr(model, "module", model)
     inner = getattr(inner, "_orig_mod", inner)
-    return int(getattr(getattr(inner, "config", None), "members", 1) or 1)
+    size = getattr(inner, "ensemble_size", None)
+    if size is None:
+        size = getattr(getattr(inner, "config", None), "members", 1)
+    return int(size or 1)
 
 
 class ClassificationTask(Task):
@@ -78,8 +82,8 @@ class ClassificationTask(Task):
         optional={"init_embedding(tokens, sentences, data_dir=None)": "called once before training (not on resume): "
                   "tokens is the text vocabulary in id order, sentences() returns the training texts as token "
                   "lists, data_dir the run's data dir (passed when the method takes it); for pretrained vectors",
-                  "forward(ids, lengths, each=True)": "an ensemble (config.members > 1): logits (M, B, K) of each "
-                  "member; the training loss is the mean of the members' own losses, and plain forward returns "
+                  "forward(ids, lengths, each=True)": "an ensemble (its ensemble_size, else config.members, > 1): "
+                  "logits (M, B, K) of each member; the training loss is the mean of the members' own losses, and plain forward returns "
                   "the log of their mean softmax"})
     example_fields = {"text": "str: the text", "label": "str: its class (one unseen in training counts as an error, "
                       "unknown_labels, and takes no part in the loss)", "id": "optional: the example's key"}
