@@ -345,7 +345,7 @@ def _bag_reference(bag: NgramBag, row: list[int]) -> torch.Tensor:
     feats = set(row)
     feats |= {V + (row[i - 1] * 1_000_003 + row[i]) % H for i in range(1, len(row))}
     feats |= {V + H + (row[i - 2] * 1_000_003 ** 2 + row[i - 1] * 1_000_003 + row[i]) % H for i in range(2, len(row))}
-    return bag.bias + sum(bag.weight.weight[f] for f in feats)
+    return bag.bias + 0.5 * sum(bag.weight.weight[f] for f in feats)  # half: see NgramBag
 
 
 def test_the_ngram_bag_counts_each_distinct_word_pair_and_triple_once():
@@ -389,6 +389,11 @@ def test_an_ensemble_with_a_bag_averages_it_in_and_fits_it_on_its_own_loss():
     torch.testing.assert_close(together, one.bag.weight.weight.grad)
     with pytest.raises(zoo.ConfigError, match="bag"):
         zoo.build_config(RNNClassifierConfig, {"bag": -1}, "model")
+    for members in (1, 2):  # the bag is built last: the networks start as they would without it
+        with_bag, without = _ensemble(members=members, bag=16).state_dict(), _ensemble(members=members).state_dict()
+        assert {k for k in with_bag if not k.startswith("bag.")} == set(without)
+        for key, value in without.items():
+            torch.testing.assert_close(with_bag[key], value)
 
 
 # --- task metrics ---------------------------------------------------------------------------------
