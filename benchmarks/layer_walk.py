@@ -1,7 +1,7 @@
 """Issue 27's walk: which of zoo's modules and packages one value passes through on its way from
 `zoo train` to the run folder, and in which order.
 
-    .venv/bin/python benchmarks/layer_walk.py [--entry subseq-gru] [--hidden 37]
+    .venv/bin/python benchmarks/layer_walk.py [--entry subseq-gru] [--hidden 38]
 
 Runs `zoo train ENTRY --set model.hidden=HIDDEN` (the entry's tiny settings, so it takes seconds)
 in this process under ``sys.setprofile``. A call of a function in zoo/ is part of the walk when its
@@ -116,7 +116,7 @@ def summarise(walk: list[tuple[str | None, str]]) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entry", default="subseq-gru")
-    ap.add_argument("--hidden", type=int, default=37, help="model.hidden to follow (pick a value seen nowhere else)")
+    ap.add_argument("--hidden", type=int, default=38, help="model.hidden to follow (pick a value seen nowhere else)")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "layer_walk.json")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
