@@ -189,3 +189,30 @@ def test_functions_are_short():
             if n > MAX_FUNCTION_LINES and (rel, name) not in FUNCTION_EXCEPTIONS:
                 long[f"{rel}:{name}"] = n
     assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_the_walk_of_zoo_train_never_hands_a_value_up_a_layer(tmp_path):
+    """benchmarks/layer_walk.py traces `zoo train subseq-gru` (tiny) for real: the entry name and the
+    model width pass down the layers only, and the summary would count a hand-off that went up."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "walk.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "layer_walk.py"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    walks = json.loads(out.read_text())["walks"]
+    for name in ("entry", "model.hidden"):
+        walk = walks[name]
+        assert walk["upward"] == [] and walk["hand_offs"] > 10, (name, walk)
+        assert {"training", "registry", "store"} <= set(walk["packages"]), (name, walk["packages"])
+    assert walks["entry"]["packages"][:2] == ["cli", "training"]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from layer_walk import summarise
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    up = summarise([(None, "zoo.cli.train"), ("zoo.cli.train", "zoo.training.run"),
+                    ("zoo.training.run", "zoo.registry.resolve"), ("zoo.registry.resolve", "zoo.training.run")])
+    assert up["upward"] == ["zoo.registry.resolve -> zoo.training.run"] and up["re_entries"] == 1
