@@ -17,7 +17,8 @@ Reported, per followed value:
   that would make them; this checks the running code);
 - ``package_entries``: how often each package is entered from another one, and ``re_entries``,
   the sum over packages of entries after the first (0 when each package is entered once);
-- ``order``: the packages in the order they are first entered.
+- ``entered_from``: for each package, the packages its entries come from;
+- ``packages``: the packages in the order they are first entered.
 Results go to ``benchmarks/results/layer_walk.json``.
 """
 
@@ -101,16 +102,20 @@ def summarise(walk: list[tuple[str | None, str]]) -> dict[str, Any]:
     hand_offs = [(a, b) for a, b in walk if a is not None and a != b]
     upward = [f"{a} -> {b}" for a, b in hand_offs if RANK[layer_of(b)] > RANK[layer_of(a)]]
     entries: Counter[str] = Counter()
+    entered_from: dict[str, set[str]] = {}
     order: list[str] = []
     for caller, callee in walk:
         pkg = layer_of(callee)
         if caller is None or layer_of(caller) != pkg:
             entries[pkg] += 1
+            if caller is not None:
+                entered_from.setdefault(pkg, set()).add(layer_of(caller))
         if pkg not in order:
             order.append(pkg)
     return {"calls": len(walk), "modules": modules, "n_modules": len(modules), "packages": order,
             "n_packages": len(order), "hand_offs": len(hand_offs), "upward": upward,
-            "package_entries": dict(entries), "re_entries": sum(n - 1 for n in entries.values())}
+            "package_entries": dict(entries), "re_entries": sum(n - 1 for n in entries.values()),
+            "entered_from": {pkg: sorted(callers) for pkg, callers in entered_from.items()}}
 
 
 def main() -> None:

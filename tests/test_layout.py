@@ -208,6 +208,8 @@ def test_the_walk_of_zoo_train_never_hands_a_value_up_a_layer(tmp_path):
         assert walk["upward"] == [] and walk["hand_offs"] > 10, (name, walk)
         assert {"training", "registry", "store"} <= set(walk["packages"]), (name, walk["packages"])
     assert walks["entry"]["packages"][:2] == ["cli", "training"]
+    # the run resolves names once and hands the result down: the artifact and the card do not look them up again
+    assert walks["entry"]["entered_from"]["registry"] == ["training"], walks["entry"]["entered_from"]
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from layer_walk import summarise
@@ -216,3 +218,4 @@ def test_the_walk_of_zoo_train_never_hands_a_value_up_a_layer(tmp_path):
     up = summarise([(None, "zoo.cli.train"), ("zoo.cli.train", "zoo.training.run"),
                     ("zoo.training.run", "zoo.registry.resolve"), ("zoo.registry.resolve", "zoo.training.run")])
     assert up["upward"] == ["zoo.registry.resolve -> zoo.training.run"] and up["re_entries"] == 1
+    assert up["entered_from"] == {"training": ["cli", "registry"], "registry": ["training"]}

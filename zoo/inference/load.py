@@ -22,7 +22,7 @@ from zoo.registry.build import (
 from zoo.registry.discovery import default as _default_zoo
 from zoo.registry.discovery import get_registry
 from zoo.registry.resolve import Resolved, resolve
-from zoo.store.card import reference, zoo_version
+from zoo.store.card import zoo_version
 from zoo.store.rundir import ARTIFACT
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def dataset_of(resolved: Resolved, data_dir: str | Path | None, overrides: dict[
     from zoo.config import as_dict, build, merge
     from zoo.sdk.files import data_dir as _data_dir
 
-    cls, cfg = resolved.cls("dataset"), resolved.configs["dataset"]
+    cls, cfg = resolved.classes["dataset"], resolved.configs["dataset"]
     if overrides:
         cfg = build(getattr(cls, "Config", type(cfg)), merge(as_dict(cfg), overrides), "dataset")
     return cls(cfg, data_dir=_data_dir(data_dir))
@@ -130,14 +130,14 @@ def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any =
         "model": mspec.id,
         "plugin": mspec.plugin,
         "plugin_version": info.version if info else "",
-        "arch_version": str(mspec.load().arch_version),
+        "arch_version": str(resolved.classes["model"].arch_version),
         "task": resolved.specs["task"].id,
         "dataset": resolved.specs["dataset"].id,
         "config": resolved.data,
         "sizes": built.task.model_sizes(),
-        "tokenizers": tokenizer_states(built),
+        "tokenizers": built.states if built.states is not None else tokenizer_states(built),
         "metrics": metrics,
-        "reference": reference(resolved),
+        "reference": resolved.reference,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     if dtype == "int8":
@@ -153,7 +153,7 @@ def _resolve_artifact(path: Path, meta: dict[str, Any]) -> Resolved:
         resolved = resolve(meta["config"])
     except ZooError as exc:
         raise ArtifactError(f"{path}: {_missing_plugin(meta) or exc}") from exc
-    cls = resolved.cls("model")
+    cls = resolved.classes["model"]
     if str(cls.arch_version) != str(meta.get("arch_version")):
         raise ArtifactError(
             f"{path}: model {meta.get('model')} architecture version {meta.get('arch_version')} does not match "
@@ -230,7 +230,7 @@ def _load_int8(model: Any, resolved: Resolved, path: Path, dev: Any) -> tuple[An
     if dev.type != "cpu":
         log.warning("%s holds int8 weights, which run on the CPU; loading it there instead of %s", path, dev)
     configs = {**resolved.configs, "train": dataclasses.replace(resolved.configs["train"], amp="off")}
-    return load_int8(model, path), Resolved(resolved.data, resolved.specs, configs), torch.device("cpu")
+    return load_int8(model, path), dataclasses.replace(resolved, configs=configs), torch.device("cpu")
 
 
 def _rebuild(path: Path, meta: dict[str, Any], resolved: Resolved, *, task_changed: bool) -> tuple[Any, Any, Any]:
@@ -239,14 +239,14 @@ def _rebuild(path: Path, meta: dict[str, Any], resolved: Resolved, *, task_chang
     from zoo.store.artifact import check_roles, read_header
     from zoo.runtime.untrusted import build_error, check_build, check_sizes
 
-    check_roles(path, meta, resolved.cls("task").tokenizer_roles)
+    check_roles(path, meta, resolved.classes["task"].tokenizer_roles)
     try:
         task, toks = make_task(resolved, meta["tokenizers"])
     except ArtifactError as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
     check_sizes(path, meta["sizes"], task.model_sizes(), values=not task_changed)
     stored = sum(math.prod(t["shape"]) for t in read_header(path)[0].values())
-    check_build(path, resolved.cls("model"), resolved.configs["model"], meta["sizes"], stored=stored,
+    check_build(path, resolved.classes["model"], resolved.configs["model"], meta["sizes"], stored=stored,
                 what=meta.get("model"))
     try:
         model = make_model(resolved, meta["sizes"])

@@ -20,17 +20,18 @@ class Built:
     task: Any
     model: Any = None
     splits: dict[str, Any] = field(default_factory=dict)  # encoded splits
+    states: dict[str, Any] | None = None  # the fitted tokenizers' states, once a run has written them
 
 
 def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,
               data_dir: Path | None = None) -> tuple[Any, dict[str, Any]]:
     """The task and its tokenizers (by role), the tokenizers restored from ``tokenizer_states`` when given;
     ``data_dir`` is the run's data dir, where the task's ``init_model`` finds files named relative to it."""
-    task_cls = resolved.cls("task")
+    task_cls = resolved.classes["task"]
     toks = {}
     for role in task_cls.tokenizer_roles:
         key = f"tokenizer.{role}"
-        toks[role] = resolved.cls(key)(resolved.configs[key])
+        toks[role] = resolved.classes[key](resolved.configs[key])
         if tokenizer_states is not None:
             try:
                 toks[role].set_state(tokenizer_states[role]["state"])
@@ -45,7 +46,7 @@ def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,
 
 def make_model(resolved: Resolved, sizes: dict[str, int]) -> Any:
     """The model the config names, built from its config section and the task's sizes."""
-    return resolved.cls("model")(resolved.configs["model"], **sizes)
+    return resolved.classes["model"](resolved.configs["model"], **sizes)
 
 
 def final_split(dataset: Any) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from zoo import config as _config
 from zoo.config.train import OptimConfig, TrainConfig
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, ZooError
 from zoo.registry.discovery import get_registry
 from zoo.registry.entries import entry_ids
 from zoo.registry.names import Spec
@@ -18,18 +18,27 @@ COMPONENTS = ("model", "task", "dataset")
 
 @dataclass
 class Resolved:
-    """A fully resolved run config and the component classes it names."""
+    """A fully resolved run config, the component classes it names and what its entry declares.
+
+    Everything a run needs from the registry is looked up here, once: the layers below the CLI take
+    classes, the summary and the reference from this record instead of resolving names again.
+    """
 
     data: dict[str, Any]
     specs: dict[str, Spec]  # "model", "task", "dataset", "tokenizer.ROLE"
     configs: dict[str, Any]  # same keys plus "train" and "optim"
+    classes: dict[str, Any] = field(default_factory=dict)  # the specs' loaded classes, same keys
+    entry: str = ""  # the entry's id, or "" for a config that names no entry
+    summary: str = ""  # the entry's one-line summary
+    reference: dict[str, Any] = field(default_factory=dict)  # the published result it declares, or {}
 
-    @property
-    def entry(self) -> str:
-        return self.data.get("entry", "")
+    def __post_init__(self) -> None:
+        self.entry = self.entry or self.data.get("entry", "")
 
     def cls(self, key: str) -> Any:
-        return self.specs[key].load()
+        if key not in self.classes:
+            self.classes[key] = self.specs[key].load()
+        return self.classes[key]
 
 
 def entry_config(name: str) -> tuple[Spec, dict[str, Any]]:
@@ -61,6 +70,7 @@ def resolve(raw: dict[str, Any]) -> Resolved:
     data: dict[str, Any] = {"entry": raw.get("entry", "")}
     specs: dict[str, Spec] = {}
     configs: dict[str, Any] = {}
+    classes: dict[str, Any] = {}
 
     def component(key: str, kind: str, section: dict[str, Any], where: str) -> None:
         section = dict(section)
@@ -69,7 +79,7 @@ def resolve(raw: dict[str, Any]) -> Resolved:
         spec = reg.get(kind, str(section.pop("name")))
         cls = spec.load()
         cfg = _config.build(getattr(cls, "Config", _config.EmptyConfig), section, where)
-        specs[key], configs[key] = spec, cfg
+        specs[key], configs[key], classes[key] = spec, cfg, cls
         data_node = {"name": spec.id, **_config.as_dict(cfg)}
         if "." in key:
             data.setdefault("tokenizer", {})[key.split(".", 1)[1]] = data_node
@@ -78,7 +88,7 @@ def resolve(raw: dict[str, Any]) -> Resolved:
 
     for key in COMPONENTS:
         component(key, key, _section(raw, key), key)
-    roles = specs["task"].load().tokenizer_roles
+    roles = classes["task"].tokenizer_roles
     tok = _section(raw, "tokenizer")
     if "name" in tok and not isinstance(tok["name"], dict):  # one tokenizer kind for every role
         tok = {role: dict(tok) for role in roles}
@@ -92,7 +102,18 @@ def resolve(raw: dict[str, Any]) -> Resolved:
     for key, cls in (("train", TrainConfig), ("optim", OptimConfig)):
         configs[key] = _config.build(cls, _section(raw, key), key)
         data[key] = _config.as_dict(configs[key])
-    return Resolved(data, specs, configs)
+    return Resolved(data, specs, configs, classes, data["entry"], *_declared(reg, data["entry"]))
+
+
+def _declared(reg: Any, entry: str) -> tuple[str, dict[str, Any]]:
+    """The summary and reference the entry declares; nothing for no entry or one no longer installed."""
+    if not entry:
+        return "", {}
+    try:
+        spec = reg.get("entry", entry)
+    except ZooError:
+        return "", {}
+    return spec.summary, dict(spec.data.get("reference", {}))
 
 
 def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from zoo import config as _config
-from zoo.errors import ZooError
-from zoo.registry.discovery import get_registry
 from zoo.registry.resolve import Resolved
 
 
@@ -17,24 +15,11 @@ def zoo_version() -> str:
     return __version__
 
 
-def reference(resolved: Resolved) -> dict[str, Any]:
-    """The published result the run's entry declares (metric, value, source), or {}."""
-    entry = resolved.entry
-    if not entry:
-        return {}
-    try:
-        return dict(get_registry().get("entry", entry).data.get("reference", {}))
-    except ZooError:
-        return {}
-
-
 def model_card(resolved: Resolved, metrics: dict[str, Any], artifact: Path) -> str:
-    ref = reference(resolved)
+    ref = resolved.reference
     lines = [f"# {resolved.entry or 'zoo run'}", ""]
-    if resolved.entry:
-        summary = get_registry().get("entry", resolved.entry).summary
-        if summary:
-            lines += [summary, ""]
+    if resolved.summary:
+        lines += [resolved.summary, ""]
     lines += ["| component | id |", "|---|---|"]
     for key, spec in resolved.specs.items():
         lines.append(f"| {key} | `{spec.id}` |")

@@ -161,7 +161,7 @@ def prepare_entry(entry: str, overrides: dict[str, Any], data_dir: Any = None) -
     from zoo.sdk.files import data_dir as _data_dir
 
     resolved = resolve_entry(entry, overrides)
-    dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
+    dataset = resolved.classes["dataset"](resolved.configs["dataset"], data_dir=_data_dir(data_dir))
     task, _ = make_task(resolved, None)
     dataset.input_files()  # a missing file is named here, not taken for a dataset without a cache
     if not supports_cache(task, dataset):
@@ -199,7 +199,7 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
     from zoo.registry.build import Built, make_task
     from zoo.sdk.files import data_dir as _data_dir
 
-    dataset = resolved.cls("dataset")(resolved.configs["dataset"], data_dir=_data_dir(data_dir))
+    dataset = resolved.classes["dataset"](resolved.configs["dataset"], data_dir=_data_dir(data_dir))
     task, toks = make_task(resolved, tokenizer_states, dataset.data_dir)
     built = Built(resolved, dataset, toks, task)
     if supports_cache(task, dataset):  # the task's prepared splits, fitted and encoded once per key

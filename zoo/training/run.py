@@ -226,7 +226,7 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     built = build(resolved, data_dir, _read_tokenizer_states(run_dir) if plan.resume else None,
                   ("train", "val", "test"))
     seed(tcfg.seed)
-    check_model_fits(resolved.cls("model"), resolved.configs["model"], built.task.model_sizes())
+    check_model_fits(resolved.classes["model"], resolved.configs["model"], built.task.model_sizes())
     model = make_model(resolved, built.task.model_sizes())
     with prepared_vectors.enabled(tcfg.cache):  # gensim vectors trained once per corpus and settings
         run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
@@ -259,7 +259,8 @@ def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[
     run_dir.mkdir(parents=True, exist_ok=True)
     write_marker(run_dir)  # first: the proof that zoo wrote this folder (see zoo.store.rundir)
     atomic_write(run_dir / "config.toml", _config.dumps_toml(built.resolved.data))
-    atomic_write(run_dir / "tokenizers.json", json.dumps(tokenizer_states(built), indent=1))
+    built.states = tokenizer_states(built)  # the artifact stores the same states (zoo.inference.load.export_built)
+    atomic_write(run_dir / "tokenizers.json", json.dumps(built.states, indent=1))
     for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings
         write(run_dir / name)
 
