@@ -285,7 +285,7 @@ def test_plugins_and_examples_use_only_the_public_api():
     assert not stale, f"no longer needed, remove from PRIVATE_USE_PENDING: {stale}"
 
 
-DOCSTRING_PENDING = {"resolve_entry": "zoo/resolve.py was being edited for issue 17 by another helper"}
+DOCSTRING_PENDING: dict[str, str] = {}  # public names allowed to lack a docstring for now, with why
 
 
 def test_every_public_name_exists_is_documented_and_is_in_the_sdk_page():

@@ -464,3 +464,48 @@ def test_conll2000_gives_the_other_column_as_aux_tags(conll_dir):
     pos = CoNLL2000(CoNLL2000Config(label="pos", limit=5), data_dir=conll_dir).load("train")
     assert [ex["aux_tags"] for ex in chunks] == [ex["tags"] for ex in pos]
     assert chunks[0]["tags"][0].startswith(("B-", "I-", "O"))
+
+
+# --- an ensemble of taggers (model.members) ---------------------------------------------------------
+
+def test_members_are_independent_taggers_fitted_on_their_own_losses_and_averaged_in_probability():
+    train = [{"tokens": ["the", "cat", "sat"], "tags": ["B-NP", "I-NP", "B-VP"], "aux_tags": ["DT", "NN", "VBD"]},
+             {"tokens": ["dogs", "bark"], "tags": ["B-NP", "B-VP"], "aux_tags": ["NNS", "VBP"]}]
+    task = make_task(train, aux_labels=["DT", "NN", "NNS", "VBD", "VBP"], aux_weight=0.5)
+    batch = next(task.batches(task.encode(train), 2, shuffle=False, seed=0))
+    torch.manual_seed(0)
+    single = TransformerTagger(TransformerTaggerConfig(**TINY_MODEL), **task.model_sizes())
+    model = TransformerTagger(TransformerTaggerConfig(**TINY_MODEL, members=3), **task.model_sizes()).eval()
+    assert zoo.ensemble_size(model) == 3 and zoo.ensemble_size(single) == 1
+    assert not any(k.startswith("members.") for k in single.state_dict())  # one member: the layout of before
+    assert {k.split(".")[1] for k in model.state_dict()} == {"0", "1", "2"}
+    args = (batch["words"], batch["chars"], batch["char_index"])
+    each = model(*args, each=True)
+    assert each.shape == (3, *batch["words"].shape, len(task.labels))
+    assert not torch.equal(each[0], each[1])  # initialised on their own
+    for i, member in enumerate(model.members):
+        assert torch.equal(each[i], member(*args))
+    probs = each.float().softmax(-1).mean(0)
+    assert torch.allclose(model(*args).exp(), probs, atol=1e-6)
+    # the loss: the mean of the members' own losses (main and auxiliary), not the loss of the averaged output
+    own = torch.stack([task.loss(member, batch) for member in model.members]).mean()
+    assert task.loss(model, batch).item() == pytest.approx(own.item(), rel=1e-5)
+    logits, aux = model(*args, aux=True, each=True)
+    assert logits.shape[0] == aux.shape[0] == 3 and aux.shape[-1] == 5
+    model.zero_grad()
+    task.loss(model, batch).backward()
+    assert all(m.head.weight.grad.abs().sum() > 0 for m in model.members)
+    groups = model.param_groups()
+    assert set(groups) == set(single.param_groups()) and len(groups["head"]) == 3 * len(single.param_groups()["head"])
+
+
+def test_an_ensemble_tagger_trains_saves_and_evaluates_the_same_after_loading(use_plugins, tmp_path):
+    use_plugins(("tagtest", TinyEntries()))
+    result = zoo.train("tiny-tagger", {"dataset": {"train_file": str(EXAMPLE), "val_fraction": 0.25},
+                                       "model": {"members": 2}, "train": {"epochs": 1}}, out=tmp_path / "run")
+    loaded = zoo.load(result.artifact, device="cpu")
+    assert zoo.ensemble_size(loaded.model) == 2
+    again = zoo.evaluate(result.artifact, device="cpu", split="val")
+    for key, value in result.metrics["val"].items():
+        if key not in {"eval_time", "eval_examples"}:
+            assert again[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key

@@ -78,7 +78,7 @@ __all__ = [
     "__version__",
     # interfaces
     "Tokenizer", "VocabTokenizer", "LabelTokenizer", "Dataset", "Source", "Task", "ModelContract", "Model",
-    "EmptyConfig", "hookimpl",
+    "EmptyConfig", "hookimpl", "ensemble_size",
     # configs: ranges, merging, --set parsing, TOML
     "Range", "SEED", "build_config", "merge_config", "parse_sets", "read_overrides", "load_toml",
     "dumps_toml",
@@ -109,6 +109,7 @@ __all__ = [
 
 _LAZY = {
     "Model": "zoo.sdk.model",
+    "ensemble_size": "zoo.sdk.model",
     "Trainer": "zoo.training.trainer",
     "TrainConfig": "zoo.config.train",
     "OptimConfig": "zoo.config.train",

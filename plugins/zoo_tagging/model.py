@@ -11,12 +11,18 @@ relative distance (clipped, as in T5 / Shaw et al. 2018), added to the scores.
 On CoNLL-2000 it is worth more than a point of accuracy: absolute positions
 alone make the model learn "the word just before me" separately at every
 position.
+
+``members`` > 1 builds that many independently initialised copies of the tagger
+(``members.0``, ``members.1``, ...): training fits each to the tags on its own
+through the same batches (``forward(..., each=True)``), and ``forward`` returns
+the log of their averaged probabilities per token. One member keeps the single
+tagger's layout, so artifacts of before load unchanged.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Literal
 
 import torch
@@ -45,6 +51,8 @@ class TransformerTaggerConfig:
     # the auxiliary head (built when the task has aux_labels) reads the output of this block, 1..n_layer,
     # through a norm of its own; 0: the last block's, as the main head
     aux_layer: Annotated[int, Range(0, 1024)] = 0
+    # copies of the whole tagger, each initialised and fitted on its own; predictions average their probabilities
+    members: Annotated[int, Range(1, 64, note="1: one tagger")] = 1
 
     def validate(self) -> None:
         if self.d_model % self.n_head:
@@ -132,6 +140,13 @@ class TransformerTagger(Model):
         super().__init__(config, vocab_size=vocab_size, n_tags=n_tags, pad_id=pad_id, unk_id=unk_id,
                          char_vocab=char_vocab, char_pad_id=char_pad_id, max_len=max_len, n_aux=n_aux)
         self.pad_id, self.unk_id, self.max_len = pad_id, unk_id, max_len
+        if config.members > 1:
+            one = replace(config, members=1)
+            self.members = nn.ModuleList(
+                TransformerTagger(one, vocab_size=vocab_size, n_tags=n_tags, pad_id=pad_id, unk_id=unk_id,
+                                  char_vocab=char_vocab, char_pad_id=char_pad_id, max_len=max_len, n_aux=n_aux)
+                for _ in range(config.members))
+            return
         c = config.d_model
         self.wte = nn.Embedding(vocab_size, c)
         self.wpe = nn.Embedding(max_len, c)
@@ -163,7 +178,19 @@ class TransformerTagger(Model):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
+    @property
+    def ensemble_size(self) -> int:
+        """How many members' logits ``forward(..., each=True)`` gives."""
+        return self.config.members
+
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Freeze groups by part (``embeddings``, ``chars``, ``blockI``, ``head``), across the members of an ensemble."""
+        if self.config.members > 1:
+            merged: dict[str, list[nn.Parameter]] = {}
+            for member in self.members:
+                for name, params in member.param_groups().items():
+                    merged.setdefault(name, []).extend(params)
+            return merged
         groups = {"embeddings": [self.wte.weight, self.wpe.weight], "head": [*self.ln_f.parameters(),
                                                                            *self.head.parameters()]}
         if self.config.char_features:
@@ -173,11 +200,26 @@ class TransformerTagger(Model):
         return groups
 
     def forward(self, words: torch.Tensor, chars: torch.Tensor | None = None, char_index: torch.Tensor | None = None,
-                aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                aux: bool = False, each: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, n_tags) of ``words`` (B, T); ``chars`` (U, W), ``char_index`` (B, T) as the task makes them.
 
-        ``aux``: also the auxiliary head's logits (B, T, n_aux), as a second value.
+        ``aux``: also the auxiliary head's logits (B, T, n_aux), as a second value. ``each``: every member's
+        logits, (M, B, T, n_tags) (and (M, B, T, n_aux)); otherwise an ensemble gives the log of its members'
+        mean probabilities.
         """
+        if self.config.members == 1:
+            out = self._forward(words, chars, char_index, aux)
+            return tuple(o[None] for o in out) if each and aux else out[None] if each else out
+        outs = [member(words, chars, char_index, aux=aux) for member in self.members]
+        if not aux:
+            return torch.stack(outs) if each else _mean_probs(outs)
+        main, second = [o[0] for o in outs], [o[1] for o in outs]
+        if each:
+            return torch.stack(main), torch.stack(second)
+        return _mean_probs(main), _mean_probs(second)
+
+    def _forward(self, words: torch.Tensor, chars: torch.Tensor | None, char_index: torch.Tensor | None,
+                 aux: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         B, T = words.shape
         if T > self.max_len:
             raise ValueError(f"a sentence of {T} tokens exceeds max_len {self.max_len}; the task cuts longer ones")
@@ -208,3 +250,9 @@ class TransformerTagger(Model):
         if not hasattr(self, "aux_head"):
             raise ValueError("this model has no auxiliary head: it was built without n_aux (task.aux_labels)")
         return logits, self.aux_head(self.aux_ln(hidden))
+
+
+def _mean_probs(logits: list[torch.Tensor]) -> torch.Tensor:
+    """The log of the members' mean probabilities: ``logits`` M tensors (..., K) -> (..., K)."""
+    stacked = torch.stack(logits).float().log_softmax(-1)
+    return torch.logsumexp(stacked, dim=0) - math.log(len(logits))

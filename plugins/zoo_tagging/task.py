@@ -287,15 +287,25 @@ class TaggingTask(Task):
         return float((batch["tags"] >= 0).sum())  # the known labels loss() averages over
 
     def loss(self, model: Any, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Cross-entropy over the known tags (plus the aux head's, weighted); an ensemble's members each fit the
+        tags on their own: the mean of their losses."""
         aux = "aux" in batch
-        out = model(batch["words"], batch["chars"], batch["char_index"], aux=True) if aux else self.logits(model, batch)
-        logits = out[0] if aux else out
-        target = batch["tags"].masked_fill(batch["tags"] < 0, PAD)  # unknown labels take no part
+        m = zoo.ensemble_size(model)
+        if m > 1:
+            out = model(batch["words"], batch["chars"], batch["char_index"], aux=aux, each=True)
+            main, second = (out if aux else (out, None))
+            logits, second = main.flatten(0, 1), (second.flatten(0, 1) if aux else None)  # (M*B, T, .)
+        else:
+            out = model(batch["words"], batch["chars"], batch["char_index"], aux=True) if aux else self.logits(model, batch)
+            logits, second = (out[0], out[1]) if aux else (out, None)
+        tags = batch["tags"].repeat(m, 1)  # (M*B, T), member-major as the logits
+        target = tags.masked_fill(tags < 0, PAD)  # unknown labels take no part
         loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
                                label_smoothing=self.config.label_smoothing)
         if aux:  # a mean over the known aux labels; a batch without any adds 0 (and still reaches every weight)
-            known = (batch["aux"] != PAD).sum().clamp(min=1)
-            aux_sum = F.cross_entropy(out[1].flatten(0, 1).float(), batch["aux"].flatten(), ignore_index=PAD,
+            aux_tags = batch["aux"].repeat(m, 1)
+            known = (aux_tags != PAD).sum().clamp(min=1)
+            aux_sum = F.cross_entropy(second.flatten(0, 1).float(), aux_tags.flatten(), ignore_index=PAD,
                                       reduction="sum")
             loss = loss + self.config.aux_weight * aux_sum / known
         return loss

@@ -38,6 +38,7 @@ from zoo import (
     class_counts,
     class_scores,
     confusion_matrix,
+    ensemble_size,
     int_dtype,
     length_batches,
     macro_f1,
@@ -57,17 +58,6 @@ class ClassificationConfig:
     truncate: Literal["head", "head+tail"] = "head"  # which tokens of a longer text are kept
     bucket: bool = True  # training batches of texts of similar length (cheap packing); the order follows the seed
     label_smoothing: Annotated[float, Range(0, lt=1)] = 0.0
-
-
-def ensemble_size(model: Any) -> int:
-    """How many members ``model`` fits on their own losses (through a DDP or torch.compile wrapper): its
-    ``ensemble_size``, else ``config.members``; 1 for a model with neither."""
-    inner = getattr(model, "module", model)
-    inner = getattr(inner, "_orig_mod", inner)
-    size = getattr(inner, "ensemble_size", None)
-    if size is None:
-        size = getattr(getattr(inner, "config", None), "members", 1)
-    return int(size or 1)
 
 
 class ClassificationTask(Task):

@@ -124,5 +124,8 @@ def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def resolve_entry(name: str, overrides: dict[str, Any] | None = None) -> Resolved:
+    """An entry's config with ``overrides`` (nested sections, as ``--set`` gives them) merged in, every section
+    validated against its component's config dataclass, the components' classes loaded: what a run would use.
+    Raises :class:`zoo.ConfigError` (or :class:`zoo.UnknownNameError`) naming the key or name at fault."""
     _, raw = entry_config(name)
     return resolve(_config.merge(raw, overrides or {}))

@@ -28,3 +28,18 @@ class Model(nn.Module):
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups for the freeze schedule; default: one per top-level child."""
         return {name: list(child.parameters()) for name, child in self.named_children()}
+
+
+def ensemble_size(model: Any) -> int:
+    """How many members ``model`` fits on their own losses, seen through a DDP or ``torch.compile`` wrapper: its
+    ``ensemble_size`` attribute, else ``config.members``; 1 for a model with neither.
+
+    A task whose model may be an ensemble asks this in ``loss`` and, above 1, calls the model with
+    ``each=True`` to get every member's output and averages the members' own losses.
+    """
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    size = getattr(inner, "ensemble_size", None)
+    if size is None:
+        size = getattr(getattr(inner, "config", None), "members", 1)
+    return int(size or 1)
