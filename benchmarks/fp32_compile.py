@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -95,7 +96,7 @@ def main() -> None:
     compiled_step = step_fn(torch.compile(model2, mode=args.mode), opt2)
     first = timed(compiled_step, batches[:1])[0]  # compilation included
     eager, steady = [], []
-    for i, batch in enumerate(batches[1:]):  # alternating, so a slow spell of the machine slows both alike
+    for batch in batches[1:]:  # alternating, so a slow spell of the machine slows both alike
         eager += timed(eager_step, [batch])
         steady += timed(compiled_step, [batch])
     eager, steady = eager[5:], steady[5:]
@@ -114,6 +115,8 @@ def main() -> None:
     args.json.write_text(json.dumps({"machine": machine(), "torch": torch.__version__, "rows": [*rows, row]},
                                     indent=2) + "\n")
     print(f"wrote {args.json}")
+    if args.cache is None:  # the empty cache this run filled: nothing reuses it
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -178,11 +178,6 @@ class TransformerTagger(Model):
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
 
-    @property
-    def ensemble_size(self) -> int:
-        """How many members' logits ``forward(..., each=True)`` gives."""
-        return self.config.members
-
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Freeze groups by part (``embeddings``, ``chars``, ``blockI``, ``head``), across the members of an ensemble."""
         if self.config.members > 1:
@@ -209,7 +204,9 @@ class TransformerTagger(Model):
         """
         if self.config.members == 1:
             out = self._forward(words, chars, char_index, aux)
-            return tuple(o[None] for o in out) if each and aux else out[None] if each else out
+            if not each:
+                return out
+            return tuple(o[None] for o in out) if aux else out[None]
         outs = [member(words, chars, char_index, aux=aux) for member in self.members]
         if not aux:
             return torch.stack(outs) if each else _mean_probs(outs)

@@ -291,13 +291,12 @@ class TaggingTask(Task):
         tags on their own: the mean of their losses."""
         aux = "aux" in batch
         m = zoo.ensemble_size(model)
-        if m > 1:
+        if m > 1:  # every member's outputs (M, B, T, .), flattened member-major to (M*B, T, .)
             out = model(batch["words"], batch["chars"], batch["char_index"], aux=aux, each=True)
-            main, second = (out if aux else (out, None))
-            logits, second = main.flatten(0, 1), (second.flatten(0, 1) if aux else None)  # (M*B, T, .)
+            out = tuple(o.flatten(0, 1) for o in out) if aux else out.flatten(0, 1)
         else:
             out = model(batch["words"], batch["chars"], batch["char_index"], aux=True) if aux else self.logits(model, batch)
-            logits, second = (out[0], out[1]) if aux else (out, None)
+        logits, second = out if aux else (out, None)
         tags = batch["tags"].repeat(m, 1)  # (M*B, T), member-major as the logits
         target = tags.masked_fill(tags < 0, PAD)  # unknown labels take no part
         loss = F.cross_entropy(logits.flatten(0, 1).float(), target.flatten(), ignore_index=PAD,
