@@ -1,7 +1,7 @@
 """Issue 20's rows: an entry as shipped, over seeds, beside its baseline and one ablation row per change.
 
     ZOO_DATA_DIR=../shared/data .venv/bin/python benchmarks/anchors.py ENTRY [--seeds 0 1 2]
-        [--no-baseline] [--ablations] [--threads N]
+        [--no-baseline] [--ablations] [--no-readouts] [--threads N]
 
 ENTRY is one of ROWS (shakespeare-char-gpt has its own script, benchmarks/shakespeare_char_gpt.py,
 because its target is a wall-time ratio). Every run is a real ``zoo train ENTRY`` process with
@@ -17,7 +17,12 @@ Rows:
   what each change buys;
 - readouts (a row's ``readouts``, every shipped seed): the same trained weights evaluated with a task
   setting changed (``zoo eval --set task.KEY=VALUE``), for a change that needs no training, such
-  as the decoding.
+  as the decoding;
+- the reranker (a row's ``reranker``, every shipped seed): a second entry trained with the same seed
+  (``reranker (ENTRY)``), then ``reranked``: the shipped weights' beam reranked by it at the weight
+  that validation BLEU chooses from ``weights`` (each split decoded once, then read at every weight;
+  checked by one ``zoo.evaluate`` at the chosen weight). Its training time is both runs', and the
+  summary is over these rows. ``--no-readouts`` skips the readouts.
 
 Before every run the benchmark sleeps 2 s and counts how many cores other processes kept busy
 (``busy_before``, from /proc/stat); a run with more than ``QUIET_CORES`` marks the result
@@ -48,9 +53,10 @@ QUIET_CORES = 0.25  # other processes may keep at most this much of the CPU busy
 
 def _row(metric: str, target: float, budget_s: float, anchor: str, val_by: str,
          baseline: dict[str, Any], ablations: dict[str, dict[str, Any]],
-         readouts: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+         readouts: dict[str, dict[str, Any]] | None = None,
+         reranker: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"metric": metric, "target": target, "budget_s": budget_s, "anchor": anchor, "val_by": val_by,
-            "baseline": baseline, "ablations": ablations, "readouts": readouts or {}}
+            "baseline": baseline, "ablations": ablations, "readouts": readouts or {}, "reranker": reranker}
 
 
 ROWS: dict[str, dict[str, Any]] = {
@@ -84,7 +90,10 @@ ROWS: dict[str, dict[str, Any]] = {
         {"train.amp": "off", "train.max_time": None, "task.length_penalty": 1.0},
         {"30 epochs, frozen 22, weight average 0.999 (tried; lower validation BLEU)":
             {"train.epochs": 30, "train.freeze": {"embeddings": 22}, "train.ema": 0.999}},
-        {"length penalty 1.0 (same weights)": {"length_penalty": 1.0}, "beam 10 (same weights)": {"beam": 10}}),
+        {"length penalty 1.0 (same weights)": {"length_penalty": 1.0}, "beam 10 (same weights)": {"beam": 10}},
+        # every shipped seed also trains this code-to-intent entry (same seed) and reranks the beam with it;
+        # the weight is chosen per seed on validation BLEU, and the training time counts both runs
+        {"entry": "seq2py-reverse", "weights": [0.25, 0.5, 1.0, 2.0, 4.0]}),
 }
 
 
@@ -155,6 +164,62 @@ def readouts(spec: dict[str, Any], row: dict[str, Any], run: Path) -> list[dict[
     return out
 
 
+def rerank_grid(run: Path, reverse: Path, weights: list[float]) -> dict[float, dict[str, float]]:
+    """BLEU on val and test of the run's beam reranked by ``reverse`` at every weight: each split decoded and
+    scored by the reconstruction model once (zoo_seq2py.rerank), then read at each weight."""
+    import torch
+
+    import zoo
+    from zoo.inference.load import dataset_of
+    from zoo.runtime.device import autocast_dtype
+    from zoo.training.prepare import encode_split
+    from zoo_seq2py import bleu, rerank
+
+    fwd, rev = zoo.load(run), zoo.load(reverse)
+    task, model = fwd.task, fwd.model
+    dtype = autocast_dtype(fwd.resolved.configs["train"].amp, torch.device("cpu"))
+    source = dataset_of(fwd.resolved, None, None)
+    out: dict[float, dict[str, float]] = {w: {} for w in weights}
+    for split in ("val", "test"):
+        encoded = encode_split(fwd.resolved, source, task, split)
+        sums: dict[float, dict[str, float]] = {w: {} for w in weights}
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            for batch in task.batches(encoded, 128, shuffle=False, seed=0):
+                hyps = task.n_best_ids(model, batch, task.config.beam)  # the beam's own ranking
+                for cands, meta in zip(rerank.score(task, hyps, batch["meta"], rev), batch["meta"]):
+                    ref = bleu.tokenize_for_bleu(meta["reference"])
+                    for w in weights:
+                        best = rerank.ranked(cands, w)
+                        hyp = bleu.tokenize_for_bleu(task.decode_ids(best[0][1], meta) if best else "")
+                        for k, x in bleu.ngram_stats(hyp, ref).items():
+                            sums[w][k] = sums[w].get(k, 0.0) + x
+        for w in weights:
+            out[w][f"{split}_bleu"] = bleu.bleu_from_stats(sums[w])
+    return out
+
+
+def rerank_rows(spec: dict[str, Any], shipped: dict[str, Any], run: Path, threads: int | None) -> list[dict[str, Any]]:
+    """The reranker's rows for one shipped seed: its own training run, then the shipped weights reranked at the
+    weight validation BLEU chooses (the grid kept in the row), checked once through ``zoo.evaluate``."""
+    import zoo
+
+    cfg, seed = spec["reranker"], shipped["seed"]
+    reverse = run.parent / f"{run.name}-reverse"
+    rev = {"row": f"reranker ({cfg['entry']})", "overrides": {},
+           **train(cfg["entry"], {}, seed, reverse, threads)}
+    print(table([rev], [c for c in rev if c != "overrides"]), flush=True)
+    grid = rerank_grid(run, reverse, cfg["weights"])
+    weight = max(cfg["weights"], key=lambda w: (grid[w]["val_bleu"], -w))  # ties: the smaller weight
+    check = zoo.evaluate(run, "test", device="cpu", task={"reranker": str(reverse), "rerank_weight": weight})
+    row = {"row": "reranked", "overrides": {"task.reranker": cfg["entry"], "task.rerank_weight": weight},
+           "seed": seed, "train_s": shipped["train_s"] + rev["train_s"], "epochs": shipped["epochs"],
+           "weight": weight, **grid[weight], "test_bleu_zoo_eval": check["bleu"],
+           "grid": {str(w): v for w, v in grid.items()}}
+    print(f"  reranked (weight {weight}, chosen on val): val_bleu {row['val_bleu']:.4f}, test_bleu "
+          f"{row['test_bleu']:.4f} (zoo eval: {check['bleu']:.4f}); beam alone {shipped['test_bleu']:.4f}", flush=True)
+    return [rev, row]
+
+
 def summary(spec: dict[str, Any], shipped: list[dict[str, Any]], loaded: bool) -> dict[str, Any]:
     metric = f"test_{spec['metric']}"
     values = [r[metric] for r in shipped]
@@ -175,6 +240,7 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--ablations", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="train.threads (default: the entry's)")
+    ap.add_argument("--no-readouts", action="store_true", help="skip the readout rows (the reranker's still run)")
     args = ap.parse_args()
     if not os.environ.get("ZOO_DATA_DIR"):
         raise SystemExit("set ZOO_DATA_DIR to the folder holding the datasets (e.g. ../shared/data)")
@@ -190,8 +256,10 @@ def main() -> None:
             row = {"row": label, "overrides": sets, **train(args.entry, sets, seed, Path(tmp) / str(i), args.threads)}
             rows.append(row)
             print(table([row], [c for c in row if c != "overrides"]), flush=True)
-            if label == "shipped":
+            if label == "shipped" and not args.no_readouts:
                 rows += readouts(spec, row, Path(tmp) / str(i))
+            if label == "shipped" and spec["reranker"]:
+                rows += rerank_rows(spec, row, Path(tmp) / str(i), args.threads)
             result = save(args.entry, spec, rows, complete=i == len(plan) - 1)  # a crash keeps the rows so far
     metric = spec["metric"]
     print()
@@ -206,7 +274,7 @@ def main() -> None:
 
 def save(entry: str, spec: dict[str, Any], rows: list[dict[str, Any]], complete: bool) -> dict[str, Any]:
     """Write the rows so far into anchors.json under ``entry`` (atomically); ``complete`` once the plan is done."""
-    shipped = [r for r in rows if r["row"] == "shipped"]
+    shipped = [r for r in rows if r["row"] == ("reranked" if spec["reranker"] else "shipped")]
     loaded = any((r.get("busy_before") or 0.0) > QUIET_CORES for r in rows if "busy_before" in r)
     result = {"rows": rows, "summary": summary(spec, shipped, loaded) if shipped else None, "complete": complete,
               **{k: spec[k] for k in ("metric", "target", "budget_s", "anchor", "val_by")},

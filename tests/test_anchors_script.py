@@ -113,3 +113,20 @@ def test_results_are_saved_after_every_run_and_keep_other_entries(tmp_path, monk
     row = json.loads((tmp_path / "anchors.json").read_text())["pos-transformer-char"]
     assert row["complete"] and row["summary"]["mean"] == pytest.approx(0.978) and row["summary"]["met"] is False
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rerank_grid_reads_each_weight_as_zoo_eval_does(tmp_path, data_dir_or_skip):
+    """The seq2py row's reranked figures: the grid decodes once and reads every weight; zoo eval at one
+    weight gives the same BLEU, and weight 0 is the beam alone."""
+    tiny = {"train": {"threads": 1, "progress": False}}
+    fwd = zoo.train("seq2py", config.merge(zoo.get_registry().get("entry", "seq2py").data["tiny"], tiny),
+                    out=tmp_path / "fwd")
+    rev_sets = zoo.get_registry().get("entry", "seq2py-reverse").data["tiny"]
+    zoo.train("seq2py-reverse", config.merge(rev_sets, tiny), out=tmp_path / "rev")
+    grid = anchors.rerank_grid(fwd.run_dir, tmp_path / "rev", [0.0, 2.0])
+    for w in (0.0, 2.0):
+        task = {"reranker": str(tmp_path / "rev"), "rerank_weight": w}
+        for split in ("val", "test"):
+            assert grid[w][f"{split}_bleu"] == pytest.approx(
+                zoo.evaluate(fwd.run_dir, split, device="cpu", task=task)["bleu"], abs=1e-9), (w, split)
+    assert grid[0.0]["test_bleu"] == pytest.approx(zoo.evaluate(fwd.run_dir, "test", device="cpu")["bleu"], abs=1e-9)

@@ -329,3 +329,63 @@ def test_pairs_jsonl_lines_end_at_newline_only(tmp_path):
                  encoding="utf-8")
     ds = Pairs(PairsConfig(train_file=str(f)))
     assert sorted(e["src"] for s in ("train", "val", "test") for e in ds.load(s)) == sorted(src)
+
+
+# --- reranking with a code-to-intent model --------------------------------------------------------
+
+def _forward_and_reverse(tmp_path):
+    """A tiny intent-to-code run and a tiny code-to-intent run on the same pairs."""
+    pairs = _pairs_file(tmp_path)
+    base = zoo.config.merge(TINY, {"dataset": {"train_file": str(pairs)}, "task": {"beam": 3, "vectors": "none"},
+                                   "train": {"epochs": 3}})
+    zoo.train("seq2py-pairs", base, out=tmp_path / "fwd")
+    reverse = zoo.config.merge(base, {"task": {"direction": "code-to-intent", "beam": 1},
+                                      "tokenizer": {"src": {"name": "python-code"}, "tgt": {"name": "intent-words"}}})
+    zoo.train("seq2py-pairs", reverse, out=tmp_path / "rev")
+    return tmp_path / "fwd", tmp_path / "rev"
+
+
+def test_reranker_scores_every_hypothesis_by_how_well_it_explains_the_intent(tmp_path, cli):
+    fwd, rev = _forward_and_reverse(tmp_path)
+    intents = ["add 3 to `y`", "print 'w5'", "add 7 to `x`"]
+    rev_lm = zoo.load(rev)
+    # the reverse model reads code and writes an intent; its scores are the sums of its own loss, negated
+    assert set(rev_lm.predict(["x + 1"])[0]) == {"intent"}
+    examples = [{"src": "add 3 to `y`", "tgt": "y + 3"}, {"src": "print 'w5'", "tgt": "print('w5')"}]
+    scores = rev_lm.task.sequence_logprobs(rev_lm.model, examples)
+    batch = next(rev_lm.task.batches(rev_lm.task.encode(examples), 8, shuffle=False, seed=0))
+    with torch.no_grad():
+        nll, mask = rev_lm.task._nll(rev_lm.model, batch, 0.0, "sum")
+    assert sum(s for s, _ in scores) == pytest.approx(-float(nll), rel=1e-5)
+    assert [n for _, n in scores] == mask.sum(1).tolist()
+
+    plain = zoo.load(fwd).predict(intents, n_best=3)
+    weight0 = zoo.load(fwd, task={"reranker": str(rev), "rerank_weight": 0.0}).predict(intents, n_best=3)
+    assert weight0 == plain  # weight 0: the beam's own order and scores
+    heavy = zoo.load(fwd, task={"reranker": str(rev), "rerank_weight": 1000.0}).predict(intents, n_best=3)
+    for intent, p, h in zip(intents, plain, heavy):
+        assert sorted(c["code"] for c in p["candidates"]) == sorted(c["code"] for c in h["candidates"])
+        beam = {c["code"]: c["score"] for c in p["candidates"]}
+        recon = [s / n for s, n in rev_lm.task.sequence_logprobs(
+            rev_lm.model, [{"src": intent, "tgt": c["code"]} for c in h["candidates"]])]
+        # a heavy weight: the order is the reconstruction model's, and each score is the sum as documented
+        assert recon == sorted(recon, reverse=True)
+        for c, r in zip(h["candidates"], recon):
+            assert c["score"] == pytest.approx(beam[c["code"]] + 1000.0 * r, abs=1e-3)
+        assert h["code"] == h["candidates"][0]["code"]
+
+    # zoo predict --set task.KEY=VALUE reads the same way as zoo.load(..., task=...)
+    result = cli("predict", str(fwd), *intents, "--json", "--n-best", "3", "--set", f"task.reranker={rev}",
+                 "--set", "task.rerank_weight=1000")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [{"input": i, **h} for i, h in zip(intents, heavy)]
+    result = cli("predict", str(fwd), "x", "--set", "dataset.limit=3")
+    assert result.exit_code == 2 and "--set takes task.KEY=VALUE only" in result.output
+
+    # zoo eval reads with the reranker; a reranker of the wrong direction is a one-line error
+    result = cli("eval", str(fwd), "--json", "--set", f"task.reranker={rev}")
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= json.loads(result.stdout)["bleu"] <= 1.0
+    result = cli("eval", str(fwd), "--set", f"task.reranker={fwd}")
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert "task.reranker:" in result.output and "is not a code-to-intent model" in result.output

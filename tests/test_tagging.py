@@ -459,6 +459,26 @@ def test_an_auxiliary_label_set_trains_a_second_head_and_leaves_the_main_outputs
         TransformerTaggerConfig(n_layer=2, aux_layer=3).validate()
 
 
+def test_aux_feed_lets_the_later_blocks_read_the_auxiliary_heads_predicted_distribution():
+    train = [{"tokens": ["the", "cat", "sat"], "tags": ["B-NP", "I-NP", "B-VP"], "aux_tags": ["DT", "NN", "VBD"]}]
+    task = make_task(train, aux_labels=["DT", "NN", "VBD"], aux_weight=0.5)
+    batch = next(task.batches(task.encode(train), 1, shuffle=False, seed=0))
+    args = (batch["words"], batch["chars"], batch["char_index"])
+    torch.manual_seed(0)
+    fed = TransformerTagger(TransformerTaggerConfig(**{**TINY_MODEL, "aux_layer": 1, "aux_feed": True}),
+                            **task.model_sizes()).eval()
+    logits, aux = fed(*args, aux=True)
+    assert torch.equal(logits, fed(*args))  # the feed runs with or without aux=True
+    with torch.no_grad():  # the main head depends on the projection of the aux distribution
+        fed.aux_proj.weight.mul_(3.0)
+    assert not torch.allclose(logits, fed(*args))
+    fed.zero_grad()
+    task.loss(fed, batch).backward()
+    assert fed.aux_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="aux_feed needs an auxiliary head"):
+        TransformerTagger(TransformerTaggerConfig(**{**TINY_MODEL, "aux_feed": True}), **make_task(train).model_sizes())
+
+
 def test_conll2000_gives_the_other_column_as_aux_tags(conll_dir):
     chunks = CoNLL2000(CoNLL2000Config(label="chunk", aux_label="pos", limit=5), data_dir=conll_dir).load("train")
     pos = CoNLL2000(CoNLL2000Config(label="pos", limit=5), data_dir=conll_dir).load("train")

@@ -22,6 +22,10 @@ Metrics: token cross-entropy (``loss``) and ``perplexity`` over target tokens wi
 Inference (:meth:`predict`): an English intent in; ``{"code": ...}`` out with the slots'
 values put back, and with ``n_best > 1`` also ``candidates`` (code and beam score, best
 first). An intent longer than ``max_src_len`` words is cut, with a logged warning.
+
+``direction = "code-to-intent"`` learns the pairs the other way (a snippet in, ``{"intent": ...}``
+out): the reconstruction model that ``reranker`` names to rerank an intent-to-code model's beam
+(:mod:`zoo_seq2py.rerank`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +57,7 @@ from zoo import (
     train_vectors,
 )
 
-from . import bleu
+from . import bleu, rerank
 from .slots import MAX_SLOTS, restore, slot_code, slot_intent
 from .tokenizers import is_space
 
@@ -78,6 +82,13 @@ class CodeGenConfig:
     vectors: str = "word2vec"
     vectors_project: bool = False  # vectors of another size than d_model: project them (PCA / padding) instead of failing
     vectors_epochs: Annotated[int, Range(1, 10_000)] = 20  # gensim training epochs (a small corpus needs many)
+    # which way the pairs are learned: "code-to-intent" trains a reconstruction model (code in, its intent
+    # out), the scorer task.reranker reads
+    direction: Literal["intent-to-code", "code-to-intent"] = "intent-to-code"
+    # rerank the beam's hypotheses with a code-to-intent model (its run folder or artifact; "none": off): each
+    # scores its beam score + rerank_weight * log p(intent | hypothesis) per intent token (zoo_seq2py.rerank)
+    reranker: str = "none"
+    rerank_weight: Annotated[float, Range(0, 1000)] = 1.0
 
 
 class CodeGenTask(Task):
@@ -100,15 +111,22 @@ class CodeGenTask(Task):
     example_fields = {"src": "str: the English intent", "tgt": "str: the Python code"}
 
     # -- text preparation
+    @property
+    def reverse(self) -> bool:
+        """Whether this task learns code -> intent (a reconstruction model) rather than intent -> code."""
+        return self.config.direction == "code-to-intent"
+
     def prepare(self, ex: Mapping[str, Any], i: int) -> tuple[str, str, dict[str, str]]:
-        """(intent, code, slots) with slots applied when configured."""
+        """(source, target, slots) with slots applied when configured: (intent, code), or (code, intent) when
+        :attr:`reverse` (where an empty intent is allowed: the input of ``predict`` is code alone)."""
         src, tgt = ex.get("src"), ex.get("tgt", "")
-        if not isinstance(src, str) or not src.strip():
+        if not isinstance(src, str) or not (src.strip() or self.reverse):
             raise DataError(f"code-generation: example {i} has an empty intent")
-        if not self.config.slots:
-            return src, tgt, {}
-        src, slots, code_like = slot_intent(src)
-        return src, slot_code(tgt, slots, code_like), slots
+        slots: dict[str, str] = {}
+        if self.config.slots:
+            src, slots, code_like = slot_intent(src)
+            tgt = slot_code(tgt, slots, code_like)
+        return (tgt, src, slots) if self.reverse else (src, tgt, slots)
 
     def texts(self, role: str, examples: Sequence[Mapping[str, Any]]) -> list[str]:
         pairs = [self.prepare(ex, i) for i, ex in enumerate(examples)]
@@ -137,7 +155,7 @@ class CodeGenTask(Task):
             s_text, t_text, slots = self.prepare(ex, i)
             s_toks = src_tok.split(s_text)[: cfg.max_src_len]
             if not s_toks:
-                raise DataError(f"code-generation: example {i} has an empty intent")
+                raise DataError(f"code-generation: example {i} has an empty {'snippet' if self.reverse else 'intent'}")
             first: dict[str, int] = {}
             for pos, w in enumerate(s_toks):
                 first.setdefault(w, pos)
@@ -149,7 +167,8 @@ class CodeGenTask(Task):
             rows["src_ext"].append([tgt_tok.stoi.get(w, v + first[w]) for w in s_toks])
             rows["tgt_in"].append([tgt_tok.bos_id] + [j if j < v else unk for j in out])
             rows["tgt_out"].append(out + [tgt_tok.eos_id])
-            meta.append({"intent": ex["src"], "reference": ex.get("tgt", ""), "slots": slots, "src_tokens": s_toks})
+            reference = ex["src"] if self.reverse else ex.get("tgt", "")
+            meta.append({"intent": ex["src"], "reference": reference, "slots": slots, "src_tokens": s_toks})
         return rows, meta
 
     # -- the prepared-data cache: the four id arrays as ragged rows (values + offsets), the meta as JSON ----
@@ -211,6 +230,23 @@ class CodeGenTask(Task):
         for i in picked.nonzero().flatten().tolist():
             batch["meta"][i] = None  # the text no longer matches the ids
 
+    @torch.no_grad()
+    def sequence_logprobs(self, model: Any, examples: Sequence[Mapping[str, Any]],
+                          batch_size: int = 128) -> list[tuple[float, int]]:
+        """(log p(target | source), target tokens with <eos>) of every example, as the model reads it in
+        evaluation mode: the reranker's scores when this is a code-to-intent model."""
+        encoded = self.encode(examples)
+        pad = self.tokenizers["tgt"].pad_id
+        out: list[tuple[float, int]] = []
+        for batch in self.batches(encoded, batch_size, shuffle=False, seed=0):
+            batch = self.on_device(model, batch)
+            logp = model(batch["src"], batch["src_ext"], batch["tgt_in"]).float()  # (B, T, V + S)
+            target = self._targets(model, batch["tgt_out"])
+            mask = target != pad
+            picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask  # (B, T)
+            out += zip(picked.sum(1).tolist(), mask.sum(1).tolist())
+        return out
+
     # -- loss and evaluation
     def _targets(self, model: Any, tgt_out: torch.Tensor) -> torch.Tensor:
         if getattr(model.config, "copy", False):
@@ -267,20 +303,29 @@ class CodeGenTask(Task):
         beam, max_len = beam or cfg.beam, max_len or cfg.max_decode_len
         if beam == 1:
             return model.greedy(batch["src"], batch["src_ext"], max_len, tok.bos_id, tok.eos_id)
+        if cfg.reranker != "none":
+            return [hyps[0][1] if hyps else [] for hyps in self.n_best_ids(model, batch, 1, beam=beam, max_len=max_len)]
         return model.beam_search(batch["src"], batch["src_ext"], max_len, tok.bos_id, tok.eos_id,
                                  beam=beam, length_penalty=cfg.length_penalty)
 
     def n_best_ids(self, model: Any, batch: Mapping[str, Any], n_best: int, *, beam: int | None = None,
                    max_len: int | None = None) -> list[list[tuple[float, list[int]]]]:
         """Up to ``n_best`` (score, ids) hypotheses of every example, best first, from a beam of at least
-        ``n_best``; the score is the beam's (log-probability / length ** length_penalty)."""
+        ``n_best``; the score is the beam's (log-probability / length ** length_penalty), or with
+        ``task.reranker`` the reranked one (the whole beam reranked, then cut to ``n_best``)."""
         if "n_best" not in inspect.signature(model.beam_search).parameters:
             raise ConfigError(f"n_best={n_best}: model {type(model).__name__}'s beam_search returns one "
                               "hypothesis per example (it takes no n_best); use n_best=1")
         tok, cfg = self.tokenizers["tgt"], self.config
         beam = max(beam or cfg.beam, n_best)
-        return model.beam_search(batch["src"], batch["src_ext"], max_len or cfg.max_decode_len, tok.bos_id,
-                                 tok.eos_id, beam=beam, length_penalty=cfg.length_penalty, n_best=n_best)
+        reranked = cfg.reranker != "none"
+        hyps = model.beam_search(batch["src"], batch["src_ext"], max_len or cfg.max_decode_len, tok.bos_id,
+                                 tok.eos_id, beam=beam, length_penalty=cfg.length_penalty,
+                                 n_best=beam if reranked else n_best)
+        if not reranked:
+            return hyps
+        scored = rerank.score(self, hyps, batch["meta"], rerank.load_reranker(self, model))
+        return [rerank.ranked(cands, cfg.rerank_weight)[:n_best] for cands in scored]
 
     def eval_outputs(self, model: Any, batch: Mapping[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]]]:
         loss_sum, mask = self._nll(model, batch, 0.0, "sum")
@@ -360,7 +405,8 @@ class CodeGenTask(Task):
                      "\"sort list `lst` by key 'name'\"; with task.slots, quoted values become slots and come back "
                      "in the code. Intents longer than task.max_src_len words are cut, with a logged warning")
     predict_record = ('{"code": the generated Python, slots filled back in}; with n_best > 1 also "candidates": '
-                      '[{"code": ..., "score": log-probability / length ** task.length_penalty}, ...], best first')
+                      '[{"code": ..., "score": log-probability / length ** task.length_penalty, or the reranked '
+                      'score with task.reranker}, ...], best first; a code-to-intent model writes "intent" for "code"')
     predict_options = {"n_best": "hypotheses to return per intent, with scores (default 1: the code only)",
                        "beam": "beam width (default: task.beam; raised to n_best when smaller; 1 is greedy)",
                        "max_len": "tokens to generate at most (default: task.max_decode_len)"}
@@ -372,6 +418,8 @@ class CodeGenTask(Task):
                 raise self.input_error(index, f"a mapping input needs a 'src' key (the intent), "
                                               f"found {sorted(value)}")
             value = value["src"]
+        if self.reverse:  # a code-to-intent model reads a snippet
+            return {"src": "", "tgt": self.text_input(index, value, what="snippet")}
         example = {"src": self.text_input(index, value, what="intent"), "tgt": ""}
         n = len(self.tokenizers["src"].split(self.prepare(example, index)[0]))
         if n > self.config.max_src_len:
@@ -387,11 +435,12 @@ class CodeGenTask(Task):
                 raise ConfigError(f"predict option {name} must be a positive integer, got {value!r}")
         encoded = self.encode([self.intent_input(i, x) for i, x in enumerate(inputs)])
         batch = self.on_device(model, next(self.batches(encoded, len(inputs), shuffle=False, seed=0)))
+        key = "intent" if self.reverse else "code"  # what the model writes
         if n_best == 1:
-            return [{"code": self.decode_ids(ids, meta)}
+            return [{key: self.decode_ids(ids, meta)}
                     for ids, meta in zip(self.generate_ids(model, batch, beam=beam, max_len=max_len), batch["meta"])]
         records = []
         for hyps, meta in zip(self.n_best_ids(model, batch, n_best, beam=beam, max_len=max_len), batch["meta"]):
-            candidates = [{"code": self.decode_ids(ids, meta), "score": round(float(score), 6)} for score, ids in hyps]
-            records.append({"code": candidates[0]["code"] if candidates else "", "candidates": candidates})
+            candidates = [{key: self.decode_ids(ids, meta), "score": round(float(score), 6)} for score, ids in hyps]
+            records.append({key: candidates[0][key] if candidates else "", "candidates": candidates})
         return records

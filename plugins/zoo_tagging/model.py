@@ -51,6 +51,9 @@ class TransformerTaggerConfig:
     # the auxiliary head (built when the task has aux_labels) reads the output of this block, 1..n_layer,
     # through a norm of its own; 0: the last block's, as the main head
     aux_layer: Annotated[int, Range(0, 1024)] = 0
+    # the blocks after aux_layer also read the auxiliary head's predicted distribution (e.g. a chunker reads
+    # its own POS guesses), projected to the model's width and added to the hidden state; needs n_aux
+    aux_feed: bool = False
     # copies of the whole tagger, each initialised and fitted on its own; predictions average their probabilities
     members: Annotated[int, Range(1, 64, note="1: one tagger")] = 1
 
@@ -159,8 +162,12 @@ class TransformerTagger(Model):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(c)
         self.head = nn.Linear(c, n_tags)
-        if n_aux:  # a second label set learned beside the first (e.g. POS tags for a chunker); training only
+        if n_aux:  # a second label set learned beside the first (e.g. POS tags for a chunker)
             self.aux_ln, self.aux_head = nn.LayerNorm(c), nn.Linear(c, n_aux)
+        if config.aux_feed:
+            if not n_aux:
+                raise ValueError("model.aux_feed needs an auxiliary head: give the task aux_labels")
+            self.aux_proj = nn.Linear(n_aux, c)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: scale residual projections by depth
             if name.endswith("proj.weight") and name.startswith("blocks."):
@@ -235,18 +242,18 @@ class TransformerTagger(Model):
         if self.config.rel_pos:
             pos = torch.arange(T, device=words.device)
             rel = (pos[None, :] - pos[:, None]).clamp(-self.config.rel_pos, self.config.rel_pos) + self.config.rel_pos
+        if aux and not hasattr(self, "aux_head"):
+            raise ValueError("this model has no auxiliary head: it was built without n_aux (task.aux_labels)")
         aux_at = self.config.aux_layer or len(self.blocks)
-        hidden = x
+        second = None
         for i, block in enumerate(self.blocks, start=1):
             x = block(x, keep, rel)
-            if i == aux_at:
-                hidden = x
+            if i == aux_at and (aux or self.config.aux_feed):
+                second = self.aux_head(self.aux_ln(x))  # (B, T, n_aux)
+                if self.config.aux_feed:  # the later blocks read the predicted distribution
+                    x = x + self.aux_proj(second.softmax(-1))
         logits = self.head(self.ln_f(x))  # (B, T, n_tags)
-        if not aux:
-            return logits
-        if not hasattr(self, "aux_head"):
-            raise ValueError("this model has no auxiliary head: it was built without n_aux (task.aux_labels)")
-        return logits, self.aux_head(self.aux_ln(hidden))
+        return (logits, second) if aux else logits
 
 
 def _mean_probs(logits: list[torch.Tensor]) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import click
 
-from zoo.cli.common import FINITE_NONNEGATIVE
+from zoo.cli.common import FINITE_NONNEGATIVE, overrides_from
 from zoo.errors import DataError, ZooUsageError
 from zoo.inference.predict import SORT_WINDOW
 from zoo.runtime.untrusted import loads, printable
@@ -226,9 +226,11 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
 @click.option("--n-best", type=click.IntRange(min=1), help="code generation: candidates per input, with scores.")
 @click.option("--beam", type=click.IntRange(min=1), help="code generation: beam width [default: the model's].")
 @click.option("--max-len", type=click.IntRange(min=1), help="seq2seq, code generation: tokens to generate at most.")
+@click.option("--set", "sets", multiple=True, metavar="task.KEY=VALUE",
+              help="Read the weights another way, as zoo eval does (task.decode=bio, task.reranker=RUN).")
 def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt: str, output: str | None,
                 force: bool, as_json: bool, batch_size: int, device: str, max_line_bytes: int,
-                **sampling: Any) -> None:
+                sets: tuple[str, ...], **sampling: Any) -> None:
     """Run MODEL (a model file, run folder, trained entry name, URL or packaged model) on INPUT texts or an
     --input file.
 
@@ -240,6 +242,9 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
     from zoo.inference.predict import Predictor
     from zoo.runtime.device import resolve_device
 
+    overrides = overrides_from(sets, None)
+    if set(overrides) - {"task"}:
+        raise ZooUsageError("zoo predict --set takes task.KEY=VALUE only (the weights and the data are fixed)")
     if inputs and input_file:
         raise ZooUsageError("give INPUT arguments or --input FILE, not both")
     if not inputs and not input_file:
@@ -250,7 +255,7 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
 
         stream = check_output_file(output, force, f"--output {output}", streams=True) == STREAM
     options = {k: v for k, v in sampling.items() if v is not None and v is not False}  # unset: the task's default
-    loaded = api.load(model, device=str(resolve_device(device)))
+    loaded = api.load(model, device=str(resolve_device(device)), task=overrides.get("task"))
     predictor = Predictor(loaded, None, options)
     count = 0
     with ExitStack() as stack:
