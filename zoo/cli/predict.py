@@ -203,6 +203,18 @@ def _run(predictor: Any, batch: list[Item], batch_size: int) -> list[dict[str, A
         raise DataError(f"{batch[index].where}: {exc.problem}") from None
 
 
+def _check_args(inputs: tuple[str, ...], input_file: str | None, sets: tuple[str, ...]) -> dict[str, Any] | None:
+    """The inputs come one way; the task settings of ``--set`` (the only section it may name)."""
+    overrides = overrides_from(sets, None)
+    if set(overrides) - {"task"}:
+        raise ZooUsageError("zoo predict --set takes task.KEY=VALUE only (the weights and the data are fixed)")
+    if inputs and input_file:
+        raise ZooUsageError("give INPUT arguments or --input FILE, not both")
+    if not inputs and not input_file:
+        raise ZooUsageError("nothing to predict: give INPUT arguments or --input FILE (- for stdin)")
+    return overrides.get("task")
+
+
 @click.command("predict")
 @click.argument("model")
 @click.argument("inputs", nargs=-1)
@@ -242,20 +254,14 @@ def predict_cmd(model: str, inputs: tuple[str, ...], input_file: str | None, fmt
     from zoo.inference.predict import Predictor
     from zoo.runtime.device import resolve_device
 
-    overrides = overrides_from(sets, None)
-    if set(overrides) - {"task"}:
-        raise ZooUsageError("zoo predict --set takes task.KEY=VALUE only (the weights and the data are fixed)")
-    if inputs and input_file:
-        raise ZooUsageError("give INPUT arguments or --input FILE, not both")
-    if not inputs and not input_file:
-        raise ZooUsageError("nothing to predict: give INPUT arguments or --input FILE (- for stdin)")
+    task_settings = _check_args(inputs, input_file, sets)
     stream = False
     if output and output != "-":  # before any work: a folder, a link or a run's file is refused now
         from zoo.store.targets import STREAM, check_output_file
 
         stream = check_output_file(output, force, f"--output {output}", streams=True) == STREAM
     options = {k: v for k, v in sampling.items() if v is not None and v is not False}  # unset: the task's default
-    loaded = api.load(model, device=str(resolve_device(device)), task=overrides.get("task"))
+    loaded = api.load(model, device=str(resolve_device(device)), task=task_settings)
     predictor = Predictor(loaded, None, options)
     count = 0
     with ExitStack() as stack:

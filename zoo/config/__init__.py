@@ -103,14 +103,15 @@ def parse_sets(items: typing.Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge; ``override`` wins. Neither input is modified."""
+def merge(base: dict[str, Any], *overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge; each of ``overrides`` wins over those before it and ``base``. No input is modified."""
     out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+    for override in overrides:
+        for key, value in override.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge(out[key], value)
+            else:
+                out[key] = copy.deepcopy(value)
     return out
 
 

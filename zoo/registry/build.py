@@ -21,6 +21,7 @@ class Built:
     model: Any = None
     splits: dict[str, Any] = field(default_factory=dict)  # encoded splits
     states: dict[str, Any] | None = None  # the fitted tokenizers' states, once a run has written them
+    config_text: str | None = None  # the run's config.toml, once a run has written it
 
 
 def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,

@@ -41,8 +41,9 @@ class Resolved:
         return self.classes[key]
 
 
-def entry_config(name: str) -> tuple[Spec, dict[str, Any]]:
-    """The entry's raw config: the ids of its components plus its config overrides.
+def entry_config(name: str, overrides: dict[str, Any] | None = None) -> tuple[Spec, dict[str, Any]]:
+    """The entry's raw config: the ids of its components, its config overrides, then ``overrides`` (nested
+    sections, as ``--set`` gives them).
 
     ``name`` is what a user typed (an id, or a short name that must be unambiguous); the entry's
     own short component names are looked up in its plugin and the plugins that plugin depends on
@@ -58,7 +59,7 @@ def entry_config(name: str) -> tuple[Spec, dict[str, Any]]:
         "tokenizer": {"name": tok} if isinstance(tok, str) else {r: {"name": n} for r, n in tok.items()},
         "train": {}, "optim": {},
     }
-    return spec, _config.merge(raw, spec.data.get("config", {}))
+    return spec, _config.merge(raw, spec.data.get("config", {}), overrides or {})
 
 
 def resolve(raw: dict[str, Any]) -> Resolved:
@@ -127,5 +128,4 @@ def resolve_entry(name: str, overrides: dict[str, Any] | None = None) -> Resolve
     """An entry's config with ``overrides`` (nested sections, as ``--set`` gives them) merged in, every section
     validated against its component's config dataclass, the components' classes loaded: what a run would use.
     Raises :class:`zoo.ConfigError` (or :class:`zoo.UnknownNameError`) naming the key or name at fault."""
-    _, raw = entry_config(name)
-    return resolve(_config.merge(raw, overrides or {}))
+    return resolve(entry_config(name, overrides)[1])

@@ -15,7 +15,11 @@ def zoo_version() -> str:
     return __version__
 
 
-def model_card(resolved: Resolved, metrics: dict[str, Any], artifact: Path) -> str:
+def model_card(resolved: Resolved, metrics: dict[str, Any], artifact: Path, config_text: str | None = None) -> str:
+    """The card of a run: its components, results, reference and config (``config_text``: the run's
+    config.toml as written, so that the card and the file agree; rendered from ``resolved`` when not given)."""
+    if config_text is None:
+        config_text = _config.dumps_toml(resolved.data)
     ref = resolved.reference
     lines = [f"# {resolved.entry or 'zoo run'}", ""]
     if resolved.summary:
@@ -38,5 +42,5 @@ def model_card(resolved: Resolved, metrics: dict[str, Any], artifact: Path) -> s
             lines += [f"Measured by `{ref['benchmark']}` (from a clone of zoo).", ""]
     lines += [f"Artifact: `{artifact.name}` (zoo {zoo_version()}). Load it with `zoo.load(\"{artifact.name}\")`,",
               f"evaluate it with `zoo eval {artifact.name}`.", "", "## Config", "", "```toml",
-              _config.dumps_toml(resolved.data).rstrip(), "```", ""]
+              config_text.rstrip(), "```", ""]
     return "\n".join(lines)

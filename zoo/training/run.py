@@ -258,7 +258,8 @@ def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_marker(run_dir)  # first: the proof that zoo wrote this folder (see zoo.store.rundir)
-    atomic_write(run_dir / "config.toml", _config.dumps_toml(built.resolved.data))
+    built.config_text = _config.dumps_toml(built.resolved.data)  # the model card shows the same text
+    atomic_write(run_dir / "config.toml", built.config_text)
     built.states = tokenizer_states(built)  # the artifact stores the same states (zoo.inference.load.export_built)
     atomic_write(run_dir / "tokenizers.json", json.dumps(built.states, indent=1))
     for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings
@@ -271,7 +272,7 @@ def write_run_end(run_dir: Path, built: Built, metrics: dict[str, Any]) -> Path:
 
     artifact = export_built(built, run_dir / ARTIFACT, metrics)
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact))
+    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact, built.config_text))
     return artifact
 
 
