@@ -130,3 +130,15 @@ def test_rerank_grid_reads_each_weight_as_zoo_eval_does(tmp_path, data_dir_or_sk
             assert grid[w][f"{split}_bleu"] == pytest.approx(
                 zoo.evaluate(fwd.run_dir, split, device="cpu", task=task)["bleu"], abs=1e-9), (w, split)
     assert grid[0.0]["test_bleu"] == pytest.approx(zoo.evaluate(fwd.run_dir, "test", device="cpu")["bleu"], abs=1e-9)
+
+
+def test_rerank_grid_script_chooses_on_validation_per_run_and_shared():
+    import rerank_grid
+
+    g1 = {0.0: {"val_bleu": 0.30, "test_bleu": 0.20}, 1.0: {"val_bleu": 0.32, "test_bleu": 0.10}}
+    g2 = {0.0: {"val_bleu": 0.35, "test_bleu": 0.40}, 1.0: {"val_bleu": 0.34, "test_bleu": 0.90}}
+    chosen = rerank_grid.choose([g1, g2], [0.0, 1.0])
+    assert chosen["per_run"] == {"weights": [1.0, 0.0], "test_bleu": [0.10, 0.40]}  # test never chooses
+    assert chosen["shared"] == {"weight": 1.0, "test_bleu": [0.10, 0.90]}  # mean val 0.33 against 0.325
+    tie = {0.0: {"val_bleu": 0.3, "test_bleu": 0.1}, 1.0: {"val_bleu": 0.3, "test_bleu": 0.2}}
+    assert rerank_grid.choose([tie], [0.0, 1.0])["shared"]["weight"] == 0.0  # a tie: the smaller weight
