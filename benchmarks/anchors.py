@@ -20,7 +20,7 @@ Rows:
   as the decoding;
 - the reranker (a row's ``reranker``, every shipped seed): a second entry trained with the same seed
   (``reranker (ENTRY)``), then ``reranked``: the shipped weights' beam reranked by it at the weight
-  that validation BLEU chooses from ``weights`` (each split decoded once, then read at every weight;
+  that validation BLEU chooses from ``weights`` (0: the beam alone; each split decoded once, then read at every weight;
   checked by one ``zoo.evaluate`` at the chosen weight). Its training time is both runs', and the
   summary is over these rows. ``--no-readouts`` skips the readouts.
 
@@ -93,7 +93,7 @@ ROWS: dict[str, dict[str, Any]] = {
         {"length penalty 1.0 (same weights)": {"length_penalty": 1.0}, "beam 10 (same weights)": {"beam": 10}},
         # every shipped seed also trains this code-to-intent entry (same seed) and reranks the beam with it;
         # the weight is chosen per seed on validation BLEU, and the training time counts both runs
-        {"entry": "seq2py-reverse", "weights": [0.25, 0.5, 1.0, 2.0, 4.0]}),
+        {"entry": "seq2py-reverse", "weights": [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0]}),
 }
 
 
