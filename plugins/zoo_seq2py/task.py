@@ -235,16 +235,10 @@ class CodeGenTask(Task):
                           batch_size: int = 128) -> list[tuple[float, int]]:
         """(log p(target | source), target tokens with <eos>) of every example, as the model reads it in
         evaluation mode: the reranker's scores when this is a code-to-intent model."""
-        encoded = self.encode(examples)
-        pad = self.tokenizers["tgt"].pad_id
         out: list[tuple[float, int]] = []
-        for batch in self.batches(encoded, batch_size, shuffle=False, seed=0):
-            batch = self.on_device(model, batch)
-            logp = model(batch["src"], batch["src_ext"], batch["tgt_in"]).float()  # (B, T, V + S)
-            target = self._targets(model, batch["tgt_out"])
-            mask = target != pad
-            picked = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask  # (B, T)
-            out += zip(picked.sum(1).tolist(), mask.sum(1).tolist())
+        for batch in self.batches(self.encode(examples), batch_size, shuffle=False, seed=0):
+            nll, mask = self._nll(model, self.on_device(model, batch), 0.0, "rows")
+            out += zip((-nll).tolist(), mask.sum(1).tolist())
         return out
 
     # -- loss and evaluation
@@ -254,7 +248,10 @@ class CodeGenTask(Task):
         tok = self.tokenizers["tgt"]
         return tgt_out.masked_fill(tgt_out >= tok.vocab_size, tok.unk_id)
 
-    def _nll(self, model: Any, batch: Mapping[str, Any], smoothing: float, reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _nll(self, model: Any, batch: Mapping[str, Any], smoothing: float,
+             reduction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token NLL over the targets (``reduction``: "mean" per token, "sum", or "rows": a sum per example)
+        and the mask of real target tokens."""
         logp = model(batch["src"], batch["src_ext"], batch["tgt_in"])  # (B, T, V + S) log-probabilities
         target = self._targets(model, batch["tgt_out"])
         pad = self.tokenizers["tgt"].pad_id
@@ -264,6 +261,8 @@ class CodeGenTask(Task):
             v = self.tokenizers["tgt"].vocab_size
             nll = (1 - smoothing) * nll - smoothing * logp[..., :v].mean(-1)
         nll = nll * mask
+        if reduction == "rows":  # each example's sum
+            return nll.sum(1), mask
         return (nll.sum() / mask.sum().clamp_min(1) if reduction == "mean" else nll.sum()), mask
 
     def loss(self, model: Any, batch: Mapping[str, Any]) -> torch.Tensor:
