@@ -197,7 +197,7 @@ def run_child(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, An
 # ``python -c FIRST_STEP ENTRY OUT [--exit] KEY VALUE ...``: runs zoo.train(ENTRY) in that process with the
 # --set overrides KEY=VALUE and prints one JSON line: seconds from the call of zoo.train to its first training
 # step (first_step_s: torch's import, the data, the model), of which the data (data_ready_s: dataset,
-# tokenizers, prepared splits: zoo.training.run.build); imports_s (import zoo) comes before; and the
+# tokenizers, prepared splits: zoo.build.prepare.build); imports_s (import zoo) comes before; and the
 # process's peak RSS so far. With --exit the process ends at the first step (os._exit: the run is cut short,
 # its folder incomplete), else after training, as zoo.train returns.
 FIRST_STEP = """
@@ -205,12 +205,12 @@ import json, os, resource, sys, time
 t0 = time.perf_counter()
 import zoo
 from zoo import config
-import zoo.training.run
+import zoo.build.prepare
 first, spent = [], []
 def report():
     print(json.dumps({"first_step_s": first[0] - start, "imports_s": start - t0, "data_ready_s": spent[0],
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
-build = zoo.training.run.build
+build = zoo.build.prepare.build
 def build_timed(*a, **k):
     t = time.perf_counter()
     built = build(*a, **k)
@@ -225,7 +225,7 @@ def build_timed(*a, **k):
         return loss(model, batch)
     built.task.loss = timed
     return built
-zoo.training.run.build = build_timed
+zoo.build.prepare.build = build_timed
 args = sys.argv[3:]
 exit_early = bool(args) and args[0] == "--exit"
 args = args[1:] if exit_early else args

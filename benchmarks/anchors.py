@@ -172,7 +172,7 @@ def rerank_grid(run: Path, reverse: Path, weights: list[float]) -> dict[float, d
     import zoo
     from zoo.inference.load import dataset_of
     from zoo.runtime.device import autocast_dtype
-    from zoo.training.prepare import encode_split
+    from zoo.build.prepare import encode_split
     from zoo_seq2py import bleu, rerank
 
     fwd, rev = zoo.load(run), zoo.load(reverse)

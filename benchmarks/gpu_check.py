@@ -161,8 +161,8 @@ def make_plan(device: str, tiny: bool, n_gpus: int, cpus: int) -> Plan:
 def build_row(row: Row, threads: int | None, cache: dict[str, Any]) -> dict[str, Any]:
     """Resolve, build (data, tokenizer, task) and instantiate the row's model, as its run would; train nothing."""
     import zoo
-    from zoo.registry.build import make_model
-    from zoo.training.prepare import build
+    from zoo.build.pieces import make_model
+    from zoo.build.prepare import build
 
     resolved = zoo.resolve_entry(row.entry, row.settings(threads))
     key = json.dumps([row.entry, {k: row.overrides.get(k) for k in ("dataset", "tokenizer", "task")}], sort_keys=True)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 import zoo
-from zoo.registry.build import final_split
+from zoo.build.pieces import final_split
 from _common import table, write
 from zoo import config
 from zoo.sdk import files as data

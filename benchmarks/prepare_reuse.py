@@ -5,7 +5,7 @@ cache folder (``ZOO_CACHE_DIR``). Each measures the seconds from the call of ``z
 first training step, and is then cut short. On the first run those seconds read the reviews, fit the
 word vocabulary, encode every split and train gensim's Word2Vec vectors, all kept in the cache; the
 second reads them back. Of those seconds, ``data_ready_s`` is the data (dataset, tokenizers, splits:
-``zoo.training.run.build``); the rest is torch's import (``zoo.train`` imports it), building the
+``zoo.build.prepare.build``); the rest is torch's import (``zoo.train`` imports it), building the
 model and, for imdb-rnn, its vectors (trained, or read from the cache, as the model is built).
 ``imports_s`` (``import zoo``) comes before and is not counted. Prints a table; writes
 ``results/prepare_reuse.json`` (with ``--limit``, ``results/prepare_reuse_limited.json``, so the

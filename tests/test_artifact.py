@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo import api
-from zoo.training.prepare import build as build_run
+from zoo.build.prepare import build as build_run
 from zoo.inference.load import export_built
 from zoo.store.artifact import read_header, read_metadata
 from zoo.config import build, merge

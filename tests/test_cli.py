@@ -239,6 +239,7 @@ def test_info_suggests_a_close_model_name(cli):
     (["--set", "optim.name=lion"], 2, ["optim.name", "'adamw'"]),
     (["--set", "train.epochs=0"], 2, ["epochs must be >= 1"]),
     (["--set", "modle.hidden=3"], 2, ["modle"]),
+    (["--set", "entry=imdb-rnn"], 2, ["entry='imdb-rnn'", "subseq-gru", "not a setting"]),  # no claiming another
     (["--config", "/nonexistent/over.toml"], 1, ["/nonexistent/over.toml", "cannot read"]),
 ])
 def test_bad_settings(cli, tmp_path, args, exit_code, names):

@@ -226,6 +226,10 @@ def test_resolve_entry_applies_overrides_and_rejects_bad_ones():
         zoo.resolve_entry("subseq-gru", {"modle": {"hidden": 1}})
     with pytest.raises(ConfigError, match=r"tokenizer\.(src\.)?bogus"):
         zoo.resolve_entry("subseq-gru", {"tokenizer": {"bogus": {"name": "digits"}}})
+    with pytest.raises(ConfigError, match="'entry' is not a setting"):  # its card and artifact would name it
+        zoo.resolve_entry("subseq-gru", {"entry": "imdb-rnn"})
+    # a run's own config.toml as overrides names its entry again: that is allowed
+    assert zoo.resolve_entry("subseq-gru", {"entry": "seq2seq:subseq-gru"}).entry == "seq2seq:subseq-gru"
 
 
 def test_resolved_config_round_trips_through_toml(tmp_path):

@@ -19,8 +19,8 @@ from zoo import config
 from zoo.store import artifact
 from zoo.sdk import files as data
 from zoo import api
-from zoo.registry.build import final_split
-from zoo.training.prepare import build as build_run
+from zoo.build.pieces import final_split
+from zoo.build.prepare import build as build_run
 from zoo.inference.load import export_built
 
 FALLBACK_TINY = {"train": {"epochs": 1, "max_steps": 2}}

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import config
-from zoo.training.prepare import build as build_run
+from zoo.build.prepare import build as build_run
 from zoo.runtime.distributed import World
 from zoo.runtime.parallel import shard
 from zoo.store.checkpoint import CHECKPOINT, load_checkpoint

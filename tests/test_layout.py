@@ -25,18 +25,20 @@ LAYERS: dict[str, set[str]] = {
     "sdk": {"base", "config"},
     "runtime": {"base", "config", "sdk"},
     "registry": {"base", "config", "sdk", "runtime"},
-    "store": {"base", "config", "sdk", "runtime", "registry"},
-    "inference": {"base", "config", "sdk", "runtime", "registry", "store"},
-    "training": {"base", "config", "sdk", "runtime", "registry", "store", "inference"},
-    "hub": {"base", "config", "sdk", "runtime", "registry", "store", "inference"},
-    "api": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training"},
-    "interop": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
-    "serve": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "api"},
-    "cli": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "hub", "api",
+    # a run's pieces from its resolved config: dataset, tokenizers, task, prepared splits, model
+    "build": {"base", "config", "sdk", "runtime", "registry"},
+    "store": {"base", "config", "sdk", "runtime", "registry", "build"},
+    "inference": {"base", "config", "sdk", "runtime", "registry", "build", "store"},
+    "training": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference"},
+    "hub": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference"},
+    "api": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "training"},
+    "interop": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "training", "api"},
+    "serve": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "api"},
+    "cli": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "training", "hub", "api",
             "serve", "interop"},
     # the conformance kit tests a plugin as its author would: through the public package `zoo` ("root")
-    "kit": {"root", "base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
-    "root": {"base", "config", "sdk", "runtime", "registry", "store", "inference", "training", "api"},
+    "kit": {"root", "base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "training", "api"},
+    "root": {"base", "config", "sdk", "runtime", "registry", "build", "store", "inference", "training", "api"},
 }
 TOP_LEVEL = {"zoo": "root", "zoo.errors": "base", "zoo._version": "base", "zoo.hookspecs": "base", "zoo.api": "api",
              "zoo.testing": "kit", "zoo.__main__": "cli"}
@@ -210,6 +212,9 @@ def test_the_walk_of_zoo_train_never_hands_a_value_up_a_layer(tmp_path):
     assert walks["entry"]["packages"][:2] == ["cli", "training"]
     # the run resolves names once and hands the result down: the artifact and the card do not look them up again
     assert walks["entry"]["entered_from"]["registry"] == ["training"], walks["entry"]["entered_from"]
+    # issue 27: the entry name enters each package once (resolved once, built once, written once)
+    assert walks["entry"]["re_entries"] == 0, walks["entry"]["package_entries"]
+    assert set(walks["entry"]["package_entries"].values()) == {1}, walks["entry"]["package_entries"]
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         from layer_walk import summarise

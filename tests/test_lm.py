@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from zoo import api
-from zoo.training.prepare import build as build_run
+from zoo.build.prepare import build as build_run
 
 CORPUS = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
           "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 20

@@ -18,7 +18,7 @@ import zoo
 from zoo import api, config
 from zoo.sdk import files as data
 from zoo.inference.predict import SORT_WINDOW, Predictor
-from zoo.registry.build import final_split
+from zoo.build.pieces import final_split
 from zoo.inference.load import find_artifact
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -15,7 +15,7 @@ import torch
 import zoo
 from zoo import api
 from zoo.sdk.prepared import MANIFEST, PreparedCache
-from zoo.training.prepare import build as build_run
+from zoo.build.prepare import build as build_run
 
 from conftest import ROOT
 

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo import api
-from zoo.training.prepare import build as build_run
+from zoo.build.prepare import build as build_run
 from zoo.config import build, load_toml, merge
 from zoo.errors import ConfigError, RunDirError
 from zoo.config.train import OptimConfig, TrainConfig

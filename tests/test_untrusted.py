@@ -273,7 +273,7 @@ def test_a_huge_pairs_csv_header_is_not_quoted_whole(tmp_path):
 
 
 def test_a_sentence_with_a_bad_token_is_not_quoted_whole(tmp_path):
-    from zoo.registry.build import make_task
+    from zoo.build.pieces import make_task
 
     conll = tmp_path / "train.conll"
     conll.write_text("a O\n\nb O\n", encoding="utf-8")

@@ -84,7 +84,7 @@ __all__ = [
     "dumps_toml",
     # files: reading, a user's own files, official files downloaded and verified, atomic writes
     "read_text", "data_dir", "local_path", "download", "verify", "sha256_file", "atomic_write", "atomic_path",
-    # text in chunks, for preparing large corpora (zoo.sdk.prepared, zoo.training.prepare)
+    # text in chunks, for preparing large corpora (zoo.sdk.prepared, zoo.build.prepare)
     "TextStream", "read_chunks", "whitespace_cuts", "split_text",
     # the prepared-data cache's layout helpers: dtypes, rows of varying length stored flat
     "int_dtype", "Ragged", "pad_ragged", "ragged_rows",

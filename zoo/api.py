@@ -1,7 +1,7 @@
 """The programmatic API behind ``import zoo`` and the CLI: a facade that hands each call on.
 
 Names and plugins: :mod:`zoo.registry.discovery`; config resolution: :mod:`zoo.registry.resolve`; building a
-run's pieces: :mod:`zoo.registry.build`; training runs: :mod:`zoo.training.run`; artifacts: :mod:`zoo.inference.load`;
+run's pieces: :mod:`zoo.build.pieces`; training runs: :mod:`zoo.training.run`; artifacts: :mod:`zoo.inference.load`;
 evaluating one: :mod:`zoo.training.evaluation`.
 Light at import: torch and plugin code load only when a model is built, trained, evaluated or loaded.
 """

@@ -136,7 +136,7 @@ def prepare_cmd(entry: str, sets: tuple[str, ...], config_file: str | None, data
     """Prepare ENTRY's data ahead of training: fit its tokenizers and encode every split into the cache,
     so that 'zoo train ENTRY' with the same settings (here or on machines sharing the cache) starts at once."""
     from zoo import config as _config
-    from zoo.training.prepare import prepare_entry
+    from zoo.build.prepare import prepare_entry
 
     overrides = _config.read_overrides(sets, config_file)
     for split, entry_ in prepare_entry(entry, overrides, data_dir).items():

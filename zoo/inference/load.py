@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
 import math
@@ -10,15 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.build.pieces import Built, final_split, make_model, make_task
 from zoo.config import merge
 from zoo.errors import ArtifactError, ConfigError, RunDirError, ZooError, first_line
-from zoo.registry.build import (
-    Built,
-    final_split,
-    make_model,
-    make_task,
-    tokenizer_states,
-)
 from zoo.registry.discovery import default as _default_zoo
 from zoo.registry.discovery import get_registry
 from zoo.registry.resolve import Resolved, resolve
@@ -118,28 +111,11 @@ def dataset_of(resolved: Resolved, data_dir: str | Path | None, overrides: dict[
 
 
 def export_built(built: Built, path: Path, metrics: dict[str, Any], dtype: Any = None) -> Path:
-    """Save ``built.model`` with the metadata that rebuilds it (config, sizes, tokenizers, versions)."""
-    from zoo.store.artifact import save
+    """Save ``built.model`` with the metadata that rebuilds it (:func:`zoo.store.artifact.artifact_metadata`),
+    optionally cast to ``dtype`` (a torch dtype, or "int8": see :mod:`zoo.inference.int8`)."""
+    from zoo.store.artifact import artifact_metadata, save
 
-    resolved = built.resolved
-    mspec = resolved.specs["model"]
-    info = _default_zoo.loaded.plugins.get(mspec.plugin)
-    meta = {
-        "zoo_version": zoo_version(),
-        "entry": resolved.entry,
-        "model": mspec.id,
-        "plugin": mspec.plugin,
-        "plugin_version": info.version if info else "",
-        "arch_version": str(resolved.classes["model"].arch_version),
-        "task": resolved.specs["task"].id,
-        "dataset": resolved.specs["dataset"].id,
-        "config": resolved.data,
-        "sizes": built.task.model_sizes(),
-        "tokenizers": built.states if built.states is not None else tokenizer_states(built),
-        "metrics": metrics,
-        "reference": resolved.reference,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    meta = artifact_metadata(built, metrics)
     if dtype == "int8":
         from zoo.inference.int8 import save_int8
 

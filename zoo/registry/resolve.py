@@ -51,15 +51,31 @@ def entry_config(name: str, overrides: dict[str, Any] | None = None) -> tuple[Sp
     """
     reg = get_registry()
     spec = reg.get("entry", name)
+    _check_entry_kept(reg, spec.id, (overrides or {}).get("entry"))
     ids = entry_ids(reg, spec)
     tok = ids.get("tokenizer", {})
-    raw: dict[str, Any] = {
-        "entry": spec.id,
+    components: dict[str, Any] = {
         "model": {"name": ids["model"]}, "task": {"name": ids["task"]}, "dataset": {"name": ids["dataset"]},
         "tokenizer": {"name": tok} if isinstance(tok, str) else {r: {"name": n} for r, n in tok.items()},
         "train": {}, "optim": {},
     }
-    return spec, _config.merge(raw, spec.data.get("config", {}), overrides or {})
+    # the entry's id is the config's identity, not a value to merge: neither its config nor --set may change it
+    merged = _config.merge(components, spec.data.get("config", {}), overrides or {})
+    return spec, {"entry": spec.id, **{k: v for k, v in merged.items() if k != "entry"}}
+
+
+def _check_entry_kept(reg: Any, entry: str, named: Any) -> None:
+    """Overrides may repeat the entry (a run's config.toml given to ``--config``) but not name another one:
+    the run's config.toml, artifact and card would claim an entry it was not trained as."""
+    if named is None:
+        return
+    try:
+        same = reg.get("entry", str(named)).id == entry
+    except ZooError:
+        same = False
+    if not same:
+        raise ConfigError(f"entry={named!r}: the config belongs to entry {entry}; 'entry' is not a setting "
+                          "(to train another entry, name it instead)")
 
 
 def resolve(raw: dict[str, Any]) -> Resolved:

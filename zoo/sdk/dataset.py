@@ -38,7 +38,7 @@ class Dataset(ABC):
         return locate(self.folder, matches[0], self.data_dir)
 
     def input_files(self) -> list[Path] | None:
-        """Every file the dataset reads, for the key of the prepared-data cache (:mod:`zoo.training.prepare`);
+        """Every file the dataset reads, for the key of the prepared-data cache (:mod:`zoo.build.prepare`);
         None: unknown, so nothing it gives is cached. Default: the files of :attr:`sources`. A dataset of a
         user's own files returns :meth:`user_files` of the config keys naming them."""
         return [self.file(s.filename) for s in self.sources] if self.sources else None

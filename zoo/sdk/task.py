@@ -88,12 +88,12 @@ class TaskCore(ABC):
     def summarize(self, sums: Mapping[str, float]) -> dict[str, float]:
         """Metrics of a split from the sums of all its batches."""
 
-    # -- the prepared-data cache (zoo.sdk.prepared, zoo.training.prepare): a task that implements prepare_split and load_prepared has
+    # -- the prepared-data cache (zoo.sdk.prepared, zoo.build.prepare): a task that implements prepare_split and load_prepared has
     # each split prepared once per key, its tokenizers fitted once, and reuses them in later runs ----------
     prepared_version: ClassVar[str] = "1"  # change it whenever prepare_split writes something else
 
     def prepare_split(self, source: Any, out: Any) -> None:
-        """Write what :meth:`encode` would make of ``source`` (a :class:`zoo.training.prepare.SplitSource`)
+        """Write what :meth:`encode` would make of ``source`` (a :class:`zoo.build.prepare.SplitSource`)
         into ``out`` (a :class:`zoo.sdk.prepared.ArrayWriter`: arrays and JSON ``meta``)."""
         raise NotImplementedError
 

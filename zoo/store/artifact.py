@@ -147,6 +147,36 @@ def check_compatible(path: str | Path, meta: dict[str, Any], zoo_version: str) -
         )
 
 
+def artifact_metadata(built: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """What an artifact records of the run that made it (a :class:`zoo.build.pieces.Built`): config, component
+    ids and versions, the task's sizes and the tokenizers' states, which rebuild the model, and its metrics."""
+    import datetime as _dt
+
+    from zoo._version import __version__
+    from zoo.build.pieces import tokenizer_states
+    from zoo.registry.discovery import default
+
+    resolved = built.resolved
+    mspec = resolved.specs["model"]
+    info = default.loaded.plugins.get(mspec.plugin)
+    return {
+        "zoo_version": __version__,
+        "entry": resolved.entry,
+        "model": mspec.id,
+        "plugin": mspec.plugin,
+        "plugin_version": info.version if info else "",
+        "arch_version": str(resolved.classes["model"].arch_version),
+        "task": resolved.specs["task"].id,
+        "dataset": resolved.specs["dataset"].id,
+        "config": resolved.data,
+        "sizes": built.task.model_sizes(),
+        "tokenizers": built.states if built.states is not None else tokenizer_states(built),
+        "metrics": metrics,
+        "reference": resolved.reference,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def save(path: str | Path, model: Any, meta: dict[str, Any], dtype: Any = None) -> Path:
     """Write ``model``'s weights and ``meta`` to ``path`` atomically."""
     import copy

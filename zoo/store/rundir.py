@@ -11,6 +11,9 @@ whole until its successor is complete, and no debris left by a killed process.
 - **Debris.** :func:`clean_stale`, called by whoever takes the lock, removes temporary
   files of interrupted atomic writes, staging folders of dead replacements, and puts a
   run back in place if a process died between the two renames of a swap.
+- **Its files.** :func:`write_run_start` writes what a run knows before its first epoch (the marker,
+  ``config.toml``, ``tokenizers.json``, the task's own files), :func:`write_run_end` what it knows at
+  the end (the artifact, ``metrics.json``, the model card ``README.md``), each file atomically.
 - **Whose folder.** A run folder zoo creates holds a marker, ``.zoo-run`` (:func:`write_marker`).
   Without it, files named like a run's (``README.md``, ``config.toml``...) are the user's: a folder
   holding them is replaced only with ``force``, and a replacement keeps every entry that is not a
@@ -25,7 +28,9 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from zoo.errors import RunDirError
 
@@ -255,3 +260,30 @@ class Staging:
 
     def abort(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_run_start(run_dir: Path, config_text: str, states: dict[str, Any],
+                    run_files: dict[str, Callable[[Path], None]]) -> None:
+    """The files a run writes before its first epoch: the marker first (the proof that zoo wrote the folder),
+    its config as TOML, its tokenizers' states, and the task's extra files (``run_files``: name -> writer)."""
+    from zoo.sdk.atomic import atomic_write
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir)
+    atomic_write(run_dir / "config.toml", config_text)
+    atomic_write(run_dir / "tokenizers.json", json.dumps(states, indent=1))
+    for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings
+        write(run_dir / name)
+
+
+def write_run_end(run_dir: Path, built: Any, metrics: dict[str, Any]) -> Path:
+    """The files of a finished run (a :class:`zoo.build.pieces.Built` with its trained model): the artifact,
+    metrics.json and the model card, which shows ``built.config_text`` as config.toml holds it."""
+    from zoo.sdk.atomic import atomic_write
+    from zoo.store.artifact import artifact_metadata, save
+    from zoo.store.card import model_card
+
+    artifact = save(run_dir / ARTIFACT, built.model, artifact_metadata(built, metrics))
+    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
+    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact, built.config_text))
+    return artifact

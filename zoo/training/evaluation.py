@@ -73,9 +73,9 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     ``dataset`` overrides the artifact's dataset config, e.g. ``{"test_file": "other.csv"}``: the same
     model on other files of the same kind. ``task`` overrides the task's config (see :func:`load`).
     """
+    from zoo.build.pieces import final_split
+    from zoo.build.prepare import encode_split
     from zoo.inference.load import dataset_of, load
-    from zoo.registry.build import final_split
-    from zoo.training.prepare import encode_split
     from zoo.runtime.device import autocast_dtype, resolve_device
 
     dev = resolve_device(device)
@@ -83,7 +83,7 @@ def evaluate_artifact(path: str | Path, split: str | None = None, *, device: str
     source = dataset_of(lm.resolved, data_dir, dataset)
     split = split or final_split(source)
     source.check_split(split)
-    encoded = encode_split(lm.resolved, source, lm.task, split)  # prepared once, reused (zoo.training.prepare)
+    encoded = encode_split(lm.resolved, source, lm.task, split)  # prepared once, reused (zoo.build.prepare)
     tcfg = lm.resolved.configs["train"]
     bs = batch_size or tcfg.eval_batch
     return evaluate(lm.model, lm.task, encoded, bs, dev, autocast_dtype(tcfg.amp, dev), outputs=outputs)

@@ -18,10 +18,10 @@ from typing import Any
 
 from zoo import config as _config
 from zoo.errors import ConfigError, RunDirError, ZooError, first_line
-from zoo.inference.load import export_built, write_outputs
-from zoo.registry.build import Built, make_model, seed, tokenizer_states
+from zoo.build.pieces import Built
+from zoo.build.prepare import build_training
+from zoo.inference.load import write_outputs
 from zoo.registry.resolve import Resolved, resolve, resolve_entry
-from zoo.store.card import model_card
 from zoo.store.rundir import (
     ARTIFACT,
     CHECKPOINT,
@@ -30,9 +30,9 @@ from zoo.store.rundir import (
     check_replacing,
     clean_stale,
     status,
-    write_marker,
+    write_run_end,
+    write_run_start,
 )
-from zoo.training.prepare import build
 from zoo.training.tracking import Tracker, Tracking, logger_classes
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class _Plan:
     """What a train command will do, found before any file is touched."""
 
     resolved: Resolved
+    config_text: str  # config.toml as the run writes it; the model card shows the same text
     run_dir: Path
     replace: bool  # an earlier (or incomplete) run in run_dir is replaced once the new one is complete
     resume: bool
@@ -134,7 +135,7 @@ def plan_train(entry: str | None, overrides: dict[str, Any], out: str | Path | N
         replace = check_out_dir(run_dir, force)
     resolve_device(resolved.configs["train"].device)
     logger_classes(resolved.configs["train"].loggers)  # an unknown logger or a missing extra: before any file
-    return _Plan(resolved, run_dir, replace, resume is not None, force)
+    return _Plan(resolved, _config.dumps_toml(resolved.data), run_dir, replace, resume is not None, force)
 
 
 def _folder(path: str | Path) -> Path:
@@ -216,22 +217,17 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
              write_dir: Path, on_step: Any = None) -> tuple[Built, Any, dict]:
     """The built pieces, the model and its Trainer (restored from the checkpoint on resume; writing
     into ``write_dir``), and the extra files the task wants in the run folder; nothing is written."""
-    from zoo.runtime.memory import check_model_fits
     from zoo.sdk import embeddings as prepared_vectors
     from zoo.training.trainer import Trainer
 
     resolved, run_dir = plan.resolved, plan.run_dir
     tcfg = resolved.configs["train"]
-    seed(tcfg.seed)
-    built = build(resolved, data_dir, _read_tokenizer_states(run_dir) if plan.resume else None,
-                  ("train", "val", "test"))
-    seed(tcfg.seed)
-    check_model_fits(resolved.classes["model"], resolved.configs["model"], built.task.model_sizes())
-    model = make_model(resolved, built.task.model_sizes())
+    built = build_training(resolved, data_dir, _read_tokenizer_states(run_dir) if plan.resume else None)
+    built.config_text = plan.config_text
     with prepared_vectors.enabled(tcfg.cache):  # gensim vectors trained once per corpus and settings
-        run_files = (built.task.init_model(model, built.splits.get("train")) or {}) if not plan.resume else {}
-    trainer = Trainer(model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir, on_epoch=on_epoch,
-                      on_step=on_step)
+        run_files = (built.task.init_model(built.model, built.splits.get("train")) or {}) if not plan.resume else {}
+    trainer = Trainer(built.model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir,
+                      on_epoch=on_epoch, on_step=on_step)
     if plan.resume:
         _restore(trainer, run_dir / CHECKPOINT)
         log.info("resuming %s after epoch %d", run_dir, trainer.state.epoch)
@@ -250,30 +246,6 @@ def _restore(trainer: Any, path: Path) -> None:
         what = f"missing entry {exc}" if isinstance(exc, KeyError) else first_line(exc)
         raise RunDirError(f"{path}: cannot resume from it ({what}); it does not fit the run's config.toml "
                           "(was either file edited or replaced?)") from exc
-
-
-def write_run_start(run_dir: Path, built: Built, run_files: dict[str, Callable[[Path], None]]) -> None:
-    """The files a run writes before its first epoch: its config, tokenizers and the task's extra files."""
-    from zoo.sdk.atomic import atomic_write
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_marker(run_dir)  # first: the proof that zoo wrote this folder (see zoo.store.rundir)
-    built.config_text = _config.dumps_toml(built.resolved.data)  # the model card shows the same text
-    atomic_write(run_dir / "config.toml", built.config_text)
-    built.states = tokenizer_states(built)  # the artifact stores the same states (zoo.inference.load.export_built)
-    atomic_write(run_dir / "tokenizers.json", json.dumps(built.states, indent=1))
-    for name, write in run_files.items():  # e.g. the word vectors the task trained for the embeddings
-        write(run_dir / name)
-
-
-def write_run_end(run_dir: Path, built: Built, metrics: dict[str, Any]) -> Path:
-    """The files of a finished run: the artifact, metrics.json and the model card; returns the artifact."""
-    from zoo.sdk.atomic import atomic_write
-
-    artifact = export_built(built, run_dir / ARTIFACT, metrics)
-    atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact, built.config_text))
-    return artifact
 
 
 def _metrics(trainer: Any, built: Built, summary: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -312,7 +284,7 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
         if world.main:
             if staging is not None:
                 staging.create()
-            write_run_start(write_dir, built, run_files)
+            write_run_start(write_dir, built.config_text, built.states, run_files)
             if plan.resume:  # the checkpoint's history is the truth: epochs after it were never committed
                 trainer.rewrite_metrics()
             tracker.start(write_dir, plan.run_dir.name, plan.resolved.entry, plan.resolved.data, plan.resume,

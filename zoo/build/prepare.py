@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from zoo.sdk.prepared import ArrayWriter, Entry, PreparedCache
 from zoo.sdk.stream import TextStream, byte_progress
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zoo.registry.build import Built
+    from zoo.build.pieces import Built
     from zoo.registry.resolve import Resolved
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,11 @@ def supports_cache(task: Any, dataset: Any) -> bool:
 
 
 def _versions(resolved: Any) -> dict[str, str]:
+    from zoo._version import __version__
     from zoo.registry.discovery import default
-    from zoo.store.card import zoo_version
 
     plugins = default.loaded.plugins
-    out = {"zoo": zoo_version()}
+    out = {"zoo": __version__}
     for key, spec in resolved.specs.items():
         if key != "model":
             info = plugins.get(spec.plugin)
@@ -156,7 +157,7 @@ def encode_split(resolved: Any, dataset: Any, task: Any, split: str) -> Any:
 def prepare_entry(entry: str, overrides: dict[str, Any], data_dir: Any = None) -> dict[str, Entry]:
     """``zoo prepare``: fit ENTRY's tokenizers and prepare every split of its dataset into the cache."""
     from zoo.errors import ConfigError
-    from zoo.registry.build import make_task, seed
+    from zoo.build.pieces import make_task, seed
     from zoo.registry.resolve import resolve_entry
     from zoo.sdk.files import data_dir as _data_dir
 
@@ -169,9 +170,7 @@ def prepare_entry(entry: str, overrides: dict[str, Any], data_dir: Any = None) -
                           f"({resolved.specs['dataset'].id}) does not use the prepared-data cache; there is "
                           "nothing to prepare ahead: 'zoo train' reads the data itself")
     seed(resolved.configs["train"].seed)  # as a run does before it fits tokenizers
-    from zoo.training.progress import isatty
-
-    return _entries(PreparedCache(), resolved, dataset, task, True, list(dataset.splits), isatty())
+    return _entries(PreparedCache(), resolved, dataset, task, True, list(dataset.splits), sys.stderr.isatty())
 
 
 def _fit(store: PreparedCache, base: dict[str, Any], label: dict[str, Any], dataset: Any, task: Any,
@@ -196,7 +195,7 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
           splits: tuple[str, ...]) -> Built:
     """Dataset, tokenizers (fitted on the train split unless their states are given), task and encoded splits."""
     from zoo.errors import ZooError
-    from zoo.registry.build import Built, make_task
+    from zoo.build.pieces import Built, make_task
     from zoo.sdk.files import data_dir as _data_dir
 
     dataset = resolved.classes["dataset"](resolved.configs["dataset"], data_dir=_data_dir(data_dir))
@@ -218,6 +217,24 @@ def build(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dic
 
 
 def _show_progress(tcfg: Any) -> bool:
-    from zoo.training.progress import isatty
+    return bool(getattr(tcfg, "progress", False)) and sys.stderr.isatty()
 
-    return bool(getattr(tcfg, "progress", False)) and isatty()
+
+def build_training(resolved: Resolved, data_dir: str | Path | None, tokenizer_states: dict[str, Any] | None,
+                   splits: tuple[str, ...] = ("train", "val", "test")) -> Built:
+    """What a training run starts from: :func:`build`'s pieces, then the model the task's sizes call for
+    (refused first when it would not fit this machine), and the fitted tokenizers' states that the run
+    writes to tokenizers.json and the artifact. Python's and torch's generators are seeded with
+    ``train.seed`` before the tokenizers are fitted and again before the model's weights are drawn."""
+    from zoo.build.pieces import make_model, seed
+    from zoo.build.pieces import tokenizer_states as states_of
+    from zoo.runtime.memory import check_model_fits
+
+    seed(resolved.configs["train"].seed)
+    built = build(resolved, data_dir, tokenizer_states, splits)
+    seed(resolved.configs["train"].seed)
+    sizes = built.task.model_sizes()
+    check_model_fits(resolved.classes["model"], resolved.configs["model"], sizes)
+    built.model = make_model(resolved, sizes)
+    built.states = states_of(built)
+    return built

@@ -1,4 +1,6 @@
-"""Building the pieces of a run from a resolved config: dataset, tokenizers, task, encoded splits, model."""
+"""The pieces of a run and how each is made from a resolved config: the task with its tokenizers, the model,
+the tokenizers' states; the split results are reported on; seeding. :mod:`zoo.build.prepare` puts them
+together with the dataset and its encoded splits."""
 
 from __future__ import annotations
 
@@ -7,9 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ZooError
+from zoo.errors import ArtifactError, ZooError, first_line
 from zoo.registry.resolve import Resolved
-from zoo.errors import ArtifactError, first_line
 
 
 @dataclass
@@ -20,8 +21,8 @@ class Built:
     task: Any
     model: Any = None
     splits: dict[str, Any] = field(default_factory=dict)  # encoded splits
-    states: dict[str, Any] | None = None  # the fitted tokenizers' states, once a run has written them
-    config_text: str | None = None  # the run's config.toml, once a run has written it
+    states: dict[str, Any] | None = None  # the fitted tokenizers' states (zoo.build.prepare.build_training)
+    config_text: str | None = None  # the run's config.toml as the run writes it (zoo.training.run)
 
 
 def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,
