@@ -22,7 +22,6 @@ class Built:
     model: Any = None
     splits: dict[str, Any] = field(default_factory=dict)  # encoded splits
     states: dict[str, Any] | None = None  # the fitted tokenizers' states (zoo.build.prepare.build_training)
-    config_text: str | None = None  # the run's config.toml as the run writes it (zoo.training.run)
 
 
 def make_task(resolved: Resolved, tokenizer_states: dict[str, Any] | None,

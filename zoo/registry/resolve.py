@@ -60,8 +60,7 @@ def entry_config(name: str, overrides: dict[str, Any] | None = None) -> tuple[Sp
         "train": {}, "optim": {},
     }
     # the entry's id is the config's identity, not a value to merge: neither its config nor --set may change it
-    merged = _config.merge(components, spec.data.get("config", {}), overrides or {})
-    return spec, {"entry": spec.id, **{k: v for k, v in merged.items() if k != "entry"}}
+    return spec, {**_config.merge(components, spec.data.get("config", {}), overrides or {}), "entry": spec.id}
 
 
 def _check_entry_kept(reg: Any, entry: str, named: Any) -> None:

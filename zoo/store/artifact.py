@@ -152,15 +152,15 @@ def artifact_metadata(built: Any, metrics: dict[str, Any]) -> dict[str, Any]:
     ids and versions, the task's sizes and the tokenizers' states, which rebuild the model, and its metrics."""
     import datetime as _dt
 
-    from zoo._version import __version__
     from zoo.build.pieces import tokenizer_states
     from zoo.registry.discovery import default
+    from zoo.store.card import zoo_version
 
     resolved = built.resolved
     mspec = resolved.specs["model"]
     info = default.loaded.plugins.get(mspec.plugin)
     return {
-        "zoo_version": __version__,
+        "zoo_version": zoo_version(),
         "entry": resolved.entry,
         "model": mspec.id,
         "plugin": mspec.plugin,

@@ -276,14 +276,14 @@ def write_run_start(run_dir: Path, config_text: str, states: dict[str, Any],
         write(run_dir / name)
 
 
-def write_run_end(run_dir: Path, built: Any, metrics: dict[str, Any]) -> Path:
+def write_run_end(run_dir: Path, built: Any, metrics: dict[str, Any], config_text: str) -> Path:
     """The files of a finished run (a :class:`zoo.build.pieces.Built` with its trained model): the artifact,
-    metrics.json and the model card, which shows ``built.config_text`` as config.toml holds it."""
+    metrics.json and the model card, which shows ``config_text``, the text written to config.toml."""
     from zoo.sdk.atomic import atomic_write
     from zoo.store.artifact import artifact_metadata, save
     from zoo.store.card import model_card
 
     artifact = save(run_dir / ARTIFACT, built.model, artifact_metadata(built, metrics))
     atomic_write(run_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
-    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact, built.config_text))
+    atomic_write(run_dir / "README.md", model_card(built.resolved, metrics, artifact, config_text))
     return artifact

@@ -223,7 +223,6 @@ def _prepare(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback |
     resolved, run_dir = plan.resolved, plan.run_dir
     tcfg = resolved.configs["train"]
     built = build_training(resolved, data_dir, _read_tokenizer_states(run_dir) if plan.resume else None)
-    built.config_text = plan.config_text
     with prepared_vectors.enabled(tcfg.cache):  # gensim vectors trained once per corpus and settings
         run_files = (built.task.init_model(built.model, built.splits.get("train")) or {}) if not plan.resume else {}
     trainer = Trainer(built.model, built.task, tcfg, resolved.configs["optim"], run_dir=write_dir,
@@ -284,7 +283,7 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
         if world.main:
             if staging is not None:
                 staging.create()
-            write_run_start(write_dir, built.config_text, built.states, run_files)
+            write_run_start(write_dir, plan.config_text, built.states, run_files)
             if plan.resume:  # the checkpoint's history is the truth: epochs after it were never committed
                 trainer.rewrite_metrics()
             tracker.start(write_dir, plan.run_dir.name, plan.resolved.entry, plan.resolved.data, plan.resume,
@@ -294,7 +293,7 @@ def _train(plan: _Plan, data_dir: str | Path | None, on_epoch: EpochCallback | N
             metrics = _metrics(trainer, built, summary, write_dir)
         built.model = trainer.model
         if world.main:
-            write_run_end(write_dir, built, metrics)
+            write_run_end(write_dir, built, metrics, plan.config_text)
             if staging is not None:  # the new run is complete: only now does it replace the earlier one
                 staging.commit()
             tracker.end(metrics, plan.run_dir, tcfg.log_artifact)
